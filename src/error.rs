@@ -1,0 +1,283 @@
+//! Why a request was refused, and how that is said over HTTP (RFC 6750 §3).
+//!
+//! Every rejection renders as a status code, a `WWW-Authenticate: Bearer …`
+//! challenge where RFC 6750 asks for one, and a small JSON body
+//! `{"error": …, "error_description": …}`. Descriptions are fixed strings:
+//! the token, its `kid` and its claim values are never echoed.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Why a request was not authenticated or not authorized.
+///
+/// See the [module docs](self) for how each variant is rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No token was sent: `401` with a bare `Bearer realm="…"` challenge.
+    MissingToken,
+    /// The request carries credentials in a way that is not allowed (a
+    /// repeated header, an empty bearer token, bytes that are not a token):
+    /// `400 invalid_request`.
+    InvalidRequest(InvalidRequest),
+    /// A token was sent but is not acceptable: `401 invalid_token`.
+    InvalidToken(InvalidToken),
+    /// The user is authenticated but lacks the role, team or property the
+    /// route requires: `403 insufficient_scope`.
+    InsufficientScope,
+    /// The issuer's keys cannot be had (issuer down and nothing cached):
+    /// `503` with `Retry-After`.
+    KeysUnavailable {
+        /// How long the client should wait before trying again.
+        retry_after: Duration,
+    },
+}
+
+/// What is wrong with a request's credentials (`400 invalid_request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidRequest {
+    /// The token header (or `Authorization: Bearer`) was sent more than once.
+    RepeatedCredentials,
+    /// The header is present but holds no token.
+    EmptyToken,
+    /// The header value is not a well-formed bearer token.
+    MalformedCredentials,
+}
+
+impl InvalidRequest {
+    /// The fixed, human-readable description sent as `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::RepeatedCredentials => "credentials were sent more than once",
+            Self::EmptyToken => "the bearer token is empty",
+            Self::MalformedCredentials => "the credentials are not a well-formed bearer token",
+        }
+    }
+}
+
+/// Why a token was refused (`401 invalid_token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidToken {
+    /// Longer than the configured cap; rejected before any decoding.
+    TooLarge,
+    /// Not three base64url segments of JSON objects, or JSON that is not
+    /// strictly well-formed (duplicate member names included).
+    Malformed,
+    /// The `alg` header is not on the allow-list.
+    UnsupportedAlgorithm,
+    /// The header asks for processing the verifier does not do (`crit`,
+    /// `b64`, nested tokens).
+    UnsupportedHeader,
+    /// No key in the issuer's key set matches the token's `kid` (or, without
+    /// a `kid`, not exactly one key fits).
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` or `iat` lies in the future.
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` does not contain a configured audience.
+    WrongAudience,
+    /// A required claim (`exp`, `sub`, `iss`, `aud`) is absent.
+    MissingClaim,
+    /// A claim has the wrong JSON type or an impossible value.
+    InvalidClaim,
+}
+
+impl InvalidToken {
+    /// The fixed, human-readable description sent as `error_description`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::TooLarge => "the token is too large",
+            Self::Malformed => "the token is malformed",
+            Self::UnsupportedAlgorithm => "the token's signing algorithm is not accepted",
+            Self::UnsupportedHeader => "the token uses a header parameter that is not supported",
+            Self::UnknownKey => "the token's signing key is unknown",
+            Self::BadSignature => "the token's signature is invalid",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::WrongIssuer => "the token was issued by another issuer",
+            Self::WrongAudience => "the token is meant for another audience",
+            Self::MissingClaim => "the token lacks a required claim",
+            Self::InvalidClaim => "the token has a claim of the wrong type",
+        }
+    }
+
+    /// A short machine name for logs and metrics (`"expired"`, `"bad_signature"`, …).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too_large",
+            Self::Malformed => "malformed",
+            Self::UnsupportedAlgorithm => "unsupported_algorithm",
+            Self::UnsupportedHeader => "unsupported_header",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim => "missing_claim",
+            Self::InvalidClaim => "invalid_claim",
+        }
+    }
+}
+
+impl From<InvalidToken> for AuthError {
+    fn from(reason: InvalidToken) -> Self {
+        Self::InvalidToken(reason)
+    }
+}
+
+impl From<InvalidRequest> for AuthError {
+    fn from(reason: InvalidRequest) -> Self {
+        Self::InvalidRequest(reason)
+    }
+}
+
+impl AuthError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The RFC 6750 error code (`invalid_token`, …); `None` for a missing token.
+    pub fn error_code(&self) -> Option<&'static str> {
+        match self {
+            Self::MissingToken => None,
+            Self::InvalidRequest(_) => Some("invalid_request"),
+            Self::InvalidToken(_) => Some("invalid_token"),
+            Self::InsufficientScope => Some("insufficient_scope"),
+            Self::KeysUnavailable { .. } => Some("temporarily_unavailable"),
+        }
+    }
+
+    /// The fixed description sent as `error_description`.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::MissingToken => "a bearer token is required",
+            Self::InvalidRequest(reason) => reason.description(),
+            Self::InvalidToken(reason) => reason.description(),
+            Self::InsufficientScope => "the user lacks the role or team this resource requires",
+            Self::KeysUnavailable { .. } => "the issuer's signing keys are unavailable",
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge for this error, if it carries one.
+    ///
+    /// `realm` must already be a valid quoted-string body (checked when the
+    /// configuration is built).
+    pub fn challenge(&self, realm: &str) -> Option<HeaderValue> {
+        let value = match self {
+            Self::MissingToken => format!("Bearer realm=\"{realm}\""),
+            Self::KeysUnavailable { .. } => return None,
+            other => format!(
+                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+                other.error_code().unwrap_or_default(),
+                other.description()
+            ),
+        };
+        HeaderValue::from_str(&value).ok()
+    }
+
+    /// The JSON body: `{"error": …, "error_description": …}`.
+    pub fn body(&self) -> String {
+        // Codes and descriptions are fixed ASCII strings without quotes or
+        // backslashes, so no escaping is needed.
+        format!(
+            "{{\"error\":\"{}\",\"error_description\":\"{}\"}}",
+            self.error_code().unwrap_or("unauthorized"),
+            self.description()
+        )
+    }
+
+    /// Renders the full response: status, challenge, `Retry-After`, JSON body.
+    pub fn to_response<B: From<String>>(&self, realm: &str) -> Response<B> {
+        let mut response = Response::new(B::from(self.body()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = self.challenge(realm) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let Self::KeysUnavailable { retry_after } = self {
+            let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_token_challenge_has_no_error_code() {
+        let challenge = AuthError::MissingToken.challenge("api").unwrap();
+        assert_eq!(challenge, "Bearer realm=\"api\"");
+    }
+
+    #[test]
+    fn invalid_token_challenge_names_code_and_fixed_description() {
+        let challenge = AuthError::from(InvalidToken::Expired)
+            .challenge("api")
+            .unwrap();
+        assert_eq!(
+            challenge,
+            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
+        );
+    }
+
+    #[test]
+    fn unavailable_keys_answer_503_with_retry_after_rounded_up() {
+        let error = AuthError::KeysUnavailable {
+            retry_after: Duration::from_millis(1500),
+        };
+        let response: Response<String> = error.to_response("api");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+        assert!(response.headers().get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn every_body_is_valid_json_with_error_and_description() {
+        let errors = [
+            AuthError::MissingToken,
+            AuthError::InvalidRequest(InvalidRequest::RepeatedCredentials),
+            AuthError::InvalidToken(InvalidToken::BadSignature),
+            AuthError::InsufficientScope,
+            AuthError::KeysUnavailable {
+                retry_after: Duration::from_secs(5),
+            },
+        ];
+        for error in errors {
+            let body: serde_json::Value = serde_json::from_str(&error.body()).unwrap();
+            assert_eq!(body["error_description"], error.description());
+            assert!(body["error"].is_string());
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Accept only the users that meinGPT — or any OpenID Connect / JWT issuer —
+//! vouches for, in any Axum or Tower service.
+//!
+//! meinGPT forwards the signed-in user as an RS256 JWT: in the
+//! `X-meinGPT-JWT` header to custom MCP servers, and as `Authorization:
+//! Bearer` from Custom AI Apps. This crate verifies that token against the
+//! organization's JWKS (cached, single-flight, stale-if-error), refuses every
+//! known JWT attack, and hands your handlers a typed [`MeinGptUser`].
+//!
+//! # Quick start
+//!
+//! ```
+//! use axum::{Json, Router, routing::get};
+//! use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+//!
+//! async fn me(user: MeinGptUser) -> Json<MeinGptUser> {
+//!     Json(user)
+//! }
+//!
+//! # fn main() -> Result<(), meingpt_auth::ConfigError> {
+//! let auth = MeinGptAuth::builder()
+//!     .organization("clx0987654321") // aud; JWKS at {issuer}/api/custom-apps/v1/jwks/{org}
+//!     .build()?; // or MeinGptAuth::from_env()?
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(|| async { "admins only" }).route_layer(require_role(Role::Admin)))
+//!     .route(
+//!         "/engineering",
+//!         get(|| async { "engineers only" }).route_layer(require_team_name("Engineering")),
+//!     )
+//!     .layer(auth.layer());
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Configuration from the environment
+//!
+//! [`MeinGptAuth::from_env`] reads:
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `MEINGPT_ORG_ID` | organization id; selects meinGPT mode |
+//! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
+//! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL |
+//!
+//! Anything invalid fails with one line naming the variable.
+//!
+//! # Responses
+//!
+//! Rejections follow RFC 6750 §3 (see [`AuthError`]): `401` with a bare
+//! `WWW-Authenticate: Bearer realm="…"` when no token was sent, `401
+//! invalid_token` for a bad one, `400 invalid_request` for malformed
+//! credentials, `403 insufficient_scope` from guards, and `503` with
+//! `Retry-After` when the issuer's keys cannot be had.
+//!
+//! # Features
+//!
+//! | feature | enables |
+//! | --- | --- |
+//! | `axum` (default) | the [`MeinGptUser`] extractors and `IntoResponse` for rejections |
+//! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod claims;
+mod clock;
+mod config;
+mod error;
+#[cfg(feature = "axum")]
+mod extract;
+mod json;
+mod jwks;
+mod layer;
+mod token;
+mod verify;
+
+pub mod guard;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use claims::{MeinGptUser, Role, Team};
+pub use clock::{Clock, SystemClock};
+pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder};
+pub use error::{AuthError, InvalidRequest, InvalidToken};
+#[cfg(feature = "axum")]
+pub use extract::AuthRejection;
+pub use guard::{
+    GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
+};
+pub use layer::{Auth, AuthLayer};
+pub use token::{MEINGPT_JWT_HEADER, TokenSource};
+
+/// The response futures of this crate's services.
+pub mod future {
+    pub use crate::guard::ResponseFuture as GuardResponseFuture;
+    pub use crate::layer::ResponseFuture;
+}

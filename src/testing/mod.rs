@@ -1,0 +1,520 @@
+//! A test kit (feature `testing`): [`MockIssuer`] serves a JWKS on
+//! `127.0.0.1` and mints tokens with [`TokenBuilder`]; [`MockClock`] is a
+//! clock tests move by hand.
+//!
+//! Use it in your own tests to exercise routes behind the auth layer with
+//! real, signed tokens and no network beyond loopback.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{Router, routing::get, body::Body};
+//! use http::{Request, StatusCode};
+//! use meingpt_auth::{MeinGptUser, testing::MockIssuer};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let issuer = MockIssuer::start().await;
+//! let auth = issuer.auth().build().unwrap();
+//! let app = Router::new()
+//!     .route("/me", get(|user: MeinGptUser| async move { user.sub().to_owned() }))
+//!     .layer(auth.layer());
+//!
+//! let token = issuer.token().sub("user-42").role("admin").sign();
+//! let request = Request::get("/me")
+//!     .header("x-meingpt-jwt", token)
+//!     .body(Body::empty())
+//!     .unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), StatusCode::OK);
+//! assert_eq!(issuer.fetch_count(), 1);
+//! # }
+//! ```
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value, json};
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
+use crate::verify::algorithm_name;
+
+/// How the mock issuer misbehaves when asked for its JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer with this status code.
+    Status(u16),
+    /// Answer `200` with a body that is not JSON.
+    Garbage,
+    /// Accept the request and never answer.
+    Hang,
+    /// Answer `200` with exactly this body.
+    Body(String),
+}
+
+/// One RSA-2048 signing key of the mock issuer.
+#[derive(Clone)]
+struct MockKey {
+    kid: String,
+    pair: Arc<RsaKeyPair>,
+    jwk: Value,
+}
+
+impl MockKey {
+    fn generate(kid: String) -> Self {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+        let public = pair.public_key();
+        let jwk = json!({
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": kid,
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
+        });
+        Self {
+            kid,
+            pair: Arc::new(pair),
+            jwk,
+        }
+    }
+}
+
+struct IssuerState {
+    organization: String,
+    issuer: String,
+    keys: Mutex<Vec<MockKey>>,
+    signing: Mutex<MockKey>,
+    fault: Mutex<Option<Fault>>,
+    fetches: AtomicUsize,
+    next_kid: AtomicUsize,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A meinGPT-like issuer on `127.0.0.1`: serves
+/// `/api/custom-apps/v1/jwks/{organization}`, counts fetches, rotates keys,
+/// fails on demand and mints tokens. Stops when dropped.
+pub struct MockIssuer {
+    state: Arc<IssuerState>,
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockIssuer")
+            .field("issuer", &self.state.issuer)
+            .field("organization", &self.state.organization)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockIssuer {
+    /// Starts an issuer for the organization `org-test` with one key.
+    pub async fn start() -> Self {
+        Self::for_organization("org-test").await
+    }
+
+    /// Starts an issuer for `organization` with one RSA-2048 key.
+    ///
+    /// # Panics
+    ///
+    /// If no loopback port can be bound (a broken test machine).
+    pub async fn for_organization(organization: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local address");
+        let first = MockKey::generate("key-1".to_owned());
+        let state = Arc::new(IssuerState {
+            organization: organization.to_owned(),
+            issuer: format!("http://{addr}"),
+            keys: Mutex::new(vec![first.clone()]),
+            signing: Mutex::new(first),
+            fault: Mutex::new(None),
+            fetches: AtomicUsize::new(0),
+            next_kid: AtomicUsize::new(2),
+        });
+        let app = Router::new()
+            .route("/api/custom-apps/v1/jwks/{organization}", get(serve_jwks))
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { state, addr, task }
+    }
+
+    /// The issuer origin (`iss`), such as `http://127.0.0.1:41234`.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The address the issuer listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The organization id (`aud`).
+    pub fn organization(&self) -> &str {
+        &self.state.organization
+    }
+
+    /// The URL of the organization's JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "{}/api/custom-apps/v1/jwks/{}",
+            self.state.issuer, self.state.organization
+        )
+    }
+
+    /// A builder already pointed at this issuer and organization.
+    pub fn auth(&self) -> MeinGptAuthBuilder {
+        MeinGptAuth::builder()
+            .issuer(self.issuer())
+            .organization(self.organization())
+    }
+
+    /// How many times the JWKS was requested.
+    pub fn fetch_count(&self) -> usize {
+        self.state.fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes every following JWKS request fail this way.
+    pub fn fail(&self, fault: Fault) {
+        *lock(&self.state.fault) = Some(fault);
+    }
+
+    /// Serves the JWKS normally again.
+    pub fn recover(&self) {
+        *lock(&self.state.fault) = None;
+    }
+
+    /// Adds a new key, publishes it beside the old ones and signs with it
+    /// from now on. Returns its `kid`.
+    pub fn rotate(&self) -> String {
+        let n = self.state.next_kid.fetch_add(1, Ordering::SeqCst);
+        let key = MockKey::generate(format!("key-{n}"));
+        let kid = key.kid.clone();
+        lock(&self.state.keys).push(key.clone());
+        *lock(&self.state.signing) = key;
+        kid
+    }
+
+    /// Stops publishing the key with this `kid` (tokens can still be
+    /// signed with it, as by an attacker holding a retired key).
+    pub fn unpublish(&self, kid: &str) {
+        lock(&self.state.keys).retain(|key| key.kid != kid);
+    }
+
+    /// The `kid` tokens are signed with now.
+    pub fn current_kid(&self) -> String {
+        lock(&self.state.signing).kid.clone()
+    }
+
+    /// The JWK of the current signing key, as published.
+    pub fn public_jwk(&self) -> Value {
+        lock(&self.state.signing).jwk.clone()
+    }
+
+    /// The current signing key's public key as PKCS#1 `RSAPublicKey` DER.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        lock(&self.state.signing)
+            .pair
+            .public_key()
+            .as_ref()
+            .to_vec()
+    }
+
+    /// A token builder with meinGPT's claims for a member, valid for an hour.
+    pub fn token(&self) -> TokenBuilder {
+        let key = lock(&self.state.signing).clone();
+        let now = SystemClock.now().as_secs() as i64;
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(self.state.issuer));
+        claims.insert("sub".into(), json!("user-1"));
+        claims.insert("aud".into(), json!(self.state.organization));
+        claims.insert("exp".into(), json!(now + 3600));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("jti".into(), json!(random_uuid()));
+        claims.insert("email".into(), json!("ada@example.com"));
+        claims.insert("username".into(), json!("Ada Lovelace"));
+        claims.insert("organizationName".into(), json!("Example GmbH"));
+        claims.insert("role".into(), json!("member"));
+        claims.insert("teams".into(), json!([]));
+        let mut header = Map::new();
+        header.insert("alg".into(), json!("RS256"));
+        header.insert("typ".into(), json!("JWT"));
+        header.insert("kid".into(), json!(key.kid));
+        TokenBuilder {
+            key,
+            header,
+            claims,
+        }
+    }
+
+    /// Signs arbitrary header and claims text with the current key (RS256),
+    /// byte for byte as given: for tokens no builder would make, such as
+    /// duplicate member names.
+    pub fn sign_raw(&self, header: &str, claims: &str) -> String {
+        let key = lock(&self.state.signing).clone();
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature = rsa_sign(&key.pair, Algorithm::RS256, message.as_bytes());
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+}
+
+impl Drop for MockIssuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_jwks(State(state): State<Arc<IssuerState>>, Path(organization): Path<String>) -> Response {
+    if organization != state.organization {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    state.fetches.fetch_add(1, Ordering::SeqCst);
+    let fault = lock(&state.fault).clone();
+    let json_body = |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    match fault {
+        None => {
+            let keys: Vec<Value> = lock(&state.keys).iter().map(|k| k.jwk.clone()).collect();
+            json_body(json!({ "keys": keys }).to_string())
+        }
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (status, "issuer failure").into_response()
+        }
+        Some(Fault::Garbage) => json_body("<html>not a key set {{{".to_owned()),
+        Some(Fault::Body(body)) => json_body(body),
+        Some(Fault::Hang) => std::future::pending().await,
+    }
+}
+
+fn rsa_sign(pair: &RsaKeyPair, alg: Algorithm, message: &[u8]) -> Vec<u8> {
+    let padding: &'static dyn signature::RsaEncoding = match alg {
+        Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+        _ => &signature::RSA_PKCS1_SHA256,
+    };
+    let mut signature = vec![0; pair.public_modulus_len()];
+    pair.sign(padding, &SystemRandom::new(), message, &mut signature)
+        .expect("RSA signing");
+    signature
+}
+
+fn random_uuid() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("system randomness");
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Builds and signs a token with the issuer's current key. Starts from
+/// meinGPT's claims for a member (`sub` `user-1`, one hour lifetime).
+#[derive(Clone)]
+#[must_use]
+pub struct TokenBuilder {
+    key: MockKey,
+    header: Map<String, Value>,
+    claims: Map<String, Value>,
+}
+
+impl std::fmt::Debug for TokenBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBuilder")
+            .field("kid", &self.key.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenBuilder {
+    /// Sets any claim.
+    pub fn claim(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.claims.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Removes a claim.
+    pub fn without(mut self, name: &str) -> Self {
+        self.claims.remove(name);
+        self
+    }
+
+    /// Sets any header parameter.
+    pub fn header(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.header.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// Removes a header parameter.
+    pub fn without_header(mut self, name: &str) -> Self {
+        self.header.remove(name);
+        self
+    }
+
+    /// The subject.
+    pub fn sub(self, sub: &str) -> Self {
+        self.claim("sub", sub)
+    }
+
+    /// The e-mail address.
+    pub fn email(self, email: &str) -> Self {
+        self.claim("email", email)
+    }
+
+    /// The user's name.
+    pub fn username(self, username: &str) -> Self {
+        self.claim("username", username)
+    }
+
+    /// The role (`"admin"`, `"member"`, …).
+    pub fn role(self, role: &str) -> Self {
+        self.claim("role", role)
+    }
+
+    /// Adds a team.
+    pub fn team(mut self, id: &str, name: &str) -> Self {
+        let teams = self
+            .claims
+            .entry("teams")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !teams.is_array() {
+            *teams = Value::Array(Vec::new());
+        }
+        if let Value::Array(teams) = teams {
+            teams.push(json!({ "id": id, "name": name }));
+        }
+        self
+    }
+
+    /// The audience (organization id), as a string or an array.
+    pub fn audience(self, aud: impl Into<Value>) -> Self {
+        self.claim("aud", aud)
+    }
+
+    /// The issuer.
+    pub fn issuer(self, iss: &str) -> Self {
+        self.claim("iss", iss)
+    }
+
+    /// `iat` now and `exp` after `lifetime`.
+    pub fn expires_in(self, lifetime: Duration) -> Self {
+        let now = SystemClock.now().as_secs() as i64;
+        self.claim("iat", now).claim("exp", now + lifetime.as_secs() as i64)
+    }
+
+    /// `exp` as seconds since the Unix epoch.
+    pub fn expires_at(self, exp: i64) -> Self {
+        self.claim("exp", exp)
+    }
+
+    /// `iat` as seconds since the Unix epoch.
+    pub fn issued_at(self, iat: i64) -> Self {
+        self.claim("iat", iat)
+    }
+
+    /// `nbf` as seconds since the Unix epoch.
+    pub fn not_before(self, nbf: i64) -> Self {
+        self.claim("nbf", nbf)
+    }
+
+    /// The `kid` header.
+    pub fn kid(self, kid: &str) -> Self {
+        self.header("kid", kid)
+    }
+
+    /// Signs with the issuer's current key (RS256).
+    pub fn sign(self) -> String {
+        self.sign_with(Algorithm::RS256)
+    }
+
+    /// Signs with the issuer's current RSA key using `alg` (RS*/PS*), and
+    /// says so in the header.
+    pub fn sign_with(mut self, alg: Algorithm) -> String {
+        self.header.insert("alg".into(), json!(algorithm_name(alg)));
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(self.header).to_string()),
+            URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string())
+        );
+        let signature = rsa_sign(&self.key.pair, alg, message.as_bytes());
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    /// The header and claims, unsigned, for tokens signed some other way.
+    pub fn into_parts(self) -> (Map<String, Value>, Map<String, Value>) {
+        (self.header, self.claims)
+    }
+}
+
+/// A clock that moves only when told to. Starts at the system time.
+#[derive(Debug, Clone)]
+pub struct MockClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl Default for MockClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MockClock {
+    /// A clock set to the current system time.
+    pub fn new() -> Self {
+        Self {
+            nanos: Arc::new(AtomicU64::new(SystemClock.now().as_nanos() as u64)),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        self.nanos
+            .fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MockClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,271 @@
+//! Token verification: from compact JWS to [`MeinGptUser`].
+//!
+//! The order of checks, each a `401 invalid_token` when it fails:
+//!
+//! 1. size cap, before any decoding;
+//! 2. exactly three non-empty segments of strict base64url (no padding, no
+//!    `+`/`/`, no whitespace);
+//! 3. the header: a JSON object without duplicate members; `alg` on the
+//!    allow-list (exact, case-sensitive, before any key lookup); `kid` a
+//!    string if present; `crit`, `b64` and nested tokens (`cty: JWT`)
+//!    refused; `jku`, `x5u`, `jwk`, `x5c` ignored — keys come only from the
+//!    configured JWKS;
+//! 4. the key: by `kid` from the JWKS cache, or the single fitting key;
+//! 5. the signature;
+//! 6. the claims: a JSON object without duplicate members; `iss` exact;
+//!    `aud` (string or array of strings) containing a configured audience;
+//!    `exp` required; `nbf` and `iat` not in the future (with leeway);
+//!    integers only for times; `sub` a non-empty string; every meinGPT claim
+//!    of its documented type.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use crate::claims::{MeinGptUser, user_from_claims};
+use crate::clock::SharedClock;
+use crate::error::{AuthError, InvalidToken};
+use crate::json::parse_object;
+use crate::jwks::JwksCache;
+
+const TARGET: &str = "meingpt_auth::verify";
+
+/// Checks tokens against one issuer and its audiences.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) issuer: String,
+    /// Accepted audiences, each with the index of its JWKS source.
+    pub(crate) audiences: Vec<(String, usize)>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_token_size: usize,
+    pub(crate) jwks: Arc<JwksCache>,
+    pub(crate) clock: SharedClock,
+}
+
+struct Header {
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+impl Verifier {
+    pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
+        let outcome = self.verify_inner(token).await;
+        if let Err(error) = &outcome {
+            match error {
+                AuthError::InvalidToken(reason) => {
+                    tracing::debug!(target: TARGET, reason = reason.code(), "token rejected");
+                }
+                other => tracing::debug!(target: TARGET, error = %other, "token not verified"),
+            }
+        }
+        outcome
+    }
+
+    async fn verify_inner(&self, token: &str) -> Result<MeinGptUser, AuthError> {
+        if token.len() > self.max_token_size {
+            return Err(InvalidToken::TooLarge.into());
+        }
+        let mut segments = token.split('.');
+        let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(InvalidToken::Malformed.into());
+        };
+        if header_b64.is_empty() || claims_b64.is_empty() || signature_b64.is_empty() {
+            return Err(InvalidToken::Malformed.into());
+        }
+        let header = self.header(&decode_segment(header_b64)?)?;
+        let signature_ok = !decode_segment(signature_b64)?.is_empty();
+        let claims_bytes = decode_segment(claims_b64)?;
+        if !signature_ok {
+            return Err(InvalidToken::Malformed.into());
+        }
+        // One configured audience: its JWKS. Several: the token's `aud`
+        // chooses which JWKS to ask; it is checked again after the signature.
+        let source = match self.audiences.as_slice() {
+            [(_, source)] => *source,
+            _ => self.source_for(&claims_bytes)?,
+        };
+        let key = self
+            .jwks
+            .key(source, header.kid.as_deref(), header.alg)
+            .await?;
+        let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
+        if !key.verify(header.alg, message, signature_b64) {
+            return Err(InvalidToken::BadSignature.into());
+        }
+        let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
+        self.user(claims, source).map_err(AuthError::from)
+    }
+
+    fn header(&self, bytes: &[u8]) -> Result<Header, InvalidToken> {
+        let header = parse_object(bytes).ok_or(InvalidToken::Malformed)?;
+        let Some(Value::String(alg)) = header.get("alg") else {
+            return Err(InvalidToken::Malformed);
+        };
+        let alg = alg
+            .parse::<Algorithm>()
+            .ok()
+            .filter(|alg| self.algorithms.contains(alg))
+            .ok_or(InvalidToken::UnsupportedAlgorithm)?;
+        if header.contains_key("crit") || header.contains_key("b64") {
+            return Err(InvalidToken::UnsupportedHeader);
+        }
+        match header.get("cty") {
+            None => {}
+            Some(Value::String(cty)) if !cty.eq_ignore_ascii_case("JWT") => {}
+            Some(_) => return Err(InvalidToken::UnsupportedHeader),
+        }
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
+            Some(Value::String(_)) => return Err(InvalidToken::UnknownKey),
+            Some(_) => return Err(InvalidToken::Malformed),
+        };
+        Ok(Header { alg, kid })
+    }
+
+    /// Reads `aud` before verification, only to choose the JWKS to ask.
+    fn source_for(&self, claims: &[u8]) -> Result<usize, InvalidToken> {
+        let claims = parse_object(claims).ok_or(InvalidToken::Malformed)?;
+        let (_, source) = self.matching_audience(&claims)?;
+        Ok(source)
+    }
+
+    fn matching_audience(&self, claims: &Map<String, Value>) -> Result<(&str, usize), InvalidToken> {
+        let find = |aud: &str| {
+            self.audiences
+                .iter()
+                .find(|(configured, _)| configured == aud)
+                .map(|(configured, source)| (configured.as_str(), *source))
+        };
+        match claims.get("aud") {
+            None => Err(InvalidToken::MissingClaim),
+            Some(Value::String(aud)) => find(aud).ok_or(InvalidToken::WrongAudience),
+            Some(Value::Array(items)) => {
+                if items.is_empty() || !items.iter().all(Value::is_string) {
+                    return Err(InvalidToken::InvalidClaim);
+                }
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find_map(find)
+                    .ok_or(InvalidToken::WrongAudience)
+            }
+            Some(_) => Err(InvalidToken::InvalidClaim),
+        }
+    }
+
+    fn user(&self, claims: Map<String, Value>, source: usize) -> Result<MeinGptUser, InvalidToken> {
+        match claims.get("iss") {
+            None => return Err(InvalidToken::MissingClaim),
+            Some(Value::String(iss)) if *iss == self.issuer => {}
+            Some(Value::String(_)) => return Err(InvalidToken::WrongIssuer),
+            Some(_) => return Err(InvalidToken::InvalidClaim),
+        }
+        let (audience, matched_source) = self.matching_audience(&claims)?;
+        if matched_source != source {
+            return Err(InvalidToken::WrongAudience);
+        }
+        let now = self.clock.now().as_secs() as i64;
+        let leeway = self.leeway.as_secs() as i64;
+        let exp = numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?;
+        if now >= exp.saturating_add(leeway) {
+            return Err(InvalidToken::Expired);
+        }
+        if let Some(nbf) = numeric_date(&claims, "nbf")?
+            && nbf > now.saturating_add(leeway)
+        {
+            return Err(InvalidToken::NotYetValid);
+        }
+        let iat = numeric_date(&claims, "iat")?;
+        if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+            return Err(InvalidToken::NotYetValid);
+        }
+        let audience = audience.to_owned();
+        user_from_claims(claims, &audience, &self.issuer, exp, iat)
+    }
+}
+
+/// A NumericDate claim: an integer number of seconds; anything else
+/// (string, float, null, bool) is invalid.
+fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, InvalidToken> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .or_else(|| number.as_u64().map(|_| i64::MAX))
+            .map(Some)
+            .ok_or(InvalidToken::InvalidClaim),
+        Some(_) => Err(InvalidToken::InvalidClaim),
+    }
+}
+
+fn decode_segment(segment: &str) -> Result<Vec<u8>, InvalidToken> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| InvalidToken::Malformed)
+}
+
+/// The registered JWA name of `alg` (`"RS256"`, …).
+pub(crate) fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numeric_dates_must_be_integers() {
+        let claims = json!({"a": 5, "b": "5", "c": 5.5, "d": null, "e": u64::MAX});
+        let Value::Object(claims) = claims else {
+            unreachable!()
+        };
+        assert_eq!(numeric_date(&claims, "a"), Ok(Some(5)));
+        assert_eq!(numeric_date(&claims, "b"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(numeric_date(&claims, "c"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(numeric_date(&claims, "d"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(numeric_date(&claims, "e"), Ok(Some(i64::MAX)));
+        assert_eq!(numeric_date(&claims, "z"), Ok(None));
+    }
+
+    #[test]
+    fn segments_must_be_strict_base64url() {
+        assert!(decode_segment("eyJhIjoxfQ").is_ok());
+        assert!(decode_segment("eyJhIjoxfQ==").is_err());
+        assert!(decode_segment("ab+/").is_err());
+        assert!(decode_segment("ey Jh").is_err());
+    }
+
+    #[test]
+    fn algorithm_names_round_trip_through_jsonwebtoken() {
+        for name in ["RS256", "PS512", "ES384", "EdDSA", "HS256"] {
+            let alg: Algorithm = name.parse().unwrap();
+            assert_eq!(algorithm_name(alg), name);
+        }
+    }
+}
