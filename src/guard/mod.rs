@@ -153,15 +153,11 @@ where
                 target: "meingpt_auth::guard",
                 "guard used without the auth layer; apply MeinGptAuth::layer() outside it"
             );
-            return ResponseFuture::Rejected {
-                response: ready(Ok(missing_layer())),
-            };
+            return ResponseFuture::rejected(missing_layer());
         };
         let error = match extensions.get::<MeinGptUser>() {
             Some(user) if (self.predicate)(user) => {
-                return ResponseFuture::Allowed {
-                    future: self.inner.call(req),
-                };
+                return ResponseFuture::allowed(self.inner.call(req));
             }
             Some(_) => AuthError::InsufficientScope,
             None => AuthError::MissingToken,
@@ -172,9 +168,7 @@ where
             status = error.status().as_u16(),
             "request refused by guard"
         );
-        ResponseFuture::Rejected {
-            response: ready(Ok(context.reject(&error))),
-        }
+        ResponseFuture::rejected(context.reject(&error))
     }
 }
 
@@ -192,19 +186,33 @@ pub(crate) fn missing_layer<B: From<String>>() -> Response<B> {
 
 pin_project_lite::pin_project! {
     /// Response future of [`Guard`].
-    #[project = Projected]
-    pub enum ResponseFuture<F, T, E> {
-        /// The guard admitted the request.
-        Allowed {
-            /// The inner service's future.
-            #[pin]
-            future: F,
-        },
-        /// The guard answered itself.
-        Rejected {
-            /// The refusal.
-            response: Ready<Result<T, E>>,
-        },
+    pub struct ResponseFuture<F, T, E> {
+        #[pin]
+        kind: Kind<F, T, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProjection]
+    enum Kind<F, T, E> {
+        Allowed { #[pin] future: F },
+        Rejected { response: Ready<Result<T, E>> },
+    }
+}
+
+impl<F, T, E> ResponseFuture<F, T, E> {
+    fn allowed(future: F) -> Self {
+        Self {
+            kind: Kind::Allowed { future },
+        }
+    }
+
+    fn rejected(response: T) -> Self {
+        Self {
+            kind: Kind::Rejected {
+                response: ready(Ok(response)),
+            },
+        }
     }
 }
 
@@ -215,9 +223,9 @@ where
     type Output = Result<T, E>;
 
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            Projected::Allowed { future } => future.poll(cx),
-            Projected::Rejected { response } => std::pin::Pin::new(response).poll(cx),
+        match self.project().kind.project() {
+            KindProjection::Allowed { future } => future.poll(cx),
+            KindProjection::Rejected { response } => std::pin::Pin::new(response).poll(cx),
         }
     }
 }
