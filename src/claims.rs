@@ -276,7 +276,10 @@ pub(crate) fn user_from_claims(
     })
 }
 
-fn optional_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, InvalidToken> {
+fn optional_string(
+    claims: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, InvalidToken> {
     match claims.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(value)) => Ok(Some(value.clone())),
@@ -344,7 +347,10 @@ mod tests {
             user(json!({"sub": "u", "email": true})).unwrap_err(),
             InvalidToken::InvalidClaim
         );
-        assert_eq!(user(json!({"sub": ""})).unwrap_err(), InvalidToken::MissingClaim);
+        assert_eq!(
+            user(json!({"sub": ""})).unwrap_err(),
+            InvalidToken::MissingClaim
+        );
     }
 
     #[test]

@@ -178,7 +178,11 @@ impl fmt::Debug for JwksCache {
         f.debug_struct("JwksCache")
             .field(
                 "urls",
-                &self.sources.iter().map(|s| s.url.as_str()).collect::<Vec<_>>(),
+                &self
+                    .sources
+                    .iter()
+                    .map(|s| s.url.as_str())
+                    .collect::<Vec<_>>(),
             )
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -437,7 +441,10 @@ impl JwksCache {
         if response.status() != http::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }
-        if response.content_length().is_some_and(|len| len > cap as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
             return Err(FetchError::TooLarge(cap));
         }
         let mut body = Vec::new();
@@ -557,11 +564,9 @@ fn parse_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Option<Verif
             if x.len() != size || y.len() != size {
                 return None;
             }
-            let key = DecodingKey::from_ec_components(
-                jwk.get("x")?.as_str()?,
-                jwk.get("y")?.as_str()?,
-            )
-            .ok()?;
+            let key =
+                DecodingKey::from_ec_components(jwk.get("x")?.as_str()?, jwk.get("y")?.as_str()?)
+                    .ok()?;
             (KeyKind::Ec(curve_alg), key, [x, y].concat())
         }
         "OKP" => {
@@ -622,7 +627,10 @@ mod tests {
             assert_eq!(parse(vec![rsa_jwk(bits)]).unwrap().0.len(), 1, "{bits}");
         }
         for bits in [1024, 2040, 8200] {
-            assert!(matches!(parse(vec![rsa_jwk(bits)]), Err(FetchError::NoUsableKey)), "{bits}");
+            assert!(
+                matches!(parse(vec![rsa_jwk(bits)]), Err(FetchError::NoUsableKey)),
+                "{bits}"
+            );
         }
     }
 
@@ -648,13 +656,21 @@ mod tests {
         let a = rsa_jwk(2048);
         let mut b = rsa_jwk(4096);
         b["kid"] = json!("k1");
-        assert!(matches!(parse(vec![a.clone(), b]), Err(FetchError::NoUsableKey)));
+        assert!(matches!(
+            parse(vec![a.clone(), b]),
+            Err(FetchError::NoUsableKey)
+        ));
         assert_eq!(parse(vec![a.clone(), a]).unwrap().0.len(), 1);
     }
 
     #[test]
     fn documents_that_are_not_key_sets_are_refused() {
-        for body in [&b"[]"[..], b"{\"keys\":{}}", b"not json", b"{\"keys\":[],\"keys\":[]}"] {
+        for body in [
+            &b"[]"[..],
+            b"{\"keys\":{}}",
+            b"not json",
+            b"{\"keys\":[],\"keys\":[]}",
+        ] {
             assert!(matches!(
                 parse_jwks(body, &[Algorithm::RS256]),
                 Err(FetchError::NotAJwks)

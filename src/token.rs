@@ -137,9 +137,9 @@ fn token68(value: &str) -> Result<&str, InvalidRequest> {
     }
     let body = value.trim_end_matches('=');
     let well_formed = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
     if well_formed {
         Ok(value)
     } else {
@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn meingpt_header_wins_over_authorization() {
-        let found = defaults(&[("authorization", "Bearer api-key"), ("x-meingpt-jwt", "a.b.c")]);
+        let found = defaults(&[
+            ("authorization", "Bearer api-key"),
+            ("x-meingpt-jwt", "a.b.c"),
+        ]);
         assert_eq!(found, Ok(Some("a.b.c".into())));
     }
 
@@ -184,7 +187,10 @@ mod tests {
 
     #[test]
     fn other_schemes_are_no_token() {
-        assert_eq!(defaults(&[("authorization", "Basic dXNlcjpwYXNz")]), Ok(None));
+        assert_eq!(
+            defaults(&[("authorization", "Basic dXNlcjpwYXNz")]),
+            Ok(None)
+        );
         assert_eq!(defaults(&[("authorization", "Bearerish a.b.c")]), Ok(None));
         assert_eq!(defaults(&[]), Ok(None));
     }
@@ -204,7 +210,10 @@ mod tests {
             Err(InvalidRequest::RepeatedCredentials)
         );
         assert_eq!(
-            defaults(&[("authorization", "Bearer a.b.c"), ("authorization", "Bearer d.e.f")]),
+            defaults(&[
+                ("authorization", "Bearer a.b.c"),
+                ("authorization", "Bearer d.e.f")
+            ]),
             Err(InvalidRequest::RepeatedCredentials)
         );
         assert_eq!(
@@ -232,7 +241,10 @@ mod tests {
 
     #[test]
     fn cookie_and_custom_header_sources_find_their_token() {
-        let map = headers(&[("cookie", "theme=dark; session=a.b.c"), ("x-token", "d.e.f")]);
+        let map = headers(&[
+            ("cookie", "theme=dark; session=a.b.c"),
+            ("x-token", "d.e.f"),
+        ]);
         let cookie = TokenSource::Cookie("session".into());
         assert_eq!(cookie.find(&map), Ok(Some("a.b.c")));
         let header = TokenSource::Header(HeaderName::from_static("x-token"));

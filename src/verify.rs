@@ -140,7 +140,10 @@ impl Verifier {
         Ok(source)
     }
 
-    fn matching_audience(&self, claims: &Map<String, Value>) -> Result<(&str, usize), InvalidToken> {
+    fn matching_audience(
+        &self,
+        claims: &Map<String, Value>,
+    ) -> Result<(&str, usize), InvalidToken> {
         let find = |aud: &str| {
             self.audiences
                 .iter()

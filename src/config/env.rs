@@ -10,16 +10,22 @@ use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder};
 
 /// An authenticator configured from `lookup` (the environment, or a map in
 /// tests). Every error names the variable at fault.
-pub(crate) fn auth_from(lookup: impl Fn(&str) -> Option<String>) -> Result<MeinGptAuth, ConfigError> {
-    builder_from(lookup)?.build().map_err(|e| match e.setting() {
-        "organization" => e.rename("MEINGPT_ORG_ID"),
-        "issuer" => e.rename("MEINGPT_ISSUER"),
-        "jwks_url" => e.rename("MEINGPT_JWKS_URL"),
-        _ => e,
-    })
+pub(crate) fn auth_from(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<MeinGptAuth, ConfigError> {
+    builder_from(lookup)?
+        .build()
+        .map_err(|e| match e.setting() {
+            "organization" => e.rename("MEINGPT_ORG_ID"),
+            "issuer" => e.rename("MEINGPT_ISSUER"),
+            "jwks_url" => e.rename("MEINGPT_JWKS_URL"),
+            _ => e,
+        })
 }
 
-fn builder_from(lookup: impl Fn(&str) -> Option<String>) -> Result<MeinGptAuthBuilder, ConfigError> {
+fn builder_from(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<MeinGptAuthBuilder, ConfigError> {
     let var = |name: &'static str| -> Result<Option<String>, ConfigError> {
         match lookup(name) {
             None => Ok(None),
@@ -67,8 +73,11 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let err = from(&[("MEINGPT_ORG_ID", "org"), ("MEINGPT_ISSUER", "http://evil.example")])
-            .unwrap_err();
+        let err = from(&[
+            ("MEINGPT_ORG_ID", "org"),
+            ("MEINGPT_ISSUER", "http://evil.example"),
+        ])
+        .unwrap_err();
         assert_eq!(err.setting(), "MEINGPT_ISSUER");
         let err = from(&[("MEINGPT_ORG_ID", "org"), ("MEINGPT_JWKS_URL", "nope")]).unwrap_err();
         assert_eq!(err.setting(), "MEINGPT_JWKS_URL");

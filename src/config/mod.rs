@@ -156,7 +156,10 @@ impl MeinGptAuth {
 
     /// Finds the token in `headers` (by the configured sources) and verifies
     /// it. `Ok(None)` when no token was sent.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<MeinGptUser>, AuthError> {
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<MeinGptUser>, AuthError> {
         match token::extract(&self.inner.sources, headers)? {
             Some(token) => self.verify(token).await.map(Some),
             None => Ok(None),
@@ -338,9 +341,7 @@ impl MeinGptAuthBuilder {
         }
         let jwks_url = match &self.jwks_url {
             Some(url) => checked_url(url).map_err(|e| e.rename("jwks_url"))?,
-            None => checked_url(&format!(
-                "{issuer}/api/custom-apps/v1/jwks/{organization}"
-            ))?,
+            None => checked_url(&format!("{issuer}/api/custom-apps/v1/jwks/{organization}"))?,
         };
         if !(1..=256).contains(&self.realm.len())
             || !self
@@ -403,7 +404,10 @@ fn install_crypto_provider() {
 pub(crate) fn checked_url(raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::invalid("url", e.to_string()))?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::invalid("url", "credentials in URLs are not allowed"));
+        return Err(ConfigError::invalid(
+            "url",
+            "credentials in URLs are not allowed",
+        ));
     }
     match url.scheme() {
         "https" => Ok(url),

@@ -108,7 +108,9 @@ struct IssuerState {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A meinGPT-like issuer on `127.0.0.1`: serves
@@ -293,13 +295,17 @@ impl Drop for MockIssuer {
     }
 }
 
-async fn serve_jwks(State(state): State<Arc<IssuerState>>, Path(organization): Path<String>) -> Response {
+async fn serve_jwks(
+    State(state): State<Arc<IssuerState>>,
+    Path(organization): Path<String>,
+) -> Response {
     if organization != state.organization {
         return StatusCode::NOT_FOUND.into_response();
     }
     state.fetches.fetch_add(1, Ordering::SeqCst);
     let fault = lock(&state.fault).clone();
-    let json_body = |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let json_body =
+        |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     match fault {
         None => {
             let keys: Vec<Value> = lock(&state.keys).iter().map(|k| k.jwk.clone()).collect();
@@ -439,7 +445,8 @@ impl TokenBuilder {
     /// `iat` now and `exp` after `lifetime`.
     pub fn expires_in(self, lifetime: Duration) -> Self {
         let now = SystemClock.now().as_secs() as i64;
-        self.claim("iat", now).claim("exp", now + lifetime.as_secs() as i64)
+        self.claim("iat", now)
+            .claim("exp", now + lifetime.as_secs() as i64)
     }
 
     /// `exp` as seconds since the Unix epoch.
@@ -508,8 +515,7 @@ impl MockClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        self.nanos
-            .fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+        self.nanos.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
     }
 }
 

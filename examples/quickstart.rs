@@ -1,0 +1,140 @@
+//! The first thing to run: an axum service behind `meingpt-auth`.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! With no configuration it starts an embedded development issuer on
+//! loopback and prints curl commands with an admin and a member token.
+//! Configured from the environment (`MEINGPT_ORG_ID`, `MEINGPT_ISSUER`,
+//! `MEINGPT_JWKS_URL`), it verifies real meinGPT tokens instead.
+//! `LISTEN_ADDR` sets where it listens (default `127.0.0.1:3000`).
+//!
+//! Routes: `GET /health` (public), `GET /me` (any user), `GET /admin` (role
+//! admin), `GET /engineering` (team named `Engineering`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use meingpt_auth::testing::MockIssuer;
+use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+use tracing_subscriber::EnvFilter;
+
+async fn me(user: MeinGptUser) -> Json<MeinGptUser> {
+    Json(user)
+}
+
+async fn admin(user: MeinGptUser) -> String {
+    format!("Welcome, admin {}.\n", user.sub())
+}
+
+async fn engineering(user: MeinGptUser) -> String {
+    format!("Welcome to Engineering, {}.\n", user.sub())
+}
+
+fn app(auth: &MeinGptAuth) -> Router {
+    Router::new()
+        .route("/me", get(me))
+        .route("/admin", get(admin).route_layer(require_role(Role::Admin)))
+        .route(
+            "/engineering",
+            get(engineering).route_layer(require_team_name("Engineering")),
+        )
+        .layer(auth.layer())
+        .route("/health", get(|| async { "ok\n" }))
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let listen = std::env::var("LISTEN_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
+    let addr: SocketAddr = match listen.parse() {
+        Ok(addr) => addr,
+        Err(_) => {
+            return fail(format!(
+                "LISTEN_ADDR is invalid: {listen:?} is not a host:port address"
+            ));
+        }
+    };
+
+    let configured = std::env::var_os("MEINGPT_ORG_ID").is_some();
+    let (auth, dev_issuer) = if configured {
+        match MeinGptAuth::from_env() {
+            Ok(auth) => (auth, None),
+            Err(error) => return fail(error),
+        }
+    } else {
+        let issuer = MockIssuer::start().await;
+        match issuer.auth().build() {
+            Ok(auth) => (auth, Some(issuer)),
+            Err(error) => return fail(error),
+        }
+    };
+
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(error) => return fail(format!("LISTEN_ADDR {addr}: cannot listen: {error}")),
+    };
+    let base = format!("http://{}", listener.local_addr().unwrap_or(addr));
+    println!("meingpt-auth quickstart listening on {base}");
+
+    match &dev_issuer {
+        Some(issuer) => {
+            let admin = issuer
+                .token()
+                .sub("admin-1")
+                .username("Ada Admin")
+                .email("ada@example.com")
+                .role("admin")
+                .team("team-eng", "Engineering")
+                .sign();
+            let member = issuer
+                .token()
+                .sub("member-1")
+                .username("Max Member")
+                .email("max@example.com")
+                .role("member")
+                .team("team-mkt", "Marketing")
+                .sign();
+            println!(
+                "No MEINGPT_ORG_ID set: using an embedded development issuer at {} \
+                 (organization {}). Its tokens are valid for one hour.\n",
+                issuer.issuer(),
+                issuer.organization()
+            );
+            println!("ADMIN={admin}");
+            println!("MEMBER={member}\n");
+            println!("curl -i {base}/health");
+            println!("curl -i {base}/me");
+            println!("curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}/me");
+            println!("curl -i -H \"Authorization: Bearer $ADMIN\" {base}/admin");
+            println!("curl -i -H \"Authorization: Bearer $MEMBER\" {base}/admin");
+            println!("curl -i -H \"X-meinGPT-JWT: $MEMBER\" {base}/engineering");
+        }
+        None => println!("Verifying meinGPT tokens from the configured issuer."),
+    }
+
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    if let Err(error) = axum::serve(listener, app(&auth))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        return fail(format!("server error: {error}"));
+    }
+    ExitCode::SUCCESS
+}
