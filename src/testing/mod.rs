@@ -398,6 +398,7 @@ impl TokenBuilder {
     }
 
     /// The subject.
+    #[allow(clippy::should_implement_trait)]
     pub fn sub(self, sub: &str) -> Self {
         self.claim("sub", sub)
     }

@@ -1,0 +1,378 @@
+//! The quickstart example as a user runs it: the compiled binary, its
+//! printed tokens, its routes, and its refusal of bad configuration.
+//!
+//! Cargo builds examples for a plain `cargo test`; when only this test is
+//! selected (`--test quickstart`) build the example first:
+//! `cargo build --all-features --example quickstart`.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use meingpt_auth::testing::MockIssuer;
+
+const BUILD_HINT: &str = "run `cargo build --all-features --example quickstart` \
+                          (or a plain `cargo test`, which builds examples)";
+
+/// How long a child may take to start listening or to exit.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// `<target>/debug/examples/quickstart`, next to this test's
+/// `<target>/debug/deps/quickstart-<hash>`.
+fn quickstart_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in <target>/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "the quickstart example is not built ({} is missing): {BUILD_HINT}",
+        binary.display()
+    );
+    assert_not_stale(&binary);
+    binary
+}
+
+/// Fails if the example or the crate changed after the binary was built,
+/// so an old binary cannot make the tests pass.
+fn assert_not_stale(binary: &Path) {
+    fn newest(path: &Path, newest_seen: &mut Option<(SystemTime, PathBuf)>) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                newest(&entry.path(), newest_seen);
+            }
+        } else if let Ok(modified) = meta.modified()
+            && newest_seen.as_ref().is_none_or(|(t, _)| modified > *t)
+        {
+            *newest_seen = Some((modified, path.to_owned()));
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut newest_source = None;
+    for path in ["src", "examples/quickstart.rs", "Cargo.toml"] {
+        newest(&root.join(path), &mut newest_source);
+    }
+    let built = std::fs::metadata(binary)
+        .and_then(|m| m.modified())
+        .expect("binary modification time");
+    if let Some((changed, source)) = newest_source {
+        assert!(
+            changed <= built,
+            "{} is older than {}: {BUILD_HINT}",
+            binary.display(),
+            source.display()
+        );
+    }
+}
+
+/// A loopback port nobody listened on a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// The quickstart command with a clean environment: no `MEINGPT_*`, no
+/// `RUST_LOG`, no `LISTEN_ADDR`; then `vars` on top.
+fn quickstart(vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(quickstart_binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("MEINGPT_") {
+            command.env_remove(&name);
+        }
+    }
+    command.env_remove("RUST_LOG").env_remove("LISTEN_ADDR");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Kills and reaps the child on every path out of a test, panics included.
+struct Running {
+    child: Child,
+}
+
+impl Running {
+    fn spawn(mut command: Command) -> Self {
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the quickstart example: {e}"));
+        Self { child }
+    }
+
+    /// Waits for the child to exit, at most `PATIENCE`.
+    fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the quickstart example did not exit within {PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Streams stdout lines (read on a thread, so a silent child cannot
+    /// block the test).
+    fn stdout_lines(&mut self) -> mpsc::Receiver<String> {
+        let stdout = self.child.stdout.take().expect("piped stdout");
+        let (send, receive) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        receive
+    }
+
+    /// Everything on a pipe of an exited child.
+    fn read_all(pipe: Option<impl Read>) -> String {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            pipe.read_to_string(&mut text).expect("read child output");
+        }
+        text
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads stdout lines until `done` says the output seen so far is complete.
+fn read_until(
+    lines: &mpsc::Receiver<String>,
+    mut done: impl FnMut(&[String]) -> bool,
+) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("the quickstart example printed too little within {PATIENCE:?}: {seen:#?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("the quickstart example closed stdout early: {seen:#?}")
+            }
+        }
+    }
+    seen
+}
+
+fn value_of(lines: &[String], prefix: &str) -> Option<String> {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(prefix))
+        .map(str::to_owned)
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut request = client.get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_configuration_it_serves_with_a_development_issuer_and_prints_tokens() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut running = Running::spawn(quickstart(&[("LISTEN_ADDR", &listen)]));
+    let lines = running.stdout_lines();
+    let printed = read_until(&lines, |seen| {
+        value_of(seen, "ADMIN=").is_some() && value_of(seen, "MEMBER=").is_some()
+    });
+
+    let base = format!("http://{listen}");
+    assert_eq!(
+        printed[0],
+        format!("meingpt-auth quickstart listening on {base}"),
+        "{printed:#?}"
+    );
+    let admin = value_of(&printed, "ADMIN=").unwrap();
+    let member = value_of(&printed, "MEMBER=").unwrap();
+    assert_eq!(admin.split('.').count(), 3, "ADMIN is not a JWT: {admin}");
+    assert_eq!(
+        member.split('.').count(),
+        3,
+        "MEMBER is not a JWT: {member}"
+    );
+
+    let (status, body) = get(&format!("{base}/health"), &[]).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+
+    let (status, _) = get(&format!("{base}/me"), &[]).await;
+    assert_eq!(status, 401);
+
+    let (status, body) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &admin)]).await;
+    assert_eq!(status, 200, "{body}");
+    let user: serde_json::Value = serde_json::from_str(&body).expect("/me answers JSON");
+    assert_eq!(user["sub"], "admin-1");
+    assert_eq!(user["role"], "admin");
+
+    let bearer = format!("Bearer {member}");
+    let (status, _) = get(&format!("{base}/admin"), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 403);
+    let (status, _) = get(&format!("{base}/me"), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+
+    let (status, body) = get(&format!("{base}/engineering"), &[("x-meingpt-jwt", &admin)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "Welcome to Engineering, admin-1.\n");
+    let (status, _) = get(
+        &format!("{base}/engineering"),
+        &[("x-meingpt-jwt", &member)],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the server exited while serving"
+    );
+}
+
+#[test]
+fn every_invalid_configuration_exits_with_one_line_naming_the_variable() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("MEINGPT_ORG_ID", "")], "MEINGPT_ORG_ID"),
+        (&[("MEINGPT_ORG_ID", "a b")], "MEINGPT_ORG_ID"),
+        (
+            &[
+                ("MEINGPT_ORG_ID", "org"),
+                ("MEINGPT_ISSUER", "http://meingpt.example.com"),
+            ],
+            "MEINGPT_ISSUER",
+        ),
+        (
+            &[("MEINGPT_ORG_ID", "org"), ("MEINGPT_ISSUER", "not-a-url")],
+            "MEINGPT_ISSUER",
+        ),
+        (
+            &[("MEINGPT_ORG_ID", "org"), ("MEINGPT_JWKS_URL", "ftp://x")],
+            "MEINGPT_JWKS_URL",
+        ),
+        (&[("LISTEN_ADDR", "nonsense")], "LISTEN_ADDR"),
+    ];
+    for (vars, variable) in cases {
+        let mut command = quickstart(vars);
+        if !vars.iter().any(|(name, _)| *name == "LISTEN_ADDR") {
+            // Should the configuration be accepted after all, do not fight
+            // over port 3000.
+            command.env("LISTEN_ADDR", "127.0.0.1:0");
+        }
+        let mut running = Running::spawn(command);
+        let started = Instant::now();
+        let status = running.wait_exit();
+        let stdout = Running::read_all(running.child.stdout.take());
+        let stderr = Running::read_all(running.child.stderr.take());
+
+        assert!(!status.success(), "{vars:?}: exited with {status}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{vars:?}: took {:?} to refuse",
+            started.elapsed()
+        );
+        assert!(!stderr.contains("panicked"), "{vars:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{vars:?}: stderr is not one line: {stderr:?}"
+        );
+        assert!(
+            lines[0].contains(variable),
+            "{vars:?}: stderr does not name {variable}: {stderr:?}"
+        );
+        assert!(
+            !stdout.contains("listening"),
+            "{vars:?}: listened anyway: {stdout:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_for_an_issuer_it_verifies_that_issuers_tokens() {
+    let issuer = MockIssuer::start().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut running = Running::spawn(quickstart(&[
+        ("LISTEN_ADDR", &listen),
+        ("MEINGPT_ORG_ID", issuer.organization()),
+        ("MEINGPT_ISSUER", issuer.issuer()),
+    ]));
+    let lines = running.stdout_lines();
+    let printed = read_until(&lines, |seen| {
+        seen.iter()
+            .any(|line| line.contains("Verifying meinGPT tokens from the configured issuer"))
+    });
+    let base = format!("http://{listen}");
+    assert_eq!(
+        printed[0],
+        format!("meingpt-auth quickstart listening on {base}")
+    );
+    assert!(
+        value_of(&printed, "ADMIN=").is_none(),
+        "printed development tokens although configured: {printed:#?}"
+    );
+
+    let token = issuer
+        .token()
+        .sub("user-7")
+        .role("admin")
+        .team("t1", "Engineering")
+        .sign();
+    let (status, body) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &token)]).await;
+    assert_eq!(status, 200, "{body}");
+    let user: serde_json::Value = serde_json::from_str(&body).expect("/me answers JSON");
+    assert_eq!(user["sub"], "user-7");
+    assert_eq!(user["organization_id"], issuer.organization());
+    assert_eq!(user["iss"], issuer.issuer());
+    let (status, _) = get(&format!("{base}/admin"), &[("x-meingpt-jwt", &token)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(issuer.fetch_count(), 1);
+
+    // A token from another issuer for the same organization is refused.
+    let stranger = MockIssuer::start().await;
+    let foreign = stranger.token().sub("user-7").role("admin").sign();
+    let (status, _) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &foreign)]).await;
+    assert_eq!(status, 401);
+    assert_eq!(stranger.fetch_count(), 0);
+}
