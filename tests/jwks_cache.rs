@@ -1,0 +1,813 @@
+//! The JWKS cache seen from outside: what users get (status, challenge,
+//! `Retry-After`) and what the issuer gets (`fetch_count()`), through a real
+//! server on loopback.
+//!
+//! Time moves with a `MockClock`; the only real waits are the fetch timeouts
+//! under test (a few hundred milliseconds) and bounded polls for background
+//! refreshes.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Seen, app, serve};
+use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
+use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+
+const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const SECOND: Duration = Duration::from_secs(1);
+
+/// A mock issuer, a mock clock, and the quickstart app behind the layer.
+struct Harness {
+    issuer: MockIssuer,
+    clock: MockClock,
+    auth: MeinGptAuth,
+    me: String,
+    client: reqwest::Client,
+}
+
+impl Harness {
+    /// Starts an issuer and an app whose auth is configured by `configure`
+    /// (the clock is always the harness's `MockClock`).
+    async fn start(configure: impl FnOnce(MeinGptAuthBuilder) -> MeinGptAuthBuilder) -> Self {
+        let issuer = MockIssuer::start().await;
+        Self::with_issuer(issuer, configure).await
+    }
+
+    async fn with_issuer(
+        issuer: MockIssuer,
+        configure: impl FnOnce(MeinGptAuthBuilder) -> MeinGptAuthBuilder,
+    ) -> Self {
+        let clock = MockClock::new();
+        let auth = configure(issuer.auth().clock(clock.clone()))
+            .build()
+            .unwrap();
+        let base = serve(app(&auth)).await;
+        Self {
+            issuer,
+            clock,
+            auth,
+            me: format!("{base}/me"),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// A token from the issuer's current key, valid for an hour of the
+    /// mock clock (which may run far ahead of the system clock).
+    fn token(&self) -> TokenBuilder {
+        token_at(&self.issuer, &self.clock)
+    }
+
+    fn valid(&self) -> String {
+        self.token().sign()
+    }
+
+    async fn get(&self, token: &str) -> Seen {
+        send(&self.client, &self.me, token).await
+    }
+
+    /// `GET /me` with a fresh valid token.
+    async fn get_valid(&self) -> Seen {
+        self.get(&self.valid()).await
+    }
+
+    /// Sends all tokens concurrently (at most 200 in flight); answers in order.
+    async fn get_all(&self, tokens: Vec<String>) -> Vec<Seen> {
+        let gate = Arc::new(Semaphore::new(200));
+        let tasks: Vec<_> = tokens
+            .into_iter()
+            .map(|token| {
+                let client = self.client.clone();
+                let url = self.me.clone();
+                let gate = gate.clone();
+                tokio::spawn(async move {
+                    let _permit = gate.acquire_owned().await.unwrap();
+                    send(&client, &url, &token).await
+                })
+            })
+            .collect();
+        let mut seen = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            seen.push(task.await.unwrap());
+        }
+        seen
+    }
+
+    /// Waits (at most ~2 s) until the issuer has seen `fetches` requests,
+    /// then until the fetch in flight is over: a token with a never-seen
+    /// `kid` queues behind the fetch in flight (single flight) and, inside
+    /// that fetch's cooldown, is refused without a fetch of its own.
+    async fn settle_after_fetch(&self, fetches: usize) {
+        eventually("the background fetch", || {
+            self.issuer.fetch_count() >= fetches
+        })
+        .await;
+        self.get(&self.token().kid(&random_kid()).sign())
+            .await
+            .assert_invalid_token(UNKNOWN_KEY);
+        assert_eq!(self.issuer.fetch_count(), fetches);
+    }
+
+    /// Waits (at most ~2 s) until a fetch has replaced the cached key set.
+    async fn settle_after_new_key_set(&self, before: Option<u64>) {
+        eventually("a new key set", || self.auth.key_generation() != before).await;
+    }
+}
+
+fn token_at(issuer: &MockIssuer, clock: &MockClock) -> TokenBuilder {
+    issuer
+        .token()
+        .expires_at(clock.now().as_secs() as i64 + 3600)
+}
+
+async fn send(client: &reqwest::Client, url: &str, token: &str) -> Seen {
+    let response = client
+        .get(url)
+        .header("x-meingpt-jwt", token)
+        .send()
+        .await
+        .unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let www_authenticate = header("www-authenticate");
+    let retry_after = header("retry-after");
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    Seen {
+        status,
+        www_authenticate,
+        retry_after,
+        body,
+    }
+}
+
+/// Polls `done` every 10 ms for at most 2 s.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} did not happen within 2 s");
+}
+
+fn random_kid() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Signs on the blocking pool, two halves in parallel (RSA signing is the
+/// slow part of a flood).
+async fn sign_all(builders: Vec<TokenBuilder>) -> Vec<String> {
+    let mut first = builders;
+    let second = first.split_off(first.len() / 2);
+    let sign = |half: Vec<TokenBuilder>| {
+        tokio::task::spawn_blocking(move || {
+            half.into_iter().map(TokenBuilder::sign).collect::<Vec<_>>()
+        })
+    };
+    let (a, b) = tokio::join!(sign(first), sign(second));
+    let mut tokens = a.unwrap();
+    tokens.extend(b.unwrap());
+    tokens
+}
+
+/// Asserts the `503` a user gets when no trusted keys are at hand.
+fn assert_keys_unavailable(seen: &Seen, retry_after_secs: u64) {
+    assert_eq!(seen.status, 503, "body: {}", seen.body);
+    let expected = retry_after_secs.to_string();
+    assert_eq!(seen.retry_after.as_deref(), Some(expected.as_str()));
+    assert_eq!(seen.json()["error"], "temporarily_unavailable");
+    assert_eq!(
+        seen.json()["error_description"],
+        "the issuer's signing keys are unavailable"
+    );
+}
+
+fn jwks_body(keys: &[Value]) -> String {
+    json!({ "keys": keys }).to_string()
+}
+
+/// JWKS bodies whose only key must not be used, each named.
+fn unusable_jwks_bodies(issuer: &MockIssuer) -> Vec<(&'static str, String)> {
+    let mut encryption = issuer.public_jwk();
+    encryption["use"] = json!("enc");
+    let mut private = issuer.public_jwk();
+    private["d"] = json!(URL_SAFE_NO_PAD.encode([0x5Au8; 256]));
+    let mut weak = issuer.public_jwk();
+    let mut modulus = vec![0xC5u8; 128];
+    modulus[127] |= 1;
+    weak["n"] = json!(URL_SAFE_NO_PAD.encode(modulus));
+    vec![
+        ("use enc", jwks_body(&[encryption])),
+        ("private member d", jwks_body(&[private])),
+        ("1024-bit modulus", jwks_body(&[weak])),
+    ]
+}
+
+// ---------------------------------------------------------------------------
+// Single flight and unknown kids
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_requests_at_cold_start_share_one_fetch() {
+    let h = Harness::start(|b| b).await;
+    let tokens = sign_all(
+        (0..200)
+            .map(|i| h.token().sub(&format!("user-{i}")))
+            .collect(),
+    )
+    .await;
+
+    let seen = h.get_all(tokens).await;
+
+    for (i, seen) in seen.iter().enumerate() {
+        assert_eq!(seen.status, 200, "request {i}: {}", seen.body);
+        assert_eq!(seen.json()["sub"], format!("user-{i}"));
+    }
+    assert_eq!(h.issuer.fetch_count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown() {
+    let h = Harness::start(|b| b.jwks_cooldown(Duration::from_secs(30))).await;
+    assert_eq!(h.get_valid().await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // Every 50th request carries a valid token; the rest name random kids.
+    let flood = |h: &Harness| {
+        (0..1000)
+            .map(|i| {
+                if i % 50 == 0 {
+                    h.token()
+                } else {
+                    h.token().kid(&random_kid())
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    let check = |seen: &[Seen]| {
+        for (i, seen) in seen.iter().enumerate() {
+            if i % 50 == 0 {
+                assert_eq!(seen.status, 200, "valid token {i}: {}", seen.body);
+            } else {
+                seen.assert_invalid_token(UNKNOWN_KEY);
+            }
+        }
+    };
+
+    // Inside the cooldown of the first fetch: no fetch at all.
+    let seen = h.get_all(sign_all(flood(&h)).await).await;
+    check(&seen);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // Past the cooldown: the whole flood shares one refetch.
+    h.clock.advance(Duration::from_secs(31));
+    let seen = h.get_all(sign_all(flood(&h)).await).await;
+    check(&seen);
+    assert_eq!(h.issuer.fetch_count(), 2, "one refetch for the whole flood");
+
+    // And none more until the next cooldown has passed.
+    let seen = h.get_all(sign_all(flood(&h)).await).await;
+    check(&seen);
+    assert_eq!(h.issuer.fetch_count(), 2);
+    assert_eq!(h.get_valid().await.status, 200);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_refused_within_the_cooldown_and_accepted_after_it_with_one_fetch() {
+    let h = Harness::start(|b| b.jwks_cooldown(Duration::from_secs(30))).await;
+    let old_key = h.token();
+    assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    let new_kid = h.issuer.rotate();
+    assert_eq!(h.issuer.current_kid(), new_kid);
+    let new_key = h.token();
+
+    // Within the cooldown after the last fetch: refused, nothing fetched.
+    h.clock.advance(Duration::from_secs(29));
+    h.get(&new_key.clone().sign())
+        .await
+        .assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.issuer.fetch_count(), 1);
+    assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
+
+    // Past the cooldown (measured from the last fetch and from the first
+    // sighting of the new kid alike): accepted after exactly one fetch.
+    h.clock.advance(Duration::from_secs(30));
+    let seen = h.get(&new_key.clone().sign()).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(h.issuer.fetch_count(), 2);
+
+    // Both keys are published now: both work, with no further fetch.
+    for _ in 0..3 {
+        assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
+        assert_eq!(h.get(&new_key.clone().sign()).await.status, 200);
+    }
+    assert_eq!(h.issuer.fetch_count(), 2);
+}
+
+/// Observed: the negative cache remembers a refused `kid` for a full
+/// cooldown from the moment it was refused, not from the last fetch. A new
+/// key first seen late in the cooldown therefore stays refused past the
+/// cooldown of the last fetch, up to almost two cooldowns after it.
+#[tokio::test]
+async fn a_kid_refused_late_in_the_cooldown_stays_refused_for_a_cooldown_from_that_refusal() {
+    let h = Harness::start(|b| b.jwks_cooldown(Duration::from_secs(30))).await;
+    assert_eq!(h.get_valid().await.status, 200);
+    h.issuer.rotate();
+    let new_key = h.token();
+
+    h.clock.advance(Duration::from_secs(29));
+    h.get(&new_key.clone().sign())
+        .await
+        .assert_invalid_token(UNKNOWN_KEY);
+
+    // 31 s after the last fetch: the fetch cooldown is over, the kid's
+    // refusal (2 s old) is not.
+    h.clock.advance(2 * SECOND);
+    h.get(&new_key.clone().sign())
+        .await
+        .assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // A kid never seen before does refetch now, and that fetch brings the
+    // new key for everyone.
+    h.get(&h.token().kid(&random_kid()).sign())
+        .await
+        .assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.issuer.fetch_count(), 2);
+    assert_eq!(h.get(&new_key.sign()).await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Background refresh
+// ---------------------------------------------------------------------------
+
+/// Observed: the request that finds the keys past their TTL is answered from
+/// the cached set (so a token of the now unpublished key still gets `200`
+/// once), and one background fetch replaces the set. From then on the
+/// removed key's tokens are `401` "unknown key" with no fetch of their own
+/// inside the cooldown of that refresh; past the cooldown each such token
+/// may cause at most one more fetch per cooldown, and stays refused.
+#[tokio::test]
+async fn an_unpublished_key_is_refused_once_the_background_refresh_has_replaced_the_keys() {
+    let ttl = Duration::from_secs(600);
+    let h = Harness::start(|b| b.jwks_ttl(ttl).jwks_cooldown(Duration::from_secs(30))).await;
+    let old_key = h.token();
+    assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
+
+    h.issuer.rotate();
+    let new_key = h.token();
+    h.issuer.unpublish("key-1");
+
+    // Before the TTL the cached set still holds key-1.
+    h.clock.advance(ttl - SECOND);
+    assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // Past the TTL: this request is not held up by the refresh; it is
+    // verified against the set it found.
+    h.clock.advance(2 * SECOND);
+    let generation = h.auth.key_generation();
+    let seen = h.get(&old_key.clone().sign()).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+
+    eventually("the background fetch", || h.issuer.fetch_count() == 2).await;
+    h.settle_after_new_key_set(generation).await;
+    assert_eq!(h.issuer.fetch_count(), 2);
+
+    h.get(&old_key.clone().sign())
+        .await
+        .assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.get(&new_key.clone().sign()).await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 2);
+
+    // Past the cooldown, the retired kid may ask once more; still refused.
+    h.clock.advance(Duration::from_secs(31));
+    for _ in 0..5 {
+        h.get(&old_key.clone().sign())
+            .await
+            .assert_invalid_token(UNKNOWN_KEY);
+    }
+    assert_eq!(h.issuer.fetch_count(), 3);
+    assert_eq!(h.get(&new_key.sign()).await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 3);
+}
+
+/// Keys cached, then the issuer fails with `fault`: valid tokens keep
+/// working past the TTL, failed refreshes are retried no more often than
+/// `retry_after`, and after recovery the next refresh succeeds.
+async fn cached_keys_outlive_an_issuer_outage(fault: Fault) {
+    let ttl = Duration::from_secs(60);
+    let retry_after = Duration::from_secs(5);
+    let timeout = Duration::from_millis(500);
+    let h = Harness::start(|b| {
+        b.jwks_ttl(ttl)
+            .jwks_retry_after(retry_after)
+            .jwks_cooldown(Duration::from_secs(30))
+            .jwks_timeout(timeout)
+    })
+    .await;
+    assert_eq!(h.get_valid().await.status, 200);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    h.issuer.fail(fault.clone());
+    h.clock.advance(ttl + SECOND);
+
+    // The request that triggers the refresh does not wait for it.
+    let started = Instant::now();
+    let seen = h.get_valid().await;
+    let elapsed = started.elapsed();
+    assert_eq!(seen.status, 200, "{fault:?}: {}", seen.body);
+    assert!(elapsed < timeout, "{fault:?}: took {elapsed:?}");
+    h.settle_after_fetch(2).await;
+
+    // Within retry_after of the failure: stale keys serve, no fetch.
+    for _ in 0..5 {
+        assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
+    }
+    h.clock.advance(retry_after - SECOND);
+    for _ in 0..5 {
+        assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
+    }
+    h.settle_after_fetch(2).await;
+
+    // Once retry_after has passed: exactly one more (failing) attempt.
+    h.clock.advance(SECOND);
+    for _ in 0..5 {
+        assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
+    }
+    h.settle_after_fetch(3).await;
+
+    // Recovered: the next refresh succeeds and the keys are fresh again.
+    h.issuer.recover();
+    h.clock.advance(retry_after);
+    let generation = h.auth.key_generation();
+    assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
+    h.settle_after_new_key_set(generation).await;
+    assert_eq!(h.issuer.fetch_count(), 4, "{fault:?}");
+
+    h.clock.advance(retry_after);
+    for _ in 0..5 {
+        assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
+    }
+    h.settle_after_fetch(4).await;
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_while_the_issuer_answers_500() {
+    cached_keys_outlive_an_issuer_outage(Fault::Status(500)).await;
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_while_the_issuer_answers_garbage() {
+    cached_keys_outlive_an_issuer_outage(Fault::Garbage).await;
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_while_the_issuer_hangs() {
+    cached_keys_outlive_an_issuer_outage(Fault::Hang).await;
+}
+
+// ---------------------------------------------------------------------------
+// Nothing (trusted) cached
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_start_against_an_issuer_answering_500_gets_503_and_backs_off() {
+    let retry_after = Duration::from_secs(5);
+    let h = Harness::start(|b| b.jwks_retry_after(retry_after)).await;
+    h.issuer.fail(Fault::Status(500));
+
+    // Concurrent requests share the one failing fetch.
+    let tokens = sign_all((0..50).map(|_| h.token()).collect()).await;
+    for seen in h.get_all(tokens).await {
+        assert_keys_unavailable(&seen, 5);
+        assert_eq!(seen.www_authenticate, None);
+    }
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // Inside retry_after: 503 with the remaining time, no fetch, even once
+    // the issuer is back.
+    h.clock.advance(2 * SECOND);
+    assert_keys_unavailable(&h.get_valid().await, 3);
+    h.issuer.recover();
+    assert_keys_unavailable(&h.get_valid().await, 3);
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // After retry_after the next request fetches and succeeds by itself.
+    h.clock.advance(3 * SECOND);
+    let seen = h.get_valid().await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(h.issuer.fetch_count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_start_against_a_hanging_issuer_gets_503_within_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let retry_after = Duration::from_secs(5);
+    let h = Harness::start(|b| b.jwks_timeout(timeout).jwks_retry_after(retry_after)).await;
+    h.issuer.fail(Fault::Hang);
+    let tokens = sign_all((0..10).map(|_| h.token()).collect()).await;
+
+    let started = Instant::now();
+    let seen = h.get_all(tokens).await;
+    let elapsed = started.elapsed();
+
+    for seen in &seen {
+        assert_keys_unavailable(seen, 5);
+    }
+    assert!(
+        elapsed < timeout + Duration::from_millis(1200),
+        "took {elapsed:?}"
+    );
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    // Inside retry_after: answered at once, without a fetch.
+    h.clock.advance(SECOND);
+    let started = Instant::now();
+    assert_keys_unavailable(&h.get_valid().await, 4);
+    assert!(started.elapsed() < timeout, "took {:?}", started.elapsed());
+    assert_eq!(h.issuer.fetch_count(), 1);
+
+    h.issuer.recover();
+    h.clock.advance(retry_after);
+    let seen = h.get_valid().await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(h.issuer.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn keys_past_the_stale_limit_are_no_longer_trusted() {
+    let ttl = Duration::from_secs(600);
+    let max_stale = Duration::from_secs(3600);
+    let retry_after = Duration::from_secs(5);
+    let h = Harness::start(|b| {
+        b.jwks_ttl(ttl)
+            .jwks_max_stale(max_stale)
+            .jwks_retry_after(retry_after)
+    })
+    .await;
+    assert_eq!(h.get_valid().await.status, 200);
+    h.issuer.fail(Fault::Status(500));
+
+    // One second before the stale limit: still served; the refresh fails.
+    h.clock.advance(ttl + max_stale - SECOND);
+    assert_eq!(h.get_valid().await.status, 200);
+    h.settle_after_fetch(2).await;
+
+    // One second past it: 503, and no fetch inside retry_after.
+    h.clock.advance(2 * SECOND);
+    assert_keys_unavailable(&h.get_valid().await, 3);
+    assert_eq!(h.issuer.fetch_count(), 2);
+
+    // After retry_after the request itself fetches; the issuer still fails.
+    h.clock.advance(3 * SECOND);
+    assert_keys_unavailable(&h.get_valid().await, 5);
+    assert_eq!(h.issuer.fetch_count(), 3);
+
+    h.issuer.recover();
+    h.clock.advance(retry_after);
+    let seen = h.get_valid().await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(h.issuer.fetch_count(), 4);
+}
+
+// ---------------------------------------------------------------------------
+// Careful fetching
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_jwks_larger_than_the_size_cap_is_refused() {
+    let issuer = MockIssuer::start().await;
+    let body = json!({
+        "keys": [issuer.public_jwk()],
+        "padding": "x".repeat(4096),
+    })
+    .to_string();
+    assert!(body.len() > 4096);
+    issuer.fail(Fault::Body(body));
+    let capped = Harness::with_issuer(issuer, |b| b.jwks_max_size(2048)).await;
+
+    assert_keys_unavailable(&capped.get_valid().await, 5);
+    assert_eq!(capped.issuer.fetch_count(), 1);
+
+    // The same body under a larger cap is a fine key set.
+    let roomy = capped
+        .issuer
+        .auth()
+        .clock(capped.clock.clone())
+        .jwks_max_size(64 * 1024)
+        .build()
+        .unwrap();
+    let roomy_url = format!("{}/me", serve(app(&roomy)).await);
+    let seen = send(&capped.client, &roomy_url, &capped.valid()).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(capped.issuer.fetch_count(), 2);
+}
+
+#[tokio::test]
+async fn redirects_from_the_jwks_url_are_not_followed() {
+    for status in [301u16, 302, 307, 308] {
+        let issuer = MockIssuer::start().await;
+        let target = issuer.jwks_url();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let redirector = Router::new().route(
+            "/jwks",
+            get(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let target = target.clone();
+                async move {
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        [(header::LOCATION, target)],
+                    )
+                }
+            }),
+        );
+        let jwks_url = format!("{}/jwks", serve(redirector).await);
+        let h = Harness::with_issuer(issuer, |b| b.jwks_url(jwks_url)).await;
+
+        assert_keys_unavailable(&h.get_valid().await, 5);
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "{status}");
+        assert_eq!(h.issuer.fetch_count(), 0, "{status}");
+    }
+}
+
+/// What a hand-written HTTP/1.1 server sends after the response head.
+#[derive(Clone)]
+enum RawBody {
+    /// These chunks, then the end of the body (`Transfer-Encoding: chunked`,
+    /// no `Content-Length`).
+    Chunked(Vec<String>),
+    /// This chunk, then nothing, ever.
+    Stalled(String),
+}
+
+/// Serves every request on a loopback port with `body`; returns the URL and
+/// a counter of requests.
+async fn serve_raw(body: RawBody) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let body = body.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                let chunk = |data: &str| format!("{:x}\r\n{data}\r\n", data.len());
+                let mut out = head.to_owned();
+                match body {
+                    RawBody::Chunked(chunks) => {
+                        for data in chunks {
+                            out.push_str(&chunk(&data));
+                        }
+                        out.push_str("0\r\n\r\n");
+                        let _ = stream.write_all(out.as_bytes()).await;
+                    }
+                    RawBody::Stalled(data) => {
+                        out.push_str(&chunk(&data));
+                        let _ = stream.write_all(out.as_bytes()).await;
+                        std::future::pending::<()>().await;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}/jwks"), hits)
+}
+
+#[tokio::test]
+async fn a_jwks_streamed_without_content_length_is_cut_at_the_size_cap() {
+    let issuer = MockIssuer::start().await;
+    let document = json!({
+        "keys": [issuer.public_jwk()],
+        "padding": "x".repeat(8000),
+    })
+    .to_string();
+    let chunks = document
+        .as_bytes()
+        .chunks(1000)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let (jwks_url, hits) = serve_raw(RawBody::Chunked(chunks)).await;
+    let url = jwks_url.clone();
+    let h = Harness::with_issuer(issuer, |b| b.jwks_url(url).jwks_max_size(4096)).await;
+
+    assert_keys_unavailable(&h.get_valid().await, 5);
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // The same stream under a larger cap is a fine key set.
+    let roomy = h
+        .issuer
+        .auth()
+        .jwks_url(jwks_url)
+        .jwks_max_size(64 * 1024)
+        .clock(h.clock.clone())
+        .build()
+        .unwrap();
+    let roomy_url = format!("{}/me", serve(app(&roomy)).await);
+    let seen = send(&h.client, &roomy_url, &h.valid()).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(h.issuer.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn an_issuer_that_never_finishes_the_body_gets_503_within_the_timeout() {
+    let timeout = Duration::from_millis(300);
+    let (jwks_url, hits) = serve_raw(RawBody::Stalled("{\"keys\":[".to_owned())).await;
+    let h = Harness::start(|b| b.jwks_url(jwks_url).jwks_timeout(timeout)).await;
+
+    let started = Instant::now();
+    let seen = h.get_valid().await;
+    let elapsed = started.elapsed();
+
+    assert_keys_unavailable(&seen, 5);
+    assert!(
+        elapsed < timeout + Duration::from_millis(1200),
+        "took {elapsed:?}"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Careful keys
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_jwks_whose_only_key_is_unusable_gets_503_at_cold_start() {
+    // The key material that signs the tokens, but marked for encryption,
+    // carrying a private member, or (fake) 1024 bits: no key at all, so
+    // 503 rather than 200 or 401. Each case starts after retry_after.
+    let h = Harness::start(|b| b).await;
+    let bodies = unusable_jwks_bodies(&h.issuer);
+    for (name, body) in bodies {
+        h.issuer.fail(Fault::Body(body));
+        let fetches = h.issuer.fetch_count();
+        h.clock.advance(Duration::from_secs(10));
+        assert_keys_unavailable(&h.get_valid().await, 5);
+        assert_eq!(h.issuer.fetch_count(), fetches + 1, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn cached_keys_keep_serving_when_the_refreshed_jwks_has_no_usable_key() {
+    let ttl = Duration::from_secs(600);
+    let h = Harness::start(|b| b.jwks_ttl(ttl).jwks_retry_after(Duration::from_secs(5))).await;
+    assert_eq!(h.get_valid().await.status, 200);
+
+    let mut fetches = 1;
+    for (name, body) in unusable_jwks_bodies(&h.issuer) {
+        h.issuer.fail(Fault::Body(body));
+        h.clock.advance(ttl);
+        let seen = h.get_valid().await;
+        assert_eq!(seen.status, 200, "{name}: {}", seen.body);
+        fetches += 1;
+        h.settle_after_fetch(fetches).await;
+        assert_eq!(h.get_valid().await.status, 200, "{name}");
+    }
+
+    h.issuer.recover();
+    h.clock.advance(ttl);
+    let generation = h.auth.key_generation();
+    assert_eq!(h.get_valid().await.status, 200);
+    h.settle_after_new_key_set(generation).await;
+    assert_eq!(h.issuer.fetch_count(), fetches + 1);
+}
