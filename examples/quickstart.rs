@@ -6,8 +6,12 @@
 //!
 //! With no configuration it starts an embedded development issuer on
 //! loopback and prints curl commands with an admin and a member token.
-//! Configured from the environment (`MEINGPT_ORG_ID`, `MEINGPT_ISSUER`,
-//! `MEINGPT_JWKS_URL`), it verifies real meinGPT tokens instead.
+//! Configured from the environment, it verifies real tokens instead: meinGPT
+//! (`MEINGPT_ORG_ID`, `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`), any OpenID
+//! Connect issuer (`AUTH_TYPE=jwt_oidc`, `JWT_ISS`, `JWT_AUD`) or a static
+//! key (`AUTH_TYPE=jwt_local`, `JWT_ISS`, `JWT_AUD`, `JWT_ALG`,
+//! `JWT_DECODE_KEY_B64`). Users without meinGPT claims get empty role and
+//! teams.
 //! `LISTEN_ADDR` sets where it listens (default `127.0.0.1:3000`).
 //!
 //! Routes: `GET /health` (public), `GET /me` (any user), `GET /admin` (role
@@ -70,7 +74,19 @@ async fn main() -> ExitCode {
         }
     };
 
-    let configured = std::env::var_os("MEINGPT_ORG_ID").is_some();
+    const CONFIGURATION: [&str; 8] = [
+        "MEINGPT_ORG_ID",
+        "MEINGPT_ISSUER",
+        "MEINGPT_JWKS_URL",
+        "AUTH_TYPE",
+        "JWT_ISS",
+        "JWT_AUD",
+        "JWT_ALG",
+        "JWT_DECODE_KEY_B64",
+    ];
+    let configured = CONFIGURATION
+        .iter()
+        .any(|name| std::env::var_os(name).is_some());
     let (auth, dev_issuer) = if configured {
         match MeinGptAuth::from_env() {
             Ok(auth) => (auth, None),
@@ -83,6 +99,13 @@ async fn main() -> ExitCode {
             Err(error) => return fail(error),
         }
     };
+
+    if dev_issuer.is_none()
+        && let Err(error) = auth.preload().await
+    {
+        // Not fatal: the issuer may come up later; requests get 503 until then.
+        eprintln!("warning: {error}");
+    }
 
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
@@ -110,7 +133,7 @@ async fn main() -> ExitCode {
                 .team("team-mkt", "Marketing")
                 .sign();
             println!(
-                "No MEINGPT_ORG_ID set: using an embedded development issuer at {} \
+                "No configuration set: using an embedded development issuer at {} \
                  (organization {}). Its tokens are valid for one hour.\n",
                 issuer.issuer(),
                 issuer.organization()
@@ -124,7 +147,7 @@ async fn main() -> ExitCode {
             println!("curl -i -H \"Authorization: Bearer $MEMBER\" {base}/admin");
             println!("curl -i -H \"X-meinGPT-JWT: $MEMBER\" {base}/engineering");
         }
-        None => println!("Verifying meinGPT tokens from the configured issuer."),
+        None => println!("Verifying tokens from the configured issuer."),
     }
 
     let shutdown = async {

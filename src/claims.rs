@@ -9,12 +9,14 @@ use serde_json::{Map, Value};
 
 use crate::error::InvalidToken;
 
-/// A user's role in the meinGPT organization.
+/// A user's role in the meinGPT organization (or a role another platform
+/// sends).
 ///
 /// meinGPT sends `"admin"` or `"member"`; any other value (such as
 /// `"viewer"`) is kept as [`Role::Other`]: the user still authenticates but
 /// passes no guard that asks for admin or member. Matching is exact and
-/// case-sensitive.
+/// case-sensitive unless the configuration makes it case-insensitive
+/// ([`MeinGptAuthBuilder::roles_case_insensitive`](crate::MeinGptAuthBuilder::roles_case_insensitive)).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Role {
     /// `"admin"`: may manage the organization.
@@ -96,8 +98,28 @@ pub struct MeinGptUser {
     inner: Arc<UserClaims>,
 }
 
+/// How roles and the e-mail address are read from the claims.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    /// The claim holding the role(s): a string, an array of strings, or a
+    /// comma-separated string.
+    pub(crate) role_claim: String,
+    /// Compare roles ignoring ASCII case.
+    pub(crate) roles_case_insensitive: bool,
+}
+
+impl Default for ClaimRules {
+    fn default() -> Self {
+        Self {
+            role_claim: "role".to_owned(),
+            roles_case_insensitive: false,
+        }
+    }
+}
+
 struct UserClaims {
     sub: String,
+    roles_case_insensitive: bool,
     organization_id: String,
     issuer: String,
     email: Option<String>,
@@ -127,7 +149,8 @@ impl MeinGptUser {
         &self.inner.issuer
     }
 
-    /// The user's e-mail address (`email`), if the token carries one.
+    /// The user's e-mail address: the first of `email`, `upn` and
+    /// `preferred_username` the token carries.
     pub fn email(&self) -> Option<&str> {
         self.inner.email.as_deref()
     }
@@ -142,7 +165,7 @@ impl MeinGptUser {
         self.inner.organization_name.as_deref()
     }
 
-    /// The user's role (`role`); `None` when the token names none.
+    /// The user's (first) role; `None` when the token names none.
     pub fn role(&self) -> Option<&Role> {
         self.inner.roles.first()
     }
@@ -152,9 +175,18 @@ impl MeinGptUser {
         &self.inner.roles
     }
 
-    /// Whether the user has `role` (exact match).
+    /// Whether the user has `role` (exact match, or ignoring ASCII case when
+    /// so configured).
     pub fn has_role(&self, role: &Role) -> bool {
-        self.inner.roles.contains(role)
+        if self.inner.roles_case_insensitive {
+            let wanted = role.as_str();
+            self.inner
+                .roles
+                .iter()
+                .any(|own| own.as_str().eq_ignore_ascii_case(wanted))
+        } else {
+            self.inner.roles.contains(role)
+        }
     }
 
     /// The teams the user belongs to (`teams`); empty when absent.
@@ -195,6 +227,11 @@ impl MeinGptUser {
     /// One claim by name, for anything custom.
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.inner.claims.get(name)
+    }
+
+    /// The claims as your own type (any `serde::Deserialize`).
+    pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.inner.claims)
     }
 }
 
@@ -238,17 +275,21 @@ pub(crate) fn user_from_claims(
     issuer: &str,
     exp: i64,
     iat: Option<i64>,
+    rules: &ClaimRules,
 ) -> Result<MeinGptUser, InvalidToken> {
     let sub = match claims.get("sub") {
         Some(Value::String(sub)) if !sub.is_empty() => sub.clone(),
         Some(Value::String(_)) | None => return Err(InvalidToken::MissingClaim),
         Some(_) => return Err(InvalidToken::InvalidClaim),
     };
-    let roles = match claims.get("role") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(role)) => vec![Role::from(role.as_str())],
-        Some(_) => return Err(InvalidToken::InvalidClaim),
-    };
+    let roles = roles_from(claims.get(&rules.role_claim))?;
+    let mut email = None;
+    for name in ["email", "upn", "preferred_username"] {
+        if let Some(found) = optional_string(&claims, name)? {
+            email = Some(found);
+            break;
+        }
+    }
     let teams = match claims.get("teams") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -261,9 +302,10 @@ pub(crate) fn user_from_claims(
     Ok(MeinGptUser {
         inner: Arc::new(UserClaims {
             sub,
+            roles_case_insensitive: rules.roles_case_insensitive,
             organization_id: organization_id.to_owned(),
             issuer: issuer.to_owned(),
-            email: optional_string(&claims, "email")?,
+            email,
             username: optional_string(&claims, "username")?,
             organization_name: optional_string(&claims, "organizationName")?,
             jti: optional_string(&claims, "jti")?,
@@ -274,6 +316,28 @@ pub(crate) fn user_from_claims(
             claims,
         }),
     })
+}
+
+/// Roles as platforms send them: one string, a comma-separated string, or
+/// an array of strings.
+fn roles_from(value: Option<&Value>) -> Result<Vec<Role>, InvalidToken> {
+    let split = |text: &str| -> Vec<Role> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(Role::from)
+            .collect()
+    };
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(split(text)),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(|name| Role::from(name.trim())))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(InvalidToken::InvalidClaim),
+        Some(_) => Err(InvalidToken::InvalidClaim),
+    }
 }
 
 fn optional_string(
@@ -301,10 +365,119 @@ mod tests {
     use serde_json::json;
 
     fn user(claims: Value) -> Result<MeinGptUser, InvalidToken> {
+        user_with(claims_of(claims), &ClaimRules::default())
+    }
+
+    fn claims_of(claims: Value) -> Map<String, Value> {
         let Value::Object(map) = claims else {
             unreachable!()
         };
-        user_from_claims(map, "org", "https://app.meingpt.com", 2_000_000_000, None)
+        map
+    }
+
+    fn user_with(
+        claims: Map<String, Value>,
+        rules: &ClaimRules,
+    ) -> Result<MeinGptUser, InvalidToken> {
+        user_from_claims(
+            claims,
+            "org",
+            "https://app.meingpt.com",
+            2_000_000_000,
+            None,
+            rules,
+        )
+    }
+
+    #[test]
+    fn roles_come_as_string_comma_string_or_array_from_the_configured_claim() {
+        let rules = ClaimRules {
+            role_claim: "roles".into(),
+            roles_case_insensitive: false,
+        };
+        let one = user_with(claims_of(json!({"sub": "u", "roles": "editor"})), &rules).unwrap();
+        assert_eq!(one.roles(), &[Role::Other("editor".into())]);
+        let comma = user_with(
+            claims_of(json!({"sub": "u", "roles": "admin, editor,,"})),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(comma.roles(), &[Role::Admin, Role::Other("editor".into())]);
+        let array = user_with(
+            claims_of(json!({"sub": "u", "roles": ["member", "x"]})),
+            &rules,
+        )
+        .unwrap();
+        assert!(array.has_role(&Role::Member));
+        assert!(!array.has_role(&Role::Admin));
+        let bad = user_with(claims_of(json!({"sub": "u", "roles": ["a", 1]})), &rules);
+        assert_eq!(bad.unwrap_err(), InvalidToken::InvalidClaim);
+    }
+
+    #[test]
+    fn case_insensitive_roles_match_ignoring_case() {
+        let strict = ClaimRules::default();
+        let loose = ClaimRules {
+            roles_case_insensitive: true,
+            ..ClaimRules::default()
+        };
+        let claims = json!({"sub": "u", "role": "ADMIN"});
+        assert!(
+            !user_with(claims_of(claims.clone()), &strict)
+                .unwrap()
+                .has_role(&Role::Admin)
+        );
+        assert!(
+            user_with(claims_of(claims), &loose)
+                .unwrap()
+                .has_role(&Role::Admin)
+        );
+    }
+
+    #[test]
+    fn email_is_the_first_of_email_upn_and_preferred_username() {
+        let rules = ClaimRules::default();
+        let upn = user_with(
+            claims_of(json!({"sub": "u", "upn": "a@corp", "preferred_username": "b@corp"})),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(upn.email(), Some("a@corp"));
+        let preferred = user_with(
+            claims_of(json!({"sub": "u", "preferred_username": "b@corp"})),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(preferred.email(), Some("b@corp"));
+        let email = user_with(
+            claims_of(json!({"sub": "u", "email": "c@corp", "upn": "a@corp"})),
+            &rules,
+        )
+        .unwrap();
+        assert_eq!(email.email(), Some("c@corp"));
+    }
+
+    #[test]
+    fn custom_claims_deserialize_into_the_callers_type() {
+        #[derive(serde::Deserialize)]
+        struct Mine {
+            tenant: String,
+            level: u8,
+        }
+        let user = user_with(
+            claims_of(json!({"sub": "u", "tenant": "t1", "level": 3})),
+            &ClaimRules::default(),
+        )
+        .unwrap();
+        let mine: Mine = user.claims_as().unwrap();
+        assert_eq!((mine.tenant.as_str(), mine.level), ("t1", 3));
+        assert!(user.claims_as::<Mine>().is_ok());
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Needs {
+            missing: String,
+        }
+        assert!(user.claims_as::<Needs>().is_err());
     }
 
     #[test]
@@ -336,7 +509,7 @@ mod tests {
             InvalidToken::InvalidClaim
         );
         assert_eq!(
-            user(json!({"sub": "u", "role": ["admin"]})).unwrap_err(),
+            user(json!({"sub": "u", "role": 5})).unwrap_err(),
             InvalidToken::InvalidClaim
         );
         assert_eq!(

@@ -27,6 +27,13 @@ pub enum AuthError {
     /// The user is authenticated but lacks the role, team or property the
     /// route requires: `403 insufficient_scope`.
     InsufficientScope,
+    /// The token's `auth_time` is missing or older than the configured
+    /// maximum age: `401 insufficient_user_authentication` with `max_age`
+    /// (RFC 9470), telling the client to have the user sign in again.
+    InsufficientUserAuthentication {
+        /// The maximum authentication age the resource accepts.
+        max_age: Duration,
+    },
     /// The issuer's keys cannot be had (issuer down and nothing cached):
     /// `503` with `Retry-After`.
     KeysUnavailable {
@@ -145,7 +152,9 @@ impl AuthError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingToken
+            | Self::InvalidToken(_)
+            | Self::InsufficientUserAuthentication { .. } => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -159,6 +168,7 @@ impl AuthError {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope => Some("insufficient_scope"),
+            Self::InsufficientUserAuthentication { .. } => Some("insufficient_user_authentication"),
             Self::KeysUnavailable { .. } => Some("temporarily_unavailable"),
         }
     }
@@ -170,6 +180,7 @@ impl AuthError {
             Self::InvalidRequest(reason) => reason.description(),
             Self::InvalidToken(reason) => reason.description(),
             Self::InsufficientScope => "the user lacks the role or team this resource requires",
+            Self::InsufficientUserAuthentication { .. } => "more recent authentication is required",
             Self::KeysUnavailable { .. } => "the issuer's signing keys are unavailable",
         }
     }
@@ -182,6 +193,12 @@ impl AuthError {
         let value = match self {
             Self::MissingToken => format!("Bearer realm=\"{realm}\""),
             Self::KeysUnavailable { .. } => return None,
+            Self::InsufficientUserAuthentication { max_age } => format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", \
+                 error_description=\"{}\", max_age=\"{}\"",
+                self.description(),
+                max_age.as_secs()
+            ),
             other => format!(
                 "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
                 other.error_code().unwrap_or_default(),
@@ -249,6 +266,20 @@ mod tests {
         assert_eq!(
             challenge,
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
+        );
+    }
+
+    #[test]
+    fn stale_authentication_challenge_carries_max_age() {
+        let challenge = AuthError::InsufficientUserAuthentication {
+            max_age: Duration::from_secs(300),
+        }
+        .challenge("api")
+        .unwrap();
+        assert_eq!(
+            challenge,
+            "Bearer realm=\"api\", error=\"insufficient_user_authentication\", \
+             error_description=\"more recent authentication is required\", max_age=\"300\""
         );
     }
 

@@ -1,4 +1,5 @@
-//! Axum extractors: [`MeinGptUser`] and `Option<MeinGptUser>`.
+//! Axum extractors: [`MeinGptUser`], `Option<MeinGptUser>`, and
+//! [`Claims<T>`] for your own claims type.
 //!
 //! The auth layer does the verifying; the extractors read its result.
 //!
@@ -7,7 +8,9 @@
 //!   no token was sent.
 //! - `Option<MeinGptUser>`: `None` for anonymous requests (a bad token was
 //!   already rejected by the layer).
-//! - Either one without the layer: `500` with a message that names the layer.
+//! - `Claims<T>`: the verified token's claims deserialized into `T`; a token
+//!   whose claims do not fit `T` is `401 invalid_token`.
+//! - Any of them without the layer: `500` with a message that names the layer.
 //!
 //! # Example
 //!
@@ -49,9 +52,10 @@ use http::StatusCode;
 use http::request::Parts;
 
 use crate::claims::MeinGptUser;
-use crate::error::AuthError;
+use crate::error::{AuthError, InvalidToken};
 use crate::guard::{MISSING_LAYER, missing_layer};
 use crate::layer::AuthContext;
+use serde::de::DeserializeOwned;
 
 /// Why [`MeinGptUser`] could not be extracted.
 pub struct AuthRejection {
@@ -60,7 +64,7 @@ pub struct AuthRejection {
 
 enum RejectionKind {
     MissingLayer,
-    Unauthenticated(AuthContext),
+    Refused(AuthError, AuthContext),
 }
 
 impl AuthRejection {
@@ -68,7 +72,7 @@ impl AuthRejection {
     pub fn status(&self) -> StatusCode {
         match &self.kind {
             RejectionKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            RejectionKind::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            RejectionKind::Refused(error, _) => error.status(),
         }
     }
 
@@ -76,7 +80,7 @@ impl AuthRejection {
     pub fn body_text(&self) -> String {
         match &self.kind {
             RejectionKind::MissingLayer => MISSING_LAYER.to_owned(),
-            RejectionKind::Unauthenticated(_) => AuthError::MissingToken.to_string(),
+            RejectionKind::Refused(error, _) => error.to_string(),
         }
     }
 }
@@ -106,7 +110,7 @@ impl IntoResponse for AuthRejection {
         );
         match self.kind {
             RejectionKind::MissingLayer => missing_layer(),
-            RejectionKind::Unauthenticated(context) => context.reject(&AuthError::MissingToken),
+            RejectionKind::Refused(error, context) => context.reject(&error),
         }
     }
 }
@@ -127,7 +131,7 @@ impl<S: Send + Sync> FromRequestParts<S> for MeinGptUser {
             .get::<MeinGptUser>()
             .cloned()
             .ok_or_else(|| AuthRejection {
-                kind: RejectionKind::Unauthenticated(context.clone()),
+                kind: RejectionKind::Refused(AuthError::MissingToken, context.clone()),
             })
     }
 }
@@ -141,6 +145,47 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for MeinGptUser {
     ) -> Result<Option<Self>, Self::Rejection> {
         context(parts)?;
         Ok(parts.extensions.get::<MeinGptUser>().cloned())
+    }
+}
+
+/// The verified token's claims as your own type `T`.
+///
+/// ```
+/// use meingpt_auth::Claims;
+///
+/// #[derive(serde::Deserialize)]
+/// struct MyClaims {
+///     sub: String,
+///     tenant: String,
+/// }
+///
+/// async fn handler(Claims(claims): Claims<MyClaims>) -> String {
+///     format!("{} of {}", claims.sub, claims.tenant)
+/// }
+/// # let _ = handler;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Claims<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Claims<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let context = context(parts)?;
+        let refused = |error| AuthRejection {
+            kind: RejectionKind::Refused(error, context.clone()),
+        };
+        let user = parts
+            .extensions
+            .get::<MeinGptUser>()
+            .ok_or_else(|| refused(AuthError::MissingToken))?;
+        user.claims_as::<T>()
+            .map(Claims)
+            .map_err(|_| refused(AuthError::InvalidToken(InvalidToken::InvalidClaim)))
     }
 }
 

@@ -1,5 +1,10 @@
 //! The issuer's signing keys, fetched from its JWKS and cached.
 //!
+//! A key set comes from a JWKS URL, or (OpenID Connect) from the `jwks_uri`
+//! of the issuer's discovery document, which is fetched, checked (its
+//! `issuer` must equal the configured one exactly) and refreshed with the
+//! keys.
+//!
 //! [`JwksCache`] holds one key set for each configured JWKS URL in a `moka`
 //! cache. What it promises:
 //!
@@ -24,16 +29,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use reqwest::Url;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::Mutex;
 
 use crate::clock::SharedClock;
+use crate::config::checked_url;
 use crate::error::{AuthError, InvalidToken};
 use crate::json::parse_object;
+use crate::keys::{ASYMMETRIC, VerifyingKey, from_jwk};
 
 const TARGET: &str = "meingpt_auth::jwks";
 
@@ -71,54 +76,11 @@ impl Default for JwksSettings {
     }
 }
 
-/// A public key from the JWKS, parsed once when the key set is fetched.
-pub(crate) struct VerifyingKey {
-    kid: Option<String>,
-    alg: Option<Algorithm>,
-    kind: KeyKind,
-    key: DecodingKey,
-    /// The public key material, to tell identical duplicates from conflicts.
-    material: Vec<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyKind {
-    Rsa,
-    Ec(Algorithm),
-    Ed25519,
-}
-
-impl VerifyingKey {
-    fn fits(&self, alg: Algorithm) -> bool {
-        let kind_fits = match self.kind {
-            KeyKind::Rsa => matches!(
-                alg,
-                Algorithm::RS256
-                    | Algorithm::RS384
-                    | Algorithm::RS512
-                    | Algorithm::PS256
-                    | Algorithm::PS384
-                    | Algorithm::PS512
-            ),
-            KeyKind::Ec(curve_alg) => alg == curve_alg,
-            KeyKind::Ed25519 => alg == Algorithm::EdDSA,
-        };
-        kind_fits && self.alg.is_none_or(|own| own == alg)
-    }
-
-    /// Whether `signature` over `message` verifies with this key.
-    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature_b64: &str) -> bool {
-        jsonwebtoken::crypto::verify(signature_b64, message, &self.key, alg).unwrap_or(false)
-    }
-
-    fn same_material(&self, other: &VerifyingKey) -> bool {
-        self.kind == other.kind && self.material == other.material
-    }
-}
-
 /// One fetched key set.
 pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyingKey>>,
+    /// The algorithms tokens verified with this set may use.
+    algorithms: Vec<Algorithm>,
     fetched_at: Duration,
     generation: u64,
 }
@@ -134,7 +96,7 @@ impl KeySet {
             Some(kid) => self
                 .keys
                 .iter()
-                .find(|key| key.kid.as_deref() == Some(kid))
+                .find(|key| key.kid() == Some(kid))
                 .filter(|key| key.fits(alg)),
             None => {
                 let mut fitting = self.keys.iter().filter(|key| key.fits(alg));
@@ -147,17 +109,41 @@ impl KeySet {
     }
 }
 
+/// Where a key set is fetched from.
+#[derive(Debug, Clone)]
+pub(crate) enum Location {
+    /// A JWKS URL.
+    Jwks(Url),
+    /// An OpenID Connect issuer: its discovery document names the JWKS.
+    Discovery {
+        /// The issuer identifier the document must name exactly.
+        issuer: String,
+        /// `{issuer}/.well-known/openid-configuration`.
+        url: Url,
+    },
+}
+
+impl Location {
+    fn url(&self) -> &Url {
+        match self {
+            Self::Jwks(url) | Self::Discovery { url, .. } => url,
+        }
+    }
+}
+
 struct Source {
-    url: Url,
+    location: Location,
     /// Held while fetching: concurrent fetchers queue here and find the
     /// fresh key set when it is their turn (single flight).
     gate: Mutex<FetchState>,
     refreshing: AtomicBool,
+    /// When the last fetch started (nanoseconds since the epoch; 0: never).
+    /// Read without the gate by the unknown-`kid` fast path.
+    last_attempt: AtomicU64,
 }
 
 #[derive(Default)]
 struct FetchState {
-    last_attempt: Option<Duration>,
     last_failure: Option<Duration>,
 }
 
@@ -165,8 +151,11 @@ struct FetchState {
 pub(crate) struct JwksCache {
     sources: Vec<Source>,
     sets: moka::sync::Cache<usize, Arc<KeySet>>,
-    unknown_kids: moka::sync::Cache<(usize, Box<str>), Duration>,
-    algorithms: Vec<Algorithm>,
+    /// `kid`s found missing, with the generation of the key set they were
+    /// missing from.
+    unknown_kids: moka::sync::Cache<(usize, Box<str>), u64>,
+    /// Configured algorithms; `None`: those the discovery document lists.
+    algorithms: Option<Vec<Algorithm>>,
     client: reqwest::Client,
     settings: JwksSettings,
     clock: SharedClock,
@@ -181,13 +170,40 @@ impl fmt::Debug for JwksCache {
                 &self
                     .sources
                     .iter()
-                    .map(|s| s.url.as_str())
+                    .map(|s| s.location.url().as_str())
                     .collect::<Vec<_>>(),
             )
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
+
+/// Why the issuer's keys could not be loaded (see
+/// [`MeinGptAuth::preload`](crate::MeinGptAuth::preload)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysError {
+    url: String,
+    reason: String,
+}
+
+impl KeysError {
+    /// The URL that failed (JWKS or discovery document).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl fmt::Display for KeysError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot load signing keys from {}: {}",
+            self.url, self.reason
+        )
+    }
+}
+
+impl std::error::Error for KeysError {}
 
 /// Why a fetch produced no key set. Never carries the body.
 #[derive(Debug)]
@@ -198,6 +214,10 @@ pub(crate) enum FetchError {
     Transport(reqwest::Error),
     NotAJwks,
     NoUsableKey,
+    NotADiscoveryDocument,
+    IssuerMismatch,
+    BadJwksUri(String),
+    NoUsableAlgorithm,
 }
 
 impl fmt::Display for FetchError {
@@ -209,14 +229,24 @@ impl fmt::Display for FetchError {
             Self::Transport(error) => write!(f, "{error}"),
             Self::NotAJwks => f.write_str("the body is not a JSON Web Key Set"),
             Self::NoUsableKey => f.write_str("the JWKS holds no usable signing key"),
+            Self::NotADiscoveryDocument => {
+                f.write_str("the body is not an OpenID Connect discovery document")
+            }
+            Self::IssuerMismatch => {
+                f.write_str("the discovery document names another issuer than the configured one")
+            }
+            Self::BadJwksUri(reason) => write!(f, "the discovery document's jwks_uri {reason}"),
+            Self::NoUsableAlgorithm => f.write_str(
+                "the discovery document lists no asymmetric signing algorithm this crate verifies",
+            ),
         }
     }
 }
 
 impl JwksCache {
     pub(crate) fn new(
-        urls: Vec<Url>,
-        algorithms: Vec<Algorithm>,
+        locations: Vec<Location>,
+        algorithms: Option<Vec<Algorithm>>,
         settings: JwksSettings,
         clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
@@ -226,12 +256,13 @@ impl JwksCache {
             .connect_timeout(settings.timeout)
             .user_agent(concat!("meingpt-auth/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let sources = urls
+        let sources = locations
             .into_iter()
-            .map(|url| Source {
-                url,
+            .map(|location| Source {
+                location,
                 gate: Mutex::new(FetchState::default()),
                 refreshing: AtomicBool::new(false),
+                last_attempt: AtomicU64::new(0),
             })
             .collect::<Vec<_>>();
         Ok(Self {
@@ -267,17 +298,21 @@ impl JwksCache {
             }
             _ => self.load(index).await?,
         };
+        if !set.algorithms.contains(&alg) {
+            return Err(InvalidToken::UnsupportedAlgorithm.into());
+        }
         if let Some(key) = set.find(kid, alg) {
             return Ok(key.clone());
         }
         // A fresh fetch only helps a token that names a key we do not know.
-        let Some(kid) = kid.filter(|kid| !set.keys.iter().any(|k| k.kid.as_deref() == Some(*kid)))
-        else {
+        let Some(kid) = kid.filter(|kid| !set.keys.iter().any(|k| k.kid() == Some(*kid))) else {
             return Err(InvalidToken::UnknownKey.into());
         };
+        // A kid already found missing from this very key set, while no
+        // refetch is allowed yet: refuse without queueing for the gate.
         let remembered = (index, Box::<str>::from(kid));
-        if let Some(seen_at) = self.unknown_kids.get(&remembered)
-            && now < seen_at + self.settings.cooldown
+        if self.unknown_kids.get(&remembered) == Some(set.generation)
+            && self.cooling_down(index, now)
         {
             return Err(InvalidToken::UnknownKey.into());
         }
@@ -285,10 +320,38 @@ impl JwksCache {
         match set.find(Some(kid), alg) {
             Some(key) => Ok(key.clone()),
             None => {
-                self.unknown_kids.insert(remembered, self.clock.now());
+                self.unknown_kids.insert(remembered, set.generation);
                 Err(InvalidToken::UnknownKey.into())
             }
         }
+    }
+
+    /// Fetches every source that has no usable key set now, and says why
+    /// the first that fails failed.
+    pub(crate) async fn preload(&self) -> Result<(), KeysError> {
+        for (index, source) in self.sources.iter().enumerate() {
+            let mut state = source.gate.lock().await;
+            if self
+                .sets
+                .get(&index)
+                .is_some_and(|set| self.usable(&set, self.clock.now()))
+            {
+                continue;
+            }
+            self.fetch_into(index, &mut state)
+                .await
+                .map_err(|error| KeysError {
+                    url: source.location.url().to_string(),
+                    reason: error.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Whether the last fetch of source `index` was less than a cooldown ago.
+    fn cooling_down(&self, index: usize, now: Duration) -> bool {
+        let last = self.sources[index].last_attempt.load(Ordering::Acquire);
+        last != 0 && now < Duration::from_nanos(last) + self.settings.cooldown
     }
 
     /// The generation of the key set currently cached for `index`, if any.
@@ -319,12 +382,11 @@ impl JwksCache {
                 });
             }
         }
-        match self.fetch_into(index, &mut state).await {
-            Some(set) => Ok(set),
-            None => Err(AuthError::KeysUnavailable {
+        self.fetch_into(index, &mut state)
+            .await
+            .map_err(|_| AuthError::KeysUnavailable {
                 retry_after: self.settings.retry_after,
-            }),
-        }
+            })
     }
 
     async fn refetch_for_unknown_kid(&self, index: usize, seen: &Arc<KeySet>) -> Arc<KeySet> {
@@ -336,16 +398,14 @@ impl JwksCache {
             return current;
         }
         let now = self.clock.now();
-        let cooled_down = state
-            .last_attempt
-            .is_none_or(|at| now >= at + self.settings.cooldown);
+        let cooled_down = !self.cooling_down(index, now);
         let backed_off = state
             .last_failure
             .is_none_or(|at| now >= at + self.settings.retry_after);
         if !(cooled_down && backed_off) {
             return current;
         }
-        tracing::debug!(target: TARGET, url = %source.url, "unknown kid, refetching JWKS");
+        tracing::debug!(target: TARGET, url = %source.location.url(), "unknown kid, refetching JWKS");
         self.fetch_into(index, &mut state).await.unwrap_or(current)
     }
 
@@ -371,8 +431,8 @@ impl JwksCache {
                     .last_failure
                     .is_none_or(|at| now >= at + cache.settings.retry_after);
                 if due && backed_off {
-                    tracing::debug!(target: TARGET, url = %source.url, "refreshing JWKS");
-                    cache.fetch_into(index, &mut state).await;
+                    tracing::debug!(target: TARGET, url = %source.location.url(), "refreshing JWKS");
+                    let _ = cache.fetch_into(index, &mut state).await;
                 }
             }
             source.refreshing.store(false, Ordering::Release);
@@ -381,49 +441,79 @@ impl JwksCache {
 
     /// Fetches source `index` and, on success, caches the new key set.
     /// The caller holds the source's gate.
-    async fn fetch_into(&self, index: usize, state: &mut FetchState) -> Option<Arc<KeySet>> {
+    async fn fetch_into(
+        &self,
+        index: usize,
+        state: &mut FetchState,
+    ) -> Result<Arc<KeySet>, FetchError> {
         let source = &self.sources[index];
-        state.last_attempt = Some(self.clock.now());
-        match self.fetch(&source.url).await {
-            Ok(keys) => {
+        let started = self.clock.now().as_nanos().max(1) as u64;
+        source.last_attempt.store(started, Ordering::Release);
+        match self.fetch(&source.location).await {
+            Ok((keys, algorithms)) => {
                 state.last_failure = None;
                 let set = Arc::new(KeySet {
                     keys,
+                    algorithms,
                     fetched_at: self.clock.now(),
                     generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
                 });
                 self.sets.insert(index, set.clone());
-                Some(set)
+                Ok(set)
             }
             Err(error) => {
                 state.last_failure = Some(self.clock.now());
                 let stale = self.sets.contains_key(&index);
                 tracing::warn!(
                     target: TARGET,
-                    url = %source.url,
+                    url = %source.location.url(),
                     %error,
                     serving_stale_keys = stale,
                     "JWKS fetch failed"
                 );
-                None
+                Err(error)
             }
         }
     }
 
-    async fn fetch(&self, url: &Url) -> Result<Vec<Arc<VerifyingKey>>, FetchError> {
+    async fn fetch(
+        &self,
+        location: &Location,
+    ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
         let timeout = self.settings.timeout;
-        let body = tokio::time::timeout(timeout, self.fetch_body(url))
+        tokio::time::timeout(timeout, self.fetch_keys(location))
             .await
-            .map_err(|_| FetchError::TimedOut(timeout))??;
-        let (keys, skipped) = parse_jwks(&body, &self.algorithms)?;
+            .map_err(|_| FetchError::TimedOut(timeout))?
+    }
+
+    async fn fetch_keys(
+        &self,
+        location: &Location,
+    ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
+        let (jwks_url, algorithms) = match location {
+            Location::Jwks(url) => (
+                url.clone(),
+                self.algorithms
+                    .clone()
+                    .unwrap_or_else(|| vec![Algorithm::RS256]),
+            ),
+            Location::Discovery { issuer, url } => {
+                let document = self.fetch_body(url).await?;
+                let discovered = parse_discovery(&document, issuer, self.algorithms.as_deref())?;
+                tracing::debug!(target: TARGET, jwks_uri = %discovered.0, "discovery document fetched");
+                discovered
+            }
+        };
+        let body = self.fetch_body(&jwks_url).await?;
+        let (keys, skipped) = parse_jwks(&body, &algorithms)?;
         tracing::info!(
             target: TARGET,
-            url = %url,
+            url = %jwks_url,
             keys = keys.len(),
             skipped,
             "JWKS fetched"
         );
-        Ok(keys)
+        Ok((keys, algorithms))
     }
 
     async fn fetch_body(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
@@ -472,15 +562,15 @@ pub(crate) fn parse_jwks(
     let mut skipped = 0;
     let mut ambiguous: Vec<String> = Vec::new();
     for entry in entries {
-        let Some(key) = entry.as_object().and_then(|jwk| parse_jwk(jwk, algorithms)) else {
+        let Some(key) = entry.as_object().and_then(|jwk| from_jwk(jwk, algorithms)) else {
             skipped += 1;
             continue;
         };
-        if let Some(kid) = &key.kid
-            && let Some(existing) = keys.iter().find(|k| k.kid.as_ref() == Some(kid))
+        if let Some(kid) = key.kid()
+            && let Some(existing) = keys.iter().find(|k| k.kid() == Some(kid))
         {
-            if !existing.same_material(&key) && !ambiguous.contains(kid) {
-                ambiguous.push(kid.clone());
+            if !existing.same_material(&key) && !ambiguous.iter().any(|a| a == kid) {
+                ambiguous.push(kid.to_owned());
             }
             skipped += 1;
             continue;
@@ -494,7 +584,9 @@ pub(crate) fn parse_jwks(
             "JWKS names different keys with the same kid; those keys are not used"
         );
         keys.retain(|key| {
-            let drop = key.kid.as_ref().is_some_and(|kid| ambiguous.contains(kid));
+            let drop = key
+                .kid()
+                .is_some_and(|kid| ambiguous.iter().any(|a| a == kid));
             skipped += usize::from(drop);
             !drop
         });
@@ -505,109 +597,56 @@ pub(crate) fn parse_jwks(
     Ok((keys.into_iter().map(Arc::new).collect(), skipped))
 }
 
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-fn parse_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Option<VerifyingKey> {
-    if PRIVATE_MEMBERS.iter().any(|name| jwk.contains_key(*name)) {
-        tracing::warn!(target: TARGET, "JWKS key with private members skipped");
-        return None;
+/// Reads a discovery document: its `issuer` must be `issuer` exactly
+/// (OpenID Connect Discovery §4.3); returns the `jwks_uri` and the
+/// algorithms to accept (configured, or the asymmetric ones it lists).
+fn parse_discovery(
+    body: &[u8],
+    issuer: &str,
+    configured: Option<&[Algorithm]>,
+) -> Result<(Url, Vec<Algorithm>), FetchError> {
+    let document = parse_object(body).ok_or(FetchError::NotADiscoveryDocument)?;
+    match document.get("issuer") {
+        Some(Value::String(named)) if named == issuer => {}
+        Some(Value::String(_)) => return Err(FetchError::IssuerMismatch),
+        _ => return Err(FetchError::NotADiscoveryDocument),
     }
-    match jwk.get("use") {
-        None => {}
-        Some(Value::String(usage)) if usage == "sig" => {}
-        Some(_) => return None,
-    }
-    match jwk.get("key_ops") {
-        None => {}
-        Some(Value::Array(ops)) if ops.iter().any(|op| op == "verify") => {}
-        Some(_) => return None,
-    }
-    let alg = match jwk.get("alg") {
-        None => None,
-        Some(Value::String(name)) => {
-            let alg = name.parse::<Algorithm>().ok()?;
-            algorithms.contains(&alg).then_some(alg)?;
-            Some(alg)
-        }
-        Some(_) => return None,
+    let Some(Value::String(jwks_uri)) = document.get("jwks_uri") else {
+        return Err(FetchError::NotADiscoveryDocument);
     };
-    let kid = match jwk.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return None,
+    let jwks_url = checked_url(jwks_uri).map_err(|e| {
+        FetchError::BadJwksUri(match e {
+            crate::ConfigError::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        })
+    })?;
+    let algorithms = match configured {
+        Some(configured) => configured.to_vec(),
+        None => match document.get("id_token_signing_alg_values_supported") {
+            None => vec![Algorithm::RS256],
+            Some(Value::Array(names)) => {
+                let listed: Vec<Algorithm> = names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter_map(|name| name.parse::<Algorithm>().ok())
+                    .filter(|alg| ASYMMETRIC.contains(alg))
+                    .collect();
+                if listed.is_empty() {
+                    return Err(FetchError::NoUsableAlgorithm);
+                }
+                listed
+            }
+            Some(_) => return Err(FetchError::NotADiscoveryDocument),
+        },
     };
-    let (kind, key, material) = match jwk.get("kty")?.as_str()? {
-        "RSA" => {
-            let n = strip_leading_zeros(b64_member(jwk, "n")?);
-            let e = strip_leading_zeros(b64_member(jwk, "e")?);
-            let bits = n.len() * 8 - n.first()?.leading_zeros() as usize;
-            let e_ok = !e.is_empty() && e.len() <= 4 && e.last()? & 1 == 1 && e != [1];
-            if !(2048..=8192).contains(&bits) || !e_ok {
-                tracing::warn!(
-                    target: TARGET,
-                    bits,
-                    "JWKS RSA key outside 2048-8192 bits or with a bad exponent skipped"
-                );
-                return None;
-            }
-            let key = DecodingKey::from_rsa_raw_components(&n, &e);
-            (KeyKind::Rsa, key, [n, e].concat())
-        }
-        "EC" => {
-            let (curve_alg, size) = match jwk.get("crv")?.as_str()? {
-                "P-256" => (Algorithm::ES256, 32),
-                "P-384" => (Algorithm::ES384, 48),
-                _ => return None,
-            };
-            let x = b64_member(jwk, "x")?;
-            let y = b64_member(jwk, "y")?;
-            if x.len() != size || y.len() != size {
-                return None;
-            }
-            let key =
-                DecodingKey::from_ec_components(jwk.get("x")?.as_str()?, jwk.get("y")?.as_str()?)
-                    .ok()?;
-            (KeyKind::Ec(curve_alg), key, [x, y].concat())
-        }
-        "OKP" => {
-            if jwk.get("crv")?.as_str()? != "Ed25519" {
-                return None;
-            }
-            let x = b64_member(jwk, "x")?;
-            if x.len() != 32 {
-                return None;
-            }
-            let key = DecodingKey::from_ed_components(jwk.get("x")?.as_str()?).ok()?;
-            (KeyKind::Ed25519, key, x)
-        }
-        _ => return None,
-    };
-    let key = VerifyingKey {
-        kid,
-        alg,
-        kind,
-        key,
-        material,
-    };
-    algorithms.iter().any(|alg| key.fits(*alg)).then_some(key)
-}
-
-fn b64_member(jwk: &Map<String, Value>, name: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok()
-}
-
-fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
-    let zeros = bytes.iter().take_while(|b| **b == 0).count();
-    if zeros == 0 {
-        bytes
-    } else {
-        bytes[zeros..].to_vec()
-    }
+    Ok((jwks_url, algorithms))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     fn rsa_jwk(bits: usize) -> Value {
@@ -647,7 +686,7 @@ mod tests {
         good["alg"] = json!("RS256");
         let (keys, skipped) = parse(vec![enc, private, es, good]).unwrap();
         assert_eq!(keys.len(), 1);
-        assert_eq!(keys[0].kid.as_deref(), Some("good"));
+        assert_eq!(keys[0].kid(), Some("good"));
         assert_eq!(skipped, 3);
     }
 
@@ -684,6 +723,7 @@ mod tests {
         a.as_object_mut().unwrap().remove("kid");
         let set = KeySet {
             keys: parse(vec![a.clone()]).unwrap().0,
+            algorithms: vec![Algorithm::RS256],
             fetched_at: Duration::ZERO,
             generation: 1,
         };
@@ -692,11 +732,71 @@ mod tests {
         b["kid"] = json!("k2");
         let set = KeySet {
             keys: parse(vec![a, b]).unwrap().0,
+            algorithms: vec![Algorithm::RS256],
             fetched_at: Duration::ZERO,
             generation: 1,
         };
         assert!(set.find(None, Algorithm::RS256).is_none());
         assert!(set.find(Some("k2"), Algorithm::RS256).is_some());
         assert!(set.find(Some("k2"), Algorithm::ES256).is_none());
+    }
+
+    #[test]
+    fn discovery_document_must_name_the_configured_issuer_exactly() {
+        let doc = |issuer: &str| {
+            json!({"issuer": issuer, "jwks_uri": "https://id.example.com/jwks"}).to_string()
+        };
+        let ok = parse_discovery(
+            doc("https://id.example.com").as_bytes(),
+            "https://id.example.com",
+            None,
+        );
+        let (url, algorithms) = ok.unwrap();
+        assert_eq!(url.as_str(), "https://id.example.com/jwks");
+        assert_eq!(algorithms, vec![Algorithm::RS256]);
+        for other in [
+            "https://id.example.com/",
+            "https://evil.example.com",
+            "HTTPS://id.example.com",
+        ] {
+            assert!(matches!(
+                parse_discovery(doc(other).as_bytes(), "https://id.example.com", None),
+                Err(FetchError::IssuerMismatch)
+            ));
+        }
+    }
+
+    #[test]
+    fn discovered_algorithms_keep_only_asymmetric_ones() {
+        let doc = json!({
+            "issuer": "https://id.example.com",
+            "jwks_uri": "https://id.example.com/jwks",
+            "id_token_signing_alg_values_supported": ["HS256", "none", "ES256", "RS256"]
+        })
+        .to_string();
+        let (_, algorithms) =
+            parse_discovery(doc.as_bytes(), "https://id.example.com", None).unwrap();
+        assert_eq!(algorithms, vec![Algorithm::ES256, Algorithm::RS256]);
+        let only_hmac = json!({
+            "issuer": "https://id.example.com",
+            "jwks_uri": "https://id.example.com/jwks",
+            "id_token_signing_alg_values_supported": ["HS256", "none"]
+        })
+        .to_string();
+        assert!(matches!(
+            parse_discovery(only_hmac.as_bytes(), "https://id.example.com", None),
+            Err(FetchError::NoUsableAlgorithm)
+        ));
+    }
+
+    #[test]
+    fn discovered_jwks_uri_must_be_https_or_loopback() {
+        let doc =
+            json!({"issuer": "https://id.example.com", "jwks_uri": "http://evil.example.com/jwks"})
+                .to_string();
+        assert!(matches!(
+            parse_discovery(doc.as_bytes(), "https://id.example.com", None),
+            Err(FetchError::BadJwksUri(_))
+        ));
     }
 }

@@ -74,6 +74,7 @@ mod error;
 mod extract;
 mod json;
 mod jwks;
+mod keys;
 mod layer;
 mod token;
 mod verify;
@@ -84,13 +85,15 @@ pub mod testing;
 
 pub use claims::{MeinGptUser, Role, Team};
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder};
+pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
-pub use extract::AuthRejection;
+pub use extract::{AuthRejection, Claims};
 pub use guard::{
     GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
 };
+pub use jsonwebtoken::Algorithm;
+pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};
 pub use token::{MEINGPT_JWT_HEADER, TokenSource};
 

@@ -26,24 +26,39 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use crate::claims::{MeinGptUser, user_from_claims};
+use crate::claims::{ClaimRules, MeinGptUser, user_from_claims};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::json::parse_object;
 use crate::jwks::JwksCache;
+use crate::keys::VerifyingKey;
 
 const TARGET: &str = "meingpt_auth::verify";
+
+/// Where verification keys come from.
+#[derive(Debug)]
+pub(crate) enum Keys {
+    /// JWKS (meinGPT, OpenID Connect): keys chosen by `kid`.
+    Jwks(Arc<JwksCache>),
+    /// One configured key (`jwt_local`); `kid` is not consulted.
+    Static(Arc<VerifyingKey>),
+}
 
 /// Checks tokens against one issuer and its audiences.
 #[derive(Debug)]
 pub(crate) struct Verifier {
+    /// Checked against `alg` before anything else; a JWKS source may narrow
+    /// it further (the algorithms its discovery document lists).
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) issuer: String,
     /// Accepted audiences, each with the index of its JWKS source.
     pub(crate) audiences: Vec<(String, usize)>,
     pub(crate) leeway: Duration,
     pub(crate) max_token_size: usize,
-    pub(crate) jwks: Arc<JwksCache>,
+    pub(crate) keys: Keys,
+    pub(crate) rules: ClaimRules,
+    /// Require `auth_time` no older than this (RFC 9470).
+    pub(crate) max_auth_age: Option<Duration>,
     pub(crate) clock: SharedClock,
 }
 
@@ -55,13 +70,14 @@ struct Header {
 impl Verifier {
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
         let outcome = self.verify_inner(token).await;
-        if let Err(error) = &outcome {
-            match error {
+        match &outcome {
+            Ok(_) => tracing::trace!(target: TARGET, "token verified"),
+            Err(error) => match error {
                 AuthError::InvalidToken(reason) => {
                     tracing::debug!(target: TARGET, reason = reason.code(), "token rejected");
                 }
                 other => tracing::debug!(target: TARGET, error = %other, "token not verified"),
-            }
+            },
         }
         outcome
     }
@@ -83,27 +99,28 @@ impl Verifier {
             return Err(InvalidToken::Malformed.into());
         }
         let header = self.header(&decode_segment(header_b64)?)?;
-        let signature_ok = !decode_segment(signature_b64)?.is_empty();
+        let signature = decode_segment(signature_b64)?;
         let claims_bytes = decode_segment(claims_b64)?;
-        if !signature_ok {
-            return Err(InvalidToken::Malformed.into());
-        }
-        // One configured audience: its JWKS. Several: the token's `aud`
-        // chooses which JWKS to ask; it is checked again after the signature.
-        let source = match self.audiences.as_slice() {
-            [(_, source)] => *source,
-            _ => self.source_for(&claims_bytes)?,
+        let (key, source) = match &self.keys {
+            Keys::Static(key) => (key.clone(), 0),
+            Keys::Jwks(jwks) => {
+                // Audiences on one JWKS: ask it. On several (meinGPT
+                // organizations): the token's `aud` chooses which JWKS to
+                // ask; it is checked again after the signature.
+                let source = match self.audiences.as_slice() {
+                    [(_, source), rest @ ..] if rest.iter().all(|(_, s)| s == source) => *source,
+                    _ => self.source_for(&claims_bytes)?,
+                };
+                let key = jwks.key(source, header.kid.as_deref(), header.alg).await?;
+                (key, source)
+            }
         };
-        let key = self
-            .jwks
-            .key(source, header.kid.as_deref(), header.alg)
-            .await?;
         let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
-        if !key.verify(header.alg, message, signature_b64) {
+        if !key.verify(header.alg, message, &signature) {
             return Err(InvalidToken::BadSignature.into());
         }
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
-        self.user(claims, source).map_err(AuthError::from)
+        self.user(claims, source)
     }
 
     fn header(&self, bytes: &[u8]) -> Result<Header, InvalidToken> {
@@ -167,34 +184,50 @@ impl Verifier {
         }
     }
 
-    fn user(&self, claims: Map<String, Value>, source: usize) -> Result<MeinGptUser, InvalidToken> {
+    fn user(&self, claims: Map<String, Value>, source: usize) -> Result<MeinGptUser, AuthError> {
         match claims.get("iss") {
-            None => return Err(InvalidToken::MissingClaim),
+            None => return Err(InvalidToken::MissingClaim.into()),
             Some(Value::String(iss)) if *iss == self.issuer => {}
-            Some(Value::String(_)) => return Err(InvalidToken::WrongIssuer),
-            Some(_) => return Err(InvalidToken::InvalidClaim),
+            Some(Value::String(_)) => return Err(InvalidToken::WrongIssuer.into()),
+            Some(_) => return Err(InvalidToken::InvalidClaim.into()),
         }
         let (audience, matched_source) = self.matching_audience(&claims)?;
         if matched_source != source {
-            return Err(InvalidToken::WrongAudience);
+            return Err(InvalidToken::WrongAudience.into());
         }
         let now = self.clock.now().as_secs() as i64;
         let leeway = self.leeway.as_secs() as i64;
         let exp = numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?;
         if now >= exp.saturating_add(leeway) {
-            return Err(InvalidToken::Expired);
+            return Err(InvalidToken::Expired.into());
         }
         if let Some(nbf) = numeric_date(&claims, "nbf")?
             && nbf > now.saturating_add(leeway)
         {
-            return Err(InvalidToken::NotYetValid);
+            return Err(InvalidToken::NotYetValid.into());
         }
         let iat = numeric_date(&claims, "iat")?;
         if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-            return Err(InvalidToken::NotYetValid);
+            return Err(InvalidToken::NotYetValid.into());
+        }
+        if let Some(max_age) = self.max_auth_age {
+            let oldest = now
+                .saturating_sub(max_age.as_secs() as i64)
+                .saturating_sub(leeway);
+            match numeric_date(&claims, "auth_time")? {
+                Some(auth_time) if auth_time >= oldest => {}
+                _ => return Err(AuthError::InsufficientUserAuthentication { max_age }),
+            }
         }
         let audience = audience.to_owned();
-        user_from_claims(claims, &audience, &self.issuer, exp, iat)
+        Ok(user_from_claims(
+            claims,
+            &audience,
+            &self.issuer,
+            exp,
+            iat,
+            &self.rules,
+        )?)
     }
 }
 

@@ -341,7 +341,7 @@ async fn configured_for_an_issuer_it_verifies_that_issuers_tokens() {
     let lines = running.stdout_lines();
     let printed = read_until(&lines, |seen| {
         seen.iter()
-            .any(|line| line.contains("Verifying meinGPT tokens from the configured issuer"))
+            .any(|line| line.contains("Verifying tokens from the configured issuer"))
     });
     let base = format!("http://{listen}");
     assert_eq!(

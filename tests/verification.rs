@@ -737,7 +737,9 @@ async fn sub_that_is_not_a_string_is_an_invalid_claim() {
 
 #[tokio::test]
 async fn unknown_role_is_accepted_but_wrongly_typed_meingpt_claims_are_not() {
-    // Attack: type confusion on meinGPT claims (role as array, teams as a string, …).
+    // Attack: type confusion on meinGPT claims (role as a number or an array of
+    // numbers, teams as a string, …). An array of role names is a valid role
+    // claim (other platforms send roles that way).
     let (issuer, me) = start().await;
 
     let viewer = get_with_token(&me, &issuer.token().role("viewer").sign()).await;
@@ -745,7 +747,8 @@ async fn unknown_role_is_accepted_but_wrongly_typed_meingpt_claims_are_not() {
     assert_eq!(viewer.json()["role"], "viewer");
 
     for (name, value) in [
-        ("role", json!(["admin"])),
+        ("role", json!([1])),
+        ("role", json!({"name": "admin"})),
         ("role", json!(1)),
         ("teams", json!("Engineering")),
         ("teams", json!({"id": "t1", "name": "Engineering"})),

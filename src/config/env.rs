@@ -2,30 +2,58 @@
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `MEINGPT_ORG_ID` | organization id; selects meinGPT mode |
+//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; selects meinGPT mode |
 //! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
-//! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL |
+//! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL (single organization) |
+//! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |
+//! | `JWT_ISS` | the issuer (`iss`); for `jwt_oidc` also where discovery starts |
+//! | `JWT_AUD` | accepted audience(s), comma separated |
+//! | `JWT_ALG` | `jwt_local`: the algorithm (required); `jwt_oidc`: optional allow-list, comma separated |
+//! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
 
-use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use jsonwebtoken::Algorithm;
+
+use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 
 /// An authenticator configured from `lookup` (the environment, or a map in
 /// tests). Every error names the variable at fault.
 pub(crate) fn auth_from(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<MeinGptAuth, ConfigError> {
-    builder_from(lookup)?
+    let (builder, names) = builder_from(lookup)?;
+    builder
         .build()
-        .map_err(|e| match e.setting() {
-            "organization" => e.rename("MEINGPT_ORG_ID"),
-            "issuer" => e.rename("MEINGPT_ISSUER"),
-            "jwks_url" => e.rename("MEINGPT_JWKS_URL"),
-            _ => e,
+        .map_err(|e| match names.rename(e.setting()) {
+            Some(variable) => e.rename(variable),
+            None => e,
         })
+}
+
+/// Which variable stands for which builder setting in the chosen mode.
+struct Names {
+    issuer: &'static str,
+    audience: &'static str,
+    jwks_url: &'static str,
+}
+
+impl Names {
+    fn rename(&self, setting: &str) -> Option<&'static str> {
+        match setting {
+            "organization" | "audience" => Some(self.audience),
+            "issuer" => Some(self.issuer),
+            "jwks_url" | "url" => Some(self.jwks_url),
+            "static_key" => Some("JWT_DECODE_KEY_B64"),
+            "algorithms" => Some("JWT_ALG"),
+            _ => None,
+        }
+    }
 }
 
 fn builder_from(
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<MeinGptAuthBuilder, ConfigError> {
+) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
     let var = |name: &'static str| -> Result<Option<String>, ConfigError> {
         match lookup(name) {
             None => Ok(None),
@@ -35,19 +63,119 @@ fn builder_from(
             Some(value) => Ok(Some(value.trim().to_owned())),
         }
     };
-    let Some(organization) = var("MEINGPT_ORG_ID")? else {
-        return Err(ConfigError::Missing {
-            setting: "MEINGPT_ORG_ID",
-        });
+    let required = |name: &'static str| var(name)?.ok_or(ConfigError::Missing { setting: name });
+    let list = |value: &str| -> Vec<String> {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
     };
-    let mut builder = MeinGptAuthBuilder::default().organization(organization);
-    if let Some(issuer) = var("MEINGPT_ISSUER")? {
-        builder = builder.issuer(issuer);
+
+    let auth_type = var("AUTH_TYPE")?;
+    let meingpt = ["MEINGPT_ORG_ID", "MEINGPT_ISSUER", "MEINGPT_JWKS_URL"]
+        .into_iter()
+        .find(|name| lookup(name).is_some());
+    if let (Some(_), Some(name)) = (&auth_type, meingpt) {
+        return Err(ConfigError::invalid(
+            "AUTH_TYPE",
+            format!("set either AUTH_TYPE or {name} (meinGPT mode), not both"),
+        ));
     }
-    if let Some(url) = var("MEINGPT_JWKS_URL")? {
-        builder = builder.jwks_url(url);
+    match auth_type.as_deref() {
+        None => {
+            let organizations = list(&required("MEINGPT_ORG_ID")?);
+            if organizations.is_empty() {
+                return Err(ConfigError::invalid(
+                    "MEINGPT_ORG_ID",
+                    "no organization id in the list",
+                ));
+            }
+            let mut builder = MeinGptAuthBuilder::default().organizations(organizations);
+            if let Some(issuer) = var("MEINGPT_ISSUER")? {
+                builder = builder.issuer(issuer);
+            }
+            if let Some(url) = var("MEINGPT_JWKS_URL")? {
+                builder = builder.jwks_url(url);
+            }
+            let names = Names {
+                issuer: "MEINGPT_ISSUER",
+                audience: "MEINGPT_ORG_ID",
+                jwks_url: "MEINGPT_JWKS_URL",
+            };
+            Ok((builder, names))
+        }
+        Some("jwt_oidc") => {
+            let issuer = required("JWT_ISS")?;
+            let mut builder = MeinGptAuth::oidc(issuer);
+            for audience in list(&required("JWT_AUD")?) {
+                builder = builder.audience(audience);
+            }
+            if let Some(names) = var("JWT_ALG")? {
+                let algorithms = list(&names)
+                    .iter()
+                    .map(|name| algorithm(name))
+                    .collect::<Result<Vec<_>, _>>()?;
+                builder = builder.algorithms(algorithms);
+            }
+            Ok((builder, oidc_names()))
+        }
+        Some("jwt_local") => {
+            let issuer = required("JWT_ISS")?;
+            let audiences = list(&required("JWT_AUD")?);
+            let alg = algorithm(&required("JWT_ALG")?)?;
+            let encoded: String = required("JWT_DECODE_KEY_B64")?
+                .chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .collect();
+            let bytes = STANDARD
+                .decode(&encoded)
+                .or_else(|_| STANDARD_NO_PAD.decode(&encoded))
+                .map_err(|_| ConfigError::invalid("JWT_DECODE_KEY_B64", "it is not base64"))?;
+            let key = if is_hmac(alg) {
+                StaticKey::secret(alg, bytes)
+            } else {
+                StaticKey::pem(alg, bytes)
+            };
+            let mut builder = MeinGptAuth::static_key(issuer, key);
+            for audience in audiences {
+                builder = builder.audience(audience);
+            }
+            Ok((builder, oidc_names()))
+        }
+        Some(other) => Err(ConfigError::invalid(
+            "AUTH_TYPE",
+            format!("{other:?} is not jwt_oidc or jwt_local"),
+        )),
     }
-    Ok(builder)
+}
+
+fn oidc_names() -> Names {
+    Names {
+        issuer: "JWT_ISS",
+        audience: "JWT_AUD",
+        jwks_url: "JWT_ISS",
+    }
+}
+
+fn is_hmac(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+fn algorithm(name: &str) -> Result<Algorithm, ConfigError> {
+    if name.eq_ignore_ascii_case("none") {
+        return Err(ConfigError::invalid(
+            "JWT_ALG",
+            "alg none (unsigned tokens) is never accepted",
+        ));
+    }
+    name.parse::<Algorithm>().map_err(|_| {
+        ConfigError::invalid(
+            "JWT_ALG",
+            format!("{name:?} is not one of RS256/384/512, PS256/384/512, ES256/384, EdDSA, HS256/384/512"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -63,38 +191,133 @@ mod tests {
         auth_from(|name| map.get(name).cloned())
     }
 
+    fn setting(vars: &[(&str, &str)]) -> &'static str {
+        from(vars).unwrap_err().setting()
+    }
+
     #[test]
-    fn organization_is_required() {
+    fn without_any_mode_the_organization_is_missing() {
         assert_eq!(
             from(&[]).unwrap_err().to_string(),
             "MEINGPT_ORG_ID is not set"
         );
+        assert_eq!(
+            setting(&[("MEINGPT_ISSUER", "https://x.example")]),
+            "MEINGPT_ORG_ID"
+        );
     }
 
     #[test]
-    fn errors_name_the_variable() {
-        let err = from(&[
-            ("MEINGPT_ORG_ID", "org"),
-            ("MEINGPT_ISSUER", "http://evil.example"),
-        ])
-        .unwrap_err();
-        assert_eq!(err.setting(), "MEINGPT_ISSUER");
-        let err = from(&[("MEINGPT_ORG_ID", "org"), ("MEINGPT_JWKS_URL", "nope")]).unwrap_err();
-        assert_eq!(err.setting(), "MEINGPT_JWKS_URL");
-        let err = from(&[("MEINGPT_ORG_ID", "a b")]).unwrap_err();
-        assert_eq!(err.setting(), "MEINGPT_ORG_ID");
-        let err = from(&[("MEINGPT_ORG_ID", " ")]).unwrap_err();
-        assert_eq!(err.setting(), "MEINGPT_ORG_ID");
+    fn meingpt_errors_name_the_variable() {
+        assert_eq!(
+            setting(&[
+                ("MEINGPT_ORG_ID", "org"),
+                ("MEINGPT_ISSUER", "http://evil.example")
+            ]),
+            "MEINGPT_ISSUER"
+        );
+        assert_eq!(
+            setting(&[("MEINGPT_ORG_ID", "org"), ("MEINGPT_JWKS_URL", "nope")]),
+            "MEINGPT_JWKS_URL"
+        );
+        assert_eq!(setting(&[("MEINGPT_ORG_ID", "a b")]), "MEINGPT_ORG_ID");
+        assert_eq!(setting(&[("MEINGPT_ORG_ID", " ")]), "MEINGPT_ORG_ID");
+        assert_eq!(setting(&[("MEINGPT_ORG_ID", ",")]), "MEINGPT_ORG_ID");
+        assert_eq!(
+            setting(&[
+                ("MEINGPT_ORG_ID", "a,b"),
+                ("MEINGPT_JWKS_URL", "https://x.example/k")
+            ]),
+            "MEINGPT_JWKS_URL"
+        );
     }
 
     #[test]
-    fn a_full_configuration_builds() {
+    fn a_full_meingpt_configuration_builds_with_several_organizations() {
         let auth = from(&[
-            ("MEINGPT_ORG_ID", "org"),
+            ("MEINGPT_ORG_ID", "org-a, org-b"),
             ("MEINGPT_ISSUER", "http://127.0.0.1:4000"),
-            ("MEINGPT_JWKS_URL", "http://127.0.0.1:4000/keys"),
         ])
         .unwrap();
         assert_eq!(auth.realm(), "meingpt");
+    }
+
+    #[test]
+    fn auth_type_errors_name_the_variable() {
+        assert_eq!(setting(&[("AUTH_TYPE", "jwt_magic")]), "AUTH_TYPE");
+        assert_eq!(
+            setting(&[("AUTH_TYPE", "jwt_oidc"), ("MEINGPT_ORG_ID", "org")]),
+            "AUTH_TYPE"
+        );
+        assert_eq!(setting(&[("AUTH_TYPE", "jwt_oidc")]), "JWT_ISS");
+        assert_eq!(
+            setting(&[("AUTH_TYPE", "jwt_oidc"), ("JWT_ISS", "https://id.example")]),
+            "JWT_AUD"
+        );
+        assert_eq!(
+            setting(&[
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "http://id.example"),
+                ("JWT_AUD", "a")
+            ]),
+            "JWT_ISS"
+        );
+        let local = [
+            ("AUTH_TYPE", "jwt_local"),
+            ("JWT_ISS", "me"),
+            ("JWT_AUD", "a"),
+        ];
+        assert_eq!(setting(&local), "JWT_ALG");
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = local.to_vec();
+            vars.extend_from_slice(extra);
+            setting(&vars)
+        };
+        assert_eq!(with(&[("JWT_ALG", "none")]), "JWT_ALG");
+        assert_eq!(with(&[("JWT_ALG", "RS256")]), "JWT_DECODE_KEY_B64");
+        assert_eq!(
+            with(&[("JWT_ALG", "RS256"), ("JWT_DECODE_KEY_B64", "%%%")]),
+            "JWT_DECODE_KEY_B64"
+        );
+        // base64 of "not a key"
+        assert_eq!(
+            with(&[("JWT_ALG", "RS256"), ("JWT_DECODE_KEY_B64", "bm90IGEga2V5")]),
+            "JWT_DECODE_KEY_B64"
+        );
+        // an HS256 secret that is too short
+        assert_eq!(
+            with(&[("JWT_ALG", "HS256"), ("JWT_DECODE_KEY_B64", "c2hvcnQ=")]),
+            "JWT_DECODE_KEY_B64"
+        );
+    }
+
+    #[test]
+    fn errors_never_echo_the_key() {
+        let err = from(&[
+            ("AUTH_TYPE", "jwt_local"),
+            ("JWT_ISS", "me"),
+            ("JWT_AUD", "a"),
+            ("JWT_ALG", "HS256"),
+            ("JWT_DECODE_KEY_B64", "c2VjcmV0LXZhbHVl"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            !err.contains("c2VjcmV0LXZhbHVl") && !err.contains("secret-value"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_hmac_secret_configuration_builds() {
+        let secret = STANDARD.encode([7u8; 32]);
+        let auth = from(&[
+            ("AUTH_TYPE", "jwt_local"),
+            ("JWT_ISS", "https://opengpts.example"),
+            ("JWT_AUD", "a,b"),
+            ("JWT_ALG", "HS256"),
+            ("JWT_DECODE_KEY_B64", &secret),
+        ]);
+        assert!(auth.is_ok());
     }
 }

@@ -1,16 +1,25 @@
 //! Configuration: [`MeinGptAuth`] and its [`MeinGptAuthBuilder`].
 //!
-//! The meinGPT preset needs one thing, the organization id; everything else
-//! has a safe default:
+//! Three kinds of issuer, one layer:
+//!
+//! - **meinGPT** ([`MeinGptAuth::builder`]): needs only the organization id
+//!   (or several); keys from `{issuer}/api/custom-apps/v1/jwks/{organization}`.
+//! - **OpenID Connect** ([`MeinGptAuth::oidc`]): keys from the `jwks_uri` of
+//!   `{issuer}/.well-known/openid-configuration`.
+//! - **A static key** ([`MeinGptAuth::static_key`]): a PEM public key or an
+//!   HMAC secret, as OpenGPTs' `jwt_local` configures it.
+//!
+//! Everything else has a safe default:
 //!
 //! | setting | default |
 //! | --- | --- |
-//! | issuer (`iss`) | `https://app.meingpt.com` |
-//! | JWKS | `{issuer}/api/custom-apps/v1/jwks/{organization}` |
-//! | algorithms | `RS256` only |
+//! | issuer (`iss`) | `https://app.meingpt.com` (meinGPT) |
+//! | algorithms | meinGPT: `RS256` only; OIDC: the asymmetric ones the discovery document lists; static: the key's |
+//! | role claim | `role` (meinGPT), `roles` (others); exact matching |
 //! | token sources | `X-meinGPT-JWT`, then `Authorization: Bearer` |
 //! | leeway for `exp`/`nbf`/`iat` | 30 s |
 //! | token size cap | 16 KiB |
+//! | `auth_time` max age | none |
 //! | JWKS TTL / stale limit / cooldown | 10 min / 6 h / 30 s |
 //! | JWKS timeout / retry after failure / size cap | 5 s / 5 s / 256 KiB |
 
@@ -25,13 +34,14 @@ use http::{HeaderMap, Response};
 use jsonwebtoken::Algorithm;
 use reqwest::Url;
 
-use crate::claims::MeinGptUser;
+use crate::claims::{ClaimRules, MeinGptUser};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::AuthError;
-use crate::jwks::{JwksCache, JwksSettings};
+use crate::jwks::{JwksCache, JwksSettings, KeysError, Location};
+use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::Verifier;
+use crate::verify::{Keys, Verifier};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
@@ -132,6 +142,39 @@ impl MeinGptAuth {
         MeinGptAuthBuilder::default()
     }
 
+    /// A builder for an OpenID Connect issuer (Authgear, Keycloak, Auth0, …):
+    /// keys come from the `jwks_uri` of `{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must equal `issuer` exactly. Set the accepted
+    /// audiences with [`MeinGptAuthBuilder::audience`].
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::oidc("https://example.authgear.cloud")
+    ///     .audience("my-api")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn oidc(issuer: impl Into<String>) -> MeinGptAuthBuilder {
+        MeinGptAuthBuilder {
+            mode: Mode::Oidc,
+            issuer: issuer.into(),
+            ..MeinGptAuthBuilder::default()
+        }
+    }
+
+    /// A builder for tokens signed with one known key (OpenGPTs'
+    /// `jwt_local`). Set the accepted audiences with
+    /// [`MeinGptAuthBuilder::audience`].
+    pub fn static_key(issuer: impl Into<String>, key: StaticKey) -> MeinGptAuthBuilder {
+        MeinGptAuthBuilder {
+            mode: Mode::Static(key),
+            issuer: issuer.into(),
+            ..MeinGptAuthBuilder::default()
+        }
+    }
+
     /// Configures from the environment (see the crate docs for the
     /// variables). Fails with one line naming the variable at fault.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -147,6 +190,17 @@ impl MeinGptAuth {
     /// a token that is present but bad is still rejected.
     pub fn optional_layer(&self) -> AuthLayer {
         AuthLayer::new(self.clone()).allow_anonymous(true)
+    }
+
+    /// Fetches the issuer's keys now (and, for OIDC, its discovery document)
+    /// instead of at the first request, so that start-up can report a
+    /// misconfigured or unreachable issuer. Without it, such problems show
+    /// as `503` answers and a warning in the logs.
+    pub async fn preload(&self) -> Result<(), KeysError> {
+        match &self.inner.verifier.keys {
+            Keys::Jwks(jwks) => jwks.preload().await,
+            Keys::Static(_) => Ok(()),
+        }
     }
 
     /// Verifies one token (a compact JWS), for uses outside HTTP middleware.
@@ -180,17 +234,72 @@ impl MeinGptAuth {
     /// changes whenever a new key set is fetched.
     #[doc(hidden)]
     pub fn key_generation(&self) -> Option<u64> {
-        self.inner.verifier.jwks.current_generation(0)
+        match &self.inner.verifier.keys {
+            Keys::Jwks(jwks) => jwks.current_generation(0),
+            Keys::Static(_) => None,
+        }
     }
+}
+
+/// A fixed verification key: a PEM public key for RS*/PS*/ES*/EdDSA, or a
+/// shared secret for HS*. Checked when the configuration is built.
+#[derive(Clone)]
+pub struct StaticKey {
+    algorithm: Algorithm,
+    bytes: Vec<u8>,
+}
+
+impl StaticKey {
+    /// A PEM-encoded public key (`-----BEGIN PUBLIC KEY-----` or
+    /// `-----BEGIN RSA PUBLIC KEY-----`) for `algorithm`.
+    pub fn pem(algorithm: Algorithm, pem: impl AsRef<[u8]>) -> Self {
+        Self {
+            algorithm,
+            bytes: pem.as_ref().to_vec(),
+        }
+    }
+
+    /// A shared secret for HS256/HS384/HS512 (at least as long as the hash).
+    pub fn secret(algorithm: Algorithm, secret: impl AsRef<[u8]>) -> Self {
+        Self {
+            algorithm,
+            bytes: secret.as_ref().to_vec(),
+        }
+    }
+
+    /// The algorithm tokens must be signed with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+}
+
+impl fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKey")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Mode {
+    MeinGpt,
+    Oidc,
+    Static(StaticKey),
 }
 
 /// Builds a [`MeinGptAuth`]; see the [module docs](self) for the defaults.
 #[derive(Clone)]
 #[must_use]
 pub struct MeinGptAuthBuilder {
-    organizations: Vec<String>,
+    mode: Mode,
+    audiences: Vec<String>,
     issuer: String,
     jwks_url: Option<String>,
+    algorithms: Option<Vec<Algorithm>>,
+    role_claim: Option<String>,
+    roles_case_insensitive: bool,
+    max_auth_age: Option<Duration>,
     sources: Vec<TokenSource>,
     realm: String,
     leeway: Duration,
@@ -202,7 +311,8 @@ pub struct MeinGptAuthBuilder {
 impl fmt::Debug for MeinGptAuthBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeinGptAuthBuilder")
-            .field("organizations", &self.organizations)
+            .field("mode", &self.mode)
+            .field("audiences", &self.audiences)
             .field("issuer", &self.issuer)
             .field("jwks_url", &self.jwks_url)
             .finish_non_exhaustive()
@@ -212,9 +322,14 @@ impl fmt::Debug for MeinGptAuthBuilder {
 impl Default for MeinGptAuthBuilder {
     fn default() -> Self {
         Self {
-            organizations: Vec::new(),
+            mode: Mode::MeinGpt,
+            audiences: Vec::new(),
             issuer: DEFAULT_ISSUER.to_owned(),
             jwks_url: None,
+            algorithms: None,
+            role_claim: None,
+            roles_case_insensitive: false,
+            max_auth_age: None,
             sources: TokenSource::defaults(),
             realm: "meingpt".to_owned(),
             leeway: Duration::from_secs(30),
@@ -227,15 +342,64 @@ impl Default for MeinGptAuthBuilder {
 
 impl MeinGptAuthBuilder {
     /// The meinGPT organization id tokens must be issued for (`aud`).
-    pub fn organization(mut self, id: impl Into<String>) -> Self {
-        self.organizations = vec![id.into()];
+    pub fn organization(self, id: impl Into<String>) -> Self {
+        self.organizations([id])
+    }
+
+    /// Several meinGPT organizations: a token's `aud` chooses the
+    /// organization, whose own JWKS then verifies it. Tokens for other
+    /// organizations are refused without any fetch.
+    pub fn organizations<I, T>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.audiences = ids.into_iter().map(Into::into).collect();
         self
     }
 
-    /// The meinGPT instance (`iss`), for self-hosted instances. An origin
-    /// such as `https://meingpt.example.com`; a trailing `/` is dropped.
-    pub fn issuer(mut self, origin: impl Into<String>) -> Self {
-        self.issuer = origin.into();
+    /// Adds an accepted audience (`aud`); for OIDC and static keys. In
+    /// meinGPT mode an audience is an organization.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// The issuer (`iss`). For meinGPT: the instance origin, such as
+    /// `https://meingpt.example.com` for a self-hosted instance (a trailing
+    /// `/` is dropped). For OIDC and static keys: compared exactly.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The accepted signing algorithms (OIDC only; meinGPT accepts RS256
+    /// only, a static key its own algorithm). Symmetric algorithms are never
+    /// accepted with keys from a JWKS.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// The claim that holds the user's roles (`role` for meinGPT; `roles`,
+    /// `groups`, … elsewhere). Its value may be a string, an array of
+    /// strings, or a comma-separated string.
+    pub fn role_claim(mut self, claim: impl Into<String>) -> Self {
+        self.role_claim = Some(claim.into());
+        self
+    }
+
+    /// Match roles ignoring ASCII case (default: exact).
+    pub fn roles_case_insensitive(mut self, yes: bool) -> Self {
+        self.roles_case_insensitive = yes;
+        self
+    }
+
+    /// Require the user to have authenticated within `max_age` (`auth_time`
+    /// claim). Older or missing: `401 insufficient_user_authentication` with
+    /// `max_age` (RFC 9470), so the client signs the user in again.
+    pub fn max_auth_age(mut self, max_age: Duration) -> Self {
+        self.max_auth_age = Some(max_age);
         self
     }
 
@@ -316,33 +480,43 @@ impl MeinGptAuthBuilder {
     /// Checks the configuration and builds the authenticator.
     pub fn build(self) -> Result<MeinGptAuth, ConfigError> {
         install_crypto_provider();
-        let [organization] = self.organizations.as_slice() else {
-            return Err(ConfigError::Missing {
-                setting: "organization",
-            });
+        self.check_common()?;
+        let clock = SharedClock(self.clock.clone());
+        let (issuer, algorithms, keys, audiences) = match &self.mode {
+            Mode::MeinGpt => self.meingpt_keys(&clock)?,
+            Mode::Oidc => self.oidc_keys(&clock)?,
+            Mode::Static(key) => self.static_keys(key)?,
         };
-        if organization.is_empty()
-            || !organization
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ConfigError::invalid(
-                "organization",
-                "an organization id has only letters, digits, '-' and '_'",
-            ));
-        }
-        let issuer = self.issuer.strip_suffix('/').unwrap_or(&self.issuer);
-        let issuer_url = checked_url(issuer).map_err(|e| e.rename("issuer"))?;
-        if issuer_url.path() != "/" || issuer_url.query().is_some() {
-            return Err(ConfigError::invalid(
-                "issuer",
-                "the meinGPT issuer is an origin such as https://app.meingpt.com",
-            ));
-        }
-        let jwks_url = match &self.jwks_url {
-            Some(url) => checked_url(url).map_err(|e| e.rename("jwks_url"))?,
-            None => checked_url(&format!("{issuer}/api/custom-apps/v1/jwks/{organization}"))?,
+        let default_role_claim = match self.mode {
+            Mode::MeinGpt => "role",
+            _ => "roles",
         };
+        let rules = ClaimRules {
+            role_claim: self
+                .role_claim
+                .unwrap_or_else(|| default_role_claim.to_owned()),
+            roles_case_insensitive: self.roles_case_insensitive,
+        };
+        Ok(MeinGptAuth {
+            inner: Arc::new(Inner {
+                verifier: Verifier {
+                    algorithms,
+                    issuer,
+                    audiences,
+                    leeway: self.leeway,
+                    max_token_size: self.max_token_size,
+                    keys,
+                    rules,
+                    max_auth_age: self.max_auth_age,
+                    clock,
+                },
+                sources: self.sources,
+                realm: self.realm,
+            }),
+        })
+    }
+
+    fn check_common(&self) -> Result<(), ConfigError> {
         if !(1..=256).contains(&self.realm.len())
             || !self
                 .realm
@@ -369,27 +543,144 @@ impl MeinGptAuthBuilder {
         if self.jwks.timeout.is_zero() {
             return Err(ConfigError::invalid("jwks_timeout", "must be above zero"));
         }
-        let clock = SharedClock(self.clock);
-        let algorithms = vec![Algorithm::RS256];
-        let jwks = JwksCache::new(vec![jwks_url], algorithms.clone(), self.jwks, clock.clone())
+        if self.role_claim.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::invalid("role_claim", "must not be empty"));
+        }
+        if self.audiences.iter().any(|aud| aud.trim().is_empty()) {
+            return Err(ConfigError::invalid("audience", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    fn jwks_cache(
+        &self,
+        locations: Vec<Location>,
+        algorithms: Option<Vec<Algorithm>>,
+        clock: &SharedClock,
+    ) -> Result<Keys, ConfigError> {
+        let cache = JwksCache::new(locations, algorithms, self.jwks.clone(), clock.clone())
             .map_err(|e| ConfigError::invalid("jwks_url", format!("HTTP client: {e}")))?;
-        Ok(MeinGptAuth {
-            inner: Arc::new(Inner {
-                verifier: Verifier {
-                    algorithms,
-                    issuer: issuer.to_owned(),
-                    audiences: vec![(organization.clone(), 0)],
-                    leeway: self.leeway,
-                    max_token_size: self.max_token_size,
-                    jwks: Arc::new(jwks),
-                    clock,
-                },
-                sources: self.sources,
-                realm: self.realm,
-            }),
-        })
+        Ok(Keys::Jwks(Arc::new(cache)))
+    }
+
+    fn meingpt_keys(&self, clock: &SharedClock) -> Result<Built, ConfigError> {
+        if self.audiences.is_empty() {
+            return Err(ConfigError::Missing {
+                setting: "organization",
+            });
+        }
+        for organization in &self.audiences {
+            if !organization
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError::invalid(
+                    "organization",
+                    "an organization id has only letters, digits, '-' and '_'",
+                ));
+            }
+        }
+        if self
+            .algorithms
+            .as_ref()
+            .is_some_and(|algs| algs.as_slice() != [Algorithm::RS256])
+        {
+            return Err(ConfigError::invalid(
+                "algorithms",
+                "meinGPT signs with RS256 only",
+            ));
+        }
+        let issuer = self.issuer.strip_suffix('/').unwrap_or(&self.issuer);
+        let issuer_url = checked_url(issuer).map_err(|e| e.rename("issuer"))?;
+        if issuer_url.path() != "/" || issuer_url.query().is_some() {
+            return Err(ConfigError::invalid(
+                "issuer",
+                "the meinGPT issuer is an origin such as https://app.meingpt.com",
+            ));
+        }
+        let locations = match (&self.jwks_url, self.audiences.as_slice()) {
+            (Some(url), [_]) => vec![Location::Jwks(
+                checked_url(url).map_err(|e| e.rename("jwks_url"))?,
+            )],
+            (Some(_), _) => {
+                return Err(ConfigError::invalid(
+                    "jwks_url",
+                    "a JWKS URL override serves one organization only",
+                ));
+            }
+            (None, organizations) => organizations
+                .iter()
+                .map(|org| {
+                    checked_url(&format!("{issuer}/api/custom-apps/v1/jwks/{org}"))
+                        .map(Location::Jwks)
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let audiences = self
+            .audiences
+            .iter()
+            .enumerate()
+            .map(|(index, org)| (org.clone(), index))
+            .collect();
+        let keys = self.jwks_cache(locations, Some(vec![Algorithm::RS256]), clock)?;
+        Ok((issuer.to_owned(), vec![Algorithm::RS256], keys, audiences))
+    }
+
+    fn oidc_keys(&self, clock: &SharedClock) -> Result<Built, ConfigError> {
+        let audiences = self.required_audiences()?;
+        let issuer_url = checked_url(&self.issuer).map_err(|e| e.rename("issuer"))?;
+        let algorithms = match &self.algorithms {
+            Some(algs) if algs.is_empty() || algs.iter().any(|alg| !ASYMMETRIC.contains(alg)) => {
+                return Err(ConfigError::invalid(
+                    "algorithms",
+                    "keys from a JWKS take asymmetric algorithms only (RS*, PS*, ES256, ES384, EdDSA)",
+                ));
+            }
+            configured => configured.clone(),
+        };
+        let discovery = format!(
+            "{}/.well-known/openid-configuration",
+            issuer_url.as_str().trim_end_matches('/')
+        );
+        let location = match &self.jwks_url {
+            // A known JWKS URL skips discovery.
+            Some(url) => Location::Jwks(checked_url(url).map_err(|e| e.rename("jwks_url"))?),
+            None => Location::Discovery {
+                issuer: self.issuer.clone(),
+                url: checked_url(&discovery)?,
+            },
+        };
+        let precheck = algorithms.clone().unwrap_or_else(|| ASYMMETRIC.to_vec());
+        let keys = self.jwks_cache(vec![location], algorithms, clock)?;
+        Ok((self.issuer.clone(), precheck, keys, audiences))
+    }
+
+    fn static_keys(&self, key: &StaticKey) -> Result<Built, ConfigError> {
+        let audiences = self.required_audiences()?;
+        if self.issuer.trim().is_empty() {
+            return Err(ConfigError::Missing { setting: "issuer" });
+        }
+        let verifying = keys::from_config(key.algorithm, &key.bytes, "static_key")?;
+        Ok((
+            self.issuer.clone(),
+            vec![key.algorithm],
+            Keys::Static(Arc::new(verifying)),
+            audiences,
+        ))
+    }
+
+    fn required_audiences(&self) -> Result<Vec<(String, usize)>, ConfigError> {
+        if self.audiences.is_empty() {
+            return Err(ConfigError::Missing {
+                setting: "audience",
+            });
+        }
+        Ok(self.audiences.iter().map(|aud| (aud.clone(), 0)).collect())
     }
 }
+
+/// Issuer, pre-check algorithms, keys, and audiences with their key source.
+type Built = (String, Vec<Algorithm>, Keys, Vec<(String, usize)>);
 
 /// Picks aws-lc-rs for jsonwebtoken, whatever features other crates in the
 /// build enabled on it (with both backends it would panic at first use).
@@ -456,7 +747,7 @@ mod tests {
             .issuer("https://meingpt.example.com/")
             .build()
             .unwrap();
-        let printed = format!("{:?}", auth.inner.verifier.jwks);
+        let printed = format!("{:?}", auth.inner.verifier.keys);
         assert!(printed.contains("https://meingpt.example.com/api/custom-apps/v1/jwks/clx123"));
         assert_eq!(auth.inner.verifier.issuer, "https://meingpt.example.com");
     }
@@ -465,6 +756,27 @@ mod tests {
     fn bad_settings_name_themselves() {
         let err = MeinGptAuth::builder().build().unwrap_err();
         assert_eq!(err.to_string(), "organization is not set");
+        let err = MeinGptAuth::builder()
+            .organizations(["a", "b"])
+            .jwks_url("https://x.example/jwks")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "jwks_url");
+        let err = MeinGptAuth::oidc("https://id.example.com")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "audience is not set");
+        let err = MeinGptAuth::oidc("https://id.example.com")
+            .audience("api")
+            .algorithms([Algorithm::HS256])
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "algorithms");
+        let err = MeinGptAuth::oidc("http://id.example.com")
+            .audience("api")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "issuer");
         let err = MeinGptAuth::builder()
             .organization("a/b")
             .build()

@@ -32,6 +32,7 @@
 //! # }
 //! ```
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -97,14 +98,41 @@ impl MockKey {
     }
 }
 
+/// One organization's keys: the published ones and the one signing now.
+struct OrganizationKeys {
+    published: Vec<MockKey>,
+    signing: MockKey,
+    fetches: usize,
+}
+
 struct IssuerState {
     organization: String,
     issuer: String,
-    keys: Mutex<Vec<MockKey>>,
-    signing: Mutex<MockKey>,
+    organizations: Mutex<BTreeMap<String, OrganizationKeys>>,
     fault: Mutex<Option<Fault>>,
-    fetches: AtomicUsize,
+    discovery: Mutex<Option<Value>>,
+    discovery_fetches: AtomicUsize,
     next_kid: AtomicUsize,
+}
+
+impl IssuerState {
+    fn new_key(&self) -> MockKey {
+        let n = self.next_kid.fetch_add(1, Ordering::SeqCst);
+        MockKey::generate(format!("key-{n}"))
+    }
+
+    /// Runs `f` on the keys of `organization`.
+    ///
+    /// # Panics
+    ///
+    /// If the issuer does not serve `organization` (a mistake in the test).
+    fn with_keys<T>(&self, organization: &str, f: impl FnOnce(&mut OrganizationKeys) -> T) -> T {
+        let mut organizations = lock(&self.organizations);
+        let keys = organizations.get_mut(organization).unwrap_or_else(|| {
+            panic!("the mock issuer does not serve organization {organization:?}")
+        });
+        f(keys)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -138,27 +166,47 @@ impl MockIssuer {
     }
 
     /// Starts an issuer for `organization` with one RSA-2048 key.
+    pub async fn for_organization(organization: &str) -> Self {
+        Self::for_organizations(&[organization]).await
+    }
+
+    /// Starts an issuer serving several organizations, each with its own
+    /// RSA-2048 key and JWKS. The first is the one [`token`](Self::token),
+    /// [`rotate`](Self::rotate) and the other methods speak of.
     ///
     /// # Panics
     ///
-    /// If no loopback port can be bound (a broken test machine).
-    pub async fn for_organization(organization: &str) -> Self {
+    /// If `organizations` is empty, or no loopback port can be bound (a
+    /// broken test machine).
+    pub async fn for_organizations(organizations: &[&str]) -> Self {
+        assert!(!organizations.is_empty(), "at least one organization");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let first = MockKey::generate("key-1".to_owned());
         let state = Arc::new(IssuerState {
-            organization: organization.to_owned(),
+            organization: organizations[0].to_owned(),
             issuer: format!("http://{addr}"),
-            keys: Mutex::new(vec![first.clone()]),
-            signing: Mutex::new(first),
+            organizations: Mutex::new(BTreeMap::new()),
             fault: Mutex::new(None),
-            fetches: AtomicUsize::new(0),
-            next_kid: AtomicUsize::new(2),
+            discovery: Mutex::new(None),
+            discovery_fetches: AtomicUsize::new(0),
+            next_kid: AtomicUsize::new(1),
         });
+        for organization in organizations {
+            let key = state.new_key();
+            lock(&state.organizations).insert(
+                (*organization).to_owned(),
+                OrganizationKeys {
+                    published: vec![key.clone()],
+                    signing: key,
+                    fetches: 0,
+                },
+            );
+        }
         let app = Router::new()
             .route("/api/custom-apps/v1/jwks/{organization}", get(serve_jwks))
+            .route("/.well-known/openid-configuration", get(serve_discovery))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -196,9 +244,29 @@ impl MockIssuer {
             .organization(self.organization())
     }
 
-    /// How many times the JWKS was requested.
+    /// How many times a JWKS was requested (all organizations together).
     pub fn fetch_count(&self) -> usize {
-        self.state.fetches.load(Ordering::SeqCst)
+        lock(&self.state.organizations)
+            .values()
+            .map(|keys| keys.fetches)
+            .sum()
+    }
+
+    /// How many times this organization's JWKS was requested.
+    pub fn fetch_count_for(&self, organization: &str) -> usize {
+        self.state.with_keys(organization, |keys| keys.fetches)
+    }
+
+    /// How many times the discovery document was requested.
+    pub fn discovery_count(&self) -> usize {
+        self.state.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Serves this document at `/.well-known/openid-configuration` instead
+    /// of the default one (`issuer`, `jwks_uri` of the first organization,
+    /// `id_token_signing_alg_values_supported: ["RS256"]`).
+    pub fn set_discovery(&self, document: Value) {
+        *lock(&self.state.discovery) = Some(document);
     }
 
     /// Makes every following JWKS request fail this way.
@@ -214,47 +282,59 @@ impl MockIssuer {
     /// Adds a new key, publishes it beside the old ones and signs with it
     /// from now on. Returns its `kid`.
     pub fn rotate(&self) -> String {
-        let n = self.state.next_kid.fetch_add(1, Ordering::SeqCst);
-        let key = MockKey::generate(format!("key-{n}"));
+        let key = self.state.new_key();
         let kid = key.kid.clone();
-        lock(&self.state.keys).push(key.clone());
-        *lock(&self.state.signing) = key;
+        self.state.with_keys(&self.state.organization, |keys| {
+            keys.published.push(key.clone());
+            keys.signing = key;
+        });
         kid
     }
 
     /// Stops publishing the key with this `kid` (tokens can still be
     /// signed with it, as by an attacker holding a retired key).
     pub fn unpublish(&self, kid: &str) {
-        lock(&self.state.keys).retain(|key| key.kid != kid);
+        self.state.with_keys(&self.state.organization, |keys| {
+            keys.published.retain(|key| key.kid != kid);
+        });
     }
 
     /// The `kid` tokens are signed with now.
     pub fn current_kid(&self) -> String {
-        lock(&self.state.signing).kid.clone()
+        self.signing_key().kid
     }
 
     /// The JWK of the current signing key, as published.
     pub fn public_jwk(&self) -> Value {
-        lock(&self.state.signing).jwk.clone()
+        self.signing_key().jwk
     }
 
     /// The current signing key's public key as PKCS#1 `RSAPublicKey` DER.
     pub fn public_key_der(&self) -> Vec<u8> {
-        lock(&self.state.signing)
-            .pair
-            .public_key()
-            .as_ref()
-            .to_vec()
+        self.signing_key().pair.public_key().as_ref().to_vec()
+    }
+
+    fn signing_key(&self) -> MockKey {
+        self.state
+            .with_keys(&self.state.organization, |keys| keys.signing.clone())
     }
 
     /// A token builder with meinGPT's claims for a member, valid for an hour.
     pub fn token(&self) -> TokenBuilder {
-        let key = lock(&self.state.signing).clone();
+        self.token_for(&self.state.organization.clone())
+    }
+
+    /// A token builder for another organization this issuer serves: signed
+    /// with that organization's key, `aud` set to it.
+    pub fn token_for(&self, organization: &str) -> TokenBuilder {
+        let key = self
+            .state
+            .with_keys(organization, |keys| keys.signing.clone());
         let now = SystemClock.now().as_secs() as i64;
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.state.issuer));
         claims.insert("sub".into(), json!("user-1"));
-        claims.insert("aud".into(), json!(self.state.organization));
+        claims.insert("aud".into(), json!(organization));
         claims.insert("exp".into(), json!(now + 3600));
         claims.insert("iat".into(), json!(now));
         claims.insert("jti".into(), json!(random_uuid()));
@@ -278,7 +358,7 @@ impl MockIssuer {
     /// byte for byte as given: for tokens no builder would make, such as
     /// duplicate member names.
     pub fn sign_raw(&self, header: &str, claims: &str) -> String {
-        let key = lock(&self.state.signing).clone();
+        let key = self.signing_key();
         let message = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header),
@@ -299,16 +379,20 @@ async fn serve_jwks(
     State(state): State<Arc<IssuerState>>,
     Path(organization): Path<String>,
 ) -> Response {
-    if organization != state.organization {
-        return StatusCode::NOT_FOUND.into_response();
-    }
-    state.fetches.fetch_add(1, Ordering::SeqCst);
+    let published = {
+        let mut organizations = lock(&state.organizations);
+        let Some(keys) = organizations.get_mut(&organization) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        keys.fetches += 1;
+        keys.published.clone()
+    };
     let fault = lock(&state.fault).clone();
     let json_body =
         |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     match fault {
         None => {
-            let keys: Vec<Value> = lock(&state.keys).iter().map(|k| k.jwk.clone()).collect();
+            let keys: Vec<Value> = published.iter().map(|k| k.jwk.clone()).collect();
             json_body(json!({ "keys": keys }).to_string())
         }
         Some(Fault::Status(code)) => {
@@ -319,6 +403,25 @@ async fn serve_jwks(
         Some(Fault::Body(body)) => json_body(body),
         Some(Fault::Hang) => std::future::pending().await,
     }
+}
+
+async fn serve_discovery(State(state): State<Arc<IssuerState>>) -> Response {
+    state.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    let document = lock(&state.discovery).clone().unwrap_or_else(|| {
+        json!({
+            "issuer": state.issuer,
+            "jwks_uri": format!(
+                "{}/api/custom-apps/v1/jwks/{}",
+                state.issuer, state.organization
+            ),
+            "id_token_signing_alg_values_supported": ["RS256"],
+        })
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document.to_string(),
+    )
+        .into_response()
 }
 
 fn rsa_sign(pair: &RsaKeyPair, alg: Algorithm, message: &[u8]) -> Vec<u8> {

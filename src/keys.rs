@@ -1,0 +1,389 @@
+//! Verification keys, parsed once (when a JWKS is fetched or the
+//! configuration is built) and used for every request after.
+//!
+//! Asymmetric keys are held as aws-lc-rs `ParsedPublicKey`s, one per
+//! algorithm the key may verify, so a request pays for the signature check
+//! and nothing else: no key parsing, no allocation. HMAC secrets (static
+//! configuration only, never from a JWKS) are held as aws-lc-rs HMAC keys and
+//! compared in constant time.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{Map, Value};
+
+use crate::config::ConfigError;
+
+const TARGET: &str = "meingpt_auth::jwks";
+
+/// Every asymmetric algorithm this crate verifies.
+pub(crate) const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    Rsa,
+    Ec(Algorithm),
+    Ed25519,
+    Hmac(Algorithm),
+}
+
+impl KeyKind {
+    fn fits(self, alg: Algorithm) -> bool {
+        match self {
+            Self::Rsa => matches!(
+                alg,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+            ),
+            Self::Ec(own) | Self::Hmac(own) => alg == own,
+            Self::Ed25519 => alg == Algorithm::EdDSA,
+        }
+    }
+}
+
+enum Check {
+    Public(ParsedPublicKey),
+    Hmac(hmac::Key),
+}
+
+/// A key that verifies signatures, with the algorithms it may be used for.
+pub(crate) struct VerifyingKey {
+    kid: Option<String>,
+    kind: KeyKind,
+    checks: Vec<(Algorithm, Check)>,
+    /// The public key material, to tell identical duplicates from conflicts.
+    material: Vec<u8>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("kid", &self.kid)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    pub(crate) fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    pub(crate) fn fits(&self, alg: Algorithm) -> bool {
+        self.checks.iter().any(|(own, _)| *own == alg)
+    }
+
+    pub(crate) fn same_material(&self, other: &VerifyingKey) -> bool {
+        self.kind == other.kind && self.material == other.material
+    }
+
+    /// Whether `signature` over `message` verifies with this key under `alg`.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        let Some((_, check)) = self.checks.iter().find(|(own, _)| *own == alg) else {
+            return false;
+        };
+        match check {
+            Check::Public(key) => key.verify_sig(message, signature).is_ok(),
+            Check::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+        }
+    }
+
+    /// Parses the key for each of `algorithms` it fits; `None` when it fits none.
+    fn build(
+        kid: Option<String>,
+        kind: KeyKind,
+        material: Vec<u8>,
+        algorithms: &[Algorithm],
+        parse: impl Fn(Algorithm) -> Option<Check>,
+    ) -> Option<Self> {
+        let checks: Vec<(Algorithm, Check)> = algorithms
+            .iter()
+            .copied()
+            .filter(|alg| kind.fits(*alg))
+            .filter_map(|alg| parse(alg).map(|check| (alg, check)))
+            .collect();
+        (!checks.is_empty()).then_some(Self {
+            kid,
+            kind,
+            checks,
+            material,
+        })
+    }
+}
+
+fn rsa_params(alg: Algorithm) -> Option<&'static signature::RsaParameters> {
+    Some(match alg {
+        Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+fn public_params(alg: Algorithm) -> Option<&'static dyn signature::VerificationAlgorithm> {
+    Some(match alg {
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &signature::ED25519,
+        other => rsa_params(other)?,
+    })
+}
+
+fn hmac_params(alg: Algorithm) -> Option<(hmac::Algorithm, usize)> {
+    match alg {
+        Algorithm::HS256 => Some((hmac::HMAC_SHA256, 32)),
+        Algorithm::HS384 => Some((hmac::HMAC_SHA384, 48)),
+        Algorithm::HS512 => Some((hmac::HMAC_SHA512, 64)),
+        _ => None,
+    }
+}
+
+fn rsa_bits(n: &[u8]) -> usize {
+    match n.first() {
+        Some(first) => n.len() * 8 - first.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// A key from a JWKS entry, usable with `algorithms`; `None` (skipped) when
+/// it is not a signature key, has private members, is too weak, or fits none
+/// of the algorithms. Symmetric (`oct`) keys are never taken from a JWKS.
+pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Option<VerifyingKey> {
+    const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+    if PRIVATE_MEMBERS.iter().any(|name| jwk.contains_key(*name)) {
+        tracing::warn!(target: TARGET, "JWKS key with private members skipped");
+        return None;
+    }
+    match jwk.get("use") {
+        None => {}
+        Some(Value::String(usage)) if usage == "sig" => {}
+        Some(_) => return None,
+    }
+    match jwk.get("key_ops") {
+        None => {}
+        Some(Value::Array(ops)) if ops.iter().any(|op| op == "verify") => {}
+        Some(_) => return None,
+    }
+    // A key that names its algorithm is used with that algorithm only.
+    let own_alg;
+    let algorithms = match jwk.get("alg") {
+        None => algorithms,
+        Some(Value::String(name)) => {
+            own_alg = [name.parse::<Algorithm>().ok()?];
+            if !algorithms.contains(&own_alg[0]) {
+                return None;
+            }
+            &own_alg[..]
+        }
+        Some(_) => return None,
+    };
+    let kid = match jwk.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.clone()),
+        Some(_) => return None,
+    };
+    match jwk.get("kty")?.as_str()? {
+        "RSA" => rsa_key(
+            kid,
+            b64_member(jwk, "n")?,
+            b64_member(jwk, "e")?,
+            algorithms,
+        ),
+        "EC" => {
+            let (alg, size) = match jwk.get("crv")?.as_str()? {
+                "P-256" => (Algorithm::ES256, 32),
+                "P-384" => (Algorithm::ES384, 48),
+                _ => return None,
+            };
+            let x = b64_member(jwk, "x")?;
+            let y = b64_member(jwk, "y")?;
+            if x.len() != size || y.len() != size {
+                return None;
+            }
+            let point = [&[4u8][..], &x, &y].concat();
+            public_key(kid, KeyKind::Ec(alg), point, algorithms)
+        }
+        "OKP" => {
+            if jwk.get("crv")?.as_str()? != "Ed25519" {
+                return None;
+            }
+            let x = b64_member(jwk, "x")?;
+            if x.len() != 32 {
+                return None;
+            }
+            public_key(kid, KeyKind::Ed25519, x, algorithms)
+        }
+        _ => None,
+    }
+}
+
+/// An RSA key from its modulus and exponent (big-endian): 2048-8192 bits,
+/// an odd exponent above 1 of at most 32 bits.
+fn rsa_key(
+    kid: Option<String>,
+    n: Vec<u8>,
+    e: Vec<u8>,
+    algorithms: &[Algorithm],
+) -> Option<VerifyingKey> {
+    let n = strip_leading_zeros(n);
+    let e = strip_leading_zeros(e);
+    let bits = rsa_bits(&n);
+    let e_ok = !e.is_empty() && e.len() <= 4 && e.last()? & 1 == 1 && e != [1];
+    if !(2048..=8192).contains(&bits) || !e_ok {
+        tracing::warn!(
+            target: TARGET,
+            bits,
+            "RSA key outside 2048-8192 bits or with a bad exponent skipped"
+        );
+        return None;
+    }
+    let components = RsaPublicKeyComponents {
+        n: &n[..],
+        e: &e[..],
+    };
+    let parse = |alg| {
+        components
+            .to_parsed_public_key(rsa_params(alg)?)
+            .ok()
+            .map(Check::Public)
+    };
+    VerifyingKey::build(
+        kid,
+        KeyKind::Rsa,
+        [&n[..], &e[..]].concat(),
+        algorithms,
+        parse,
+    )
+}
+
+fn public_key(
+    kid: Option<String>,
+    kind: KeyKind,
+    bytes: Vec<u8>,
+    algorithms: &[Algorithm],
+) -> Option<VerifyingKey> {
+    let parse = |alg| {
+        ParsedPublicKey::new(public_params(alg)?, &bytes)
+            .ok()
+            .map(Check::Public)
+    };
+    VerifyingKey::build(kid, kind, bytes.clone(), algorithms, parse)
+}
+
+/// A fixed key from configuration (OpenGPTs `jwt_local`): a PEM public key
+/// for RS*/PS*/ES*/EdDSA, or a raw secret for HS*. `setting` names the
+/// configuration item in errors.
+pub(crate) fn from_config(
+    alg: Algorithm,
+    key: &[u8],
+    setting: &'static str,
+) -> Result<VerifyingKey, ConfigError> {
+    let invalid = |reason: &str| ConfigError::invalid(setting, reason.to_owned());
+    if let Some((hmac_alg, min_len)) = hmac_params(alg) {
+        if key.len() < min_len {
+            return Err(ConfigError::invalid(
+                setting,
+                format!("an HS secret for this algorithm needs at least {min_len} bytes"),
+            ));
+        }
+        if key.starts_with(b"-----BEGIN") {
+            return Err(invalid(
+                "an HS algorithm takes a shared secret, not a PEM key (a public key used as an HMAC secret is a known attack)",
+            ));
+        }
+        let check = Check::Hmac(hmac::Key::new(hmac_alg, key));
+        return Ok(VerifyingKey {
+            kid: None,
+            kind: KeyKind::Hmac(alg),
+            checks: vec![(alg, check)],
+            material: Vec::new(),
+        });
+    }
+    let not_a_key = || invalid("not a PEM public key of the kind this algorithm needs");
+    let key = match alg {
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let point = pem_bytes(DecodingKey::from_ec_pem(key)).ok_or_else(not_a_key)?;
+            public_key(None, KeyKind::Ec(alg), point, &[alg])
+        }
+        Algorithm::EdDSA => {
+            let x = pem_bytes(DecodingKey::from_ed_pem(key)).ok_or_else(not_a_key)?;
+            public_key(None, KeyKind::Ed25519, x, &[alg])
+        }
+        _ => {
+            let pkcs1 = pem_bytes(DecodingKey::from_rsa_pem(key)).ok_or_else(not_a_key)?;
+            let (n, e) = rsa_components_from_pkcs1(&pkcs1).ok_or_else(not_a_key)?;
+            rsa_key(None, n, e, &[alg])
+        }
+    };
+    key.ok_or_else(|| {
+        invalid("the key does not fit the algorithm (RSA keys need 2048 to 8192 bits)")
+    })
+}
+
+/// `(n, e)` from a PKCS#1 `RSAPublicKey`: `SEQUENCE { INTEGER n, INTEGER e }`.
+fn rsa_components_from_pkcs1(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (sequence, _) = der_element(der, 0x30)?;
+    let (n, rest) = der_element(sequence, 0x02)?;
+    let (e, _) = der_element(rest, 0x02)?;
+    Some((n.to_vec(), e.to_vec()))
+}
+
+/// Splits one DER element with `tag` off the front of `input`: (content, rest).
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, input) = input.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (&len_byte, input) = input.split_first()?;
+    let (len, input) = if len_byte < 0x80 {
+        (usize::from(len_byte), input)
+    } else {
+        let count = usize::from(len_byte & 0x7f);
+        if count == 0 || count > 4 || input.len() < count {
+            return None;
+        }
+        let len = input[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &input[count..])
+    };
+    (input.len() >= len).then(|| input.split_at(len))
+}
+
+fn pem_bytes(key: jsonwebtoken::errors::Result<DecodingKey>) -> Option<Vec<u8>> {
+    key.ok()?.try_get_as_bytes().ok().map(<[u8]>::to_vec)
+}
+
+fn b64_member(jwk: &Map<String, Value>, name: &str) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok()
+}
+
+fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
+    let zeros = bytes.iter().take_while(|b| **b == 0).count();
+    if zeros == 0 {
+        bytes
+    } else {
+        bytes[zeros..].to_vec()
+    }
+}
