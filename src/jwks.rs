@@ -140,6 +140,12 @@ struct Source {
     /// When the last fetch started (nanoseconds since the epoch; 0: never).
     /// Read without the gate by the unknown-`kid` fast path.
     last_attempt: AtomicU64,
+    /// Counts refreshes that dropped a key; verified tokens remembered
+    /// under an older count are verified again.
+    removals: AtomicU64,
+    /// When the cached key set was fetched (nanoseconds since the epoch;
+    /// 0: none), for verified-token cache hits that never look at the set.
+    fetched_at: AtomicU64,
 }
 
 #[derive(Default)]
@@ -263,6 +269,8 @@ impl JwksCache {
                 gate: Mutex::new(FetchState::default()),
                 refreshing: AtomicBool::new(false),
                 last_attempt: AtomicU64::new(0),
+                removals: AtomicU64::new(0),
+                fetched_at: AtomicU64::new(0),
             })
             .collect::<Vec<_>>();
         Ok(Self {
@@ -346,6 +354,27 @@ impl JwksCache {
                 })?;
         }
         Ok(())
+    }
+
+    /// For a verified-token cache hit on source `index`: starts a
+    /// background refresh when the keys are due one (so that a key the
+    /// issuer dropped is noticed even while every token is a cache hit), and
+    /// says whether the keys may still be trusted (not past the stale limit).
+    pub(crate) fn keys_trusted(self: &Arc<Self>, index: usize, now: Duration) -> bool {
+        let fetched = self.sources[index].fetched_at.load(Ordering::Acquire);
+        if fetched == 0 {
+            return false;
+        }
+        let fetched = Duration::from_nanos(fetched);
+        if now >= fetched + self.settings.ttl {
+            self.refresh_in_background(index);
+        }
+        now < fetched + self.settings.ttl + self.settings.max_stale
+    }
+
+    /// How many refreshes of source `index` have dropped a key so far.
+    pub(crate) fn removals(&self, index: usize) -> u64 {
+        self.sources[index].removals.load(Ordering::Acquire)
     }
 
     /// Whether the last fetch of source `index` was less than a cooldown ago.
@@ -452,6 +481,15 @@ impl JwksCache {
         match self.fetch(&source.location).await {
             Ok((keys, algorithms)) => {
                 state.last_failure = None;
+                if let Some(old) = self.sets.get(&index) {
+                    let dropped = old
+                        .keys
+                        .iter()
+                        .any(|gone| !keys.iter().any(|key| key.same_material(gone)));
+                    if dropped || old.algorithms != algorithms {
+                        source.removals.fetch_add(1, Ordering::AcqRel);
+                    }
+                }
                 let set = Arc::new(KeySet {
                     keys,
                     algorithms,
@@ -459,6 +497,9 @@ impl JwksCache {
                     generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
                 });
                 self.sets.insert(index, set.clone());
+                source
+                    .fetched_at
+                    .store(set.fetched_at.as_nanos().max(1) as u64, Ordering::Release);
                 Ok(set)
             }
             Err(error) => {

@@ -35,6 +35,9 @@ use crate::keys::VerifyingKey;
 
 const TARGET: &str = "meingpt_auth::verify";
 
+/// No verified token is remembered for longer than this, whatever its `exp`.
+const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// Where verification keys come from.
 #[derive(Debug)]
 pub(crate) enum Keys {
@@ -60,6 +63,52 @@ pub(crate) struct Verifier {
     /// Require `auth_time` no older than this (RFC 9470).
     pub(crate) max_auth_age: Option<Duration>,
     pub(crate) clock: SharedClock,
+    /// Tokens already verified, by SHA-256 of the whole token.
+    pub(crate) verified: Option<VerifiedTokens>,
+}
+
+/// The verified-token cache: bounded, each entry gone at its token's `exp`,
+/// and disregarded once the key that verified it has left the key set.
+pub(crate) type VerifiedTokens = moka::sync::Cache<[u8; 32], Arc<Verified>>;
+
+/// A verified token, as the verified-token cache keeps it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    user: MeinGptUser,
+    times: Times,
+    source: usize,
+    /// The key source's removal epoch when the token was verified.
+    epoch: u64,
+    /// How long the entry may live: until `exp` (plus leeway).
+    lifetime: Duration,
+}
+
+/// The time claims, re-checked on every cache hit.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    auth_time: Option<i64>,
+}
+
+/// Builds the verified-token cache with room for `capacity` tokens.
+pub(crate) fn verified_tokens(capacity: u64) -> VerifiedTokens {
+    struct UntilExpiry;
+    impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
+        fn expire_after_create(
+            &self,
+            _key: &[u8; 32],
+            value: &Arc<Verified>,
+            _created_at: std::time::Instant,
+        ) -> Option<Duration> {
+            Some(value.lifetime)
+        }
+    }
+    moka::sync::Cache::builder()
+        .max_capacity(capacity)
+        .expire_after(UntilExpiry)
+        .build()
 }
 
 struct Header {
@@ -69,7 +118,12 @@ struct Header {
 
 impl Verifier {
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        let outcome = self.verify_inner(token).await;
+        let outcome = match &self.verified {
+            Some(cache) if token.len() <= self.max_token_size => {
+                self.verify_cached(cache, token).await
+            }
+            _ => self.verify_fresh(token).await.map(|verified| verified.user),
+        };
         match &outcome {
             Ok(_) => tracing::trace!(target: TARGET, "token verified"),
             Err(error) => match error {
@@ -82,7 +136,46 @@ impl Verifier {
         outcome
     }
 
-    async fn verify_inner(&self, token: &str) -> Result<MeinGptUser, AuthError> {
+    /// A token seen before costs a hash and a cache lookup; its times are
+    /// checked again, and it counts only while the key that verified it is
+    /// still in the key set.
+    async fn verify_cached(&self, cache: &VerifiedTokens, token: &str) -> Result<MeinGptUser, AuthError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(digest.as_ref());
+        if let Some(hit) = cache.get(&hash) {
+            if self.epoch(hit.source) == hit.epoch && self.keys_trusted(hit.source) {
+                self.check_times(&hit.times)?;
+                return Ok(hit.user.clone());
+            }
+            cache.invalidate(&hash);
+        }
+        let verified = self.verify_fresh(token).await?;
+        let user = verified.user.clone();
+        if !verified.lifetime.is_zero() {
+            cache.insert(hash, Arc::new(verified));
+        }
+        Ok(user)
+    }
+
+    /// Whether a cached verification from `source` may be used now (keys
+    /// within the stale limit); starts a due key refresh in the background.
+    fn keys_trusted(&self, source: usize) -> bool {
+        match &self.keys {
+            Keys::Jwks(jwks) => jwks.keys_trusted(source, self.clock.now()),
+            Keys::Static(_) => true,
+        }
+    }
+
+    /// The key source's removal epoch: it changes when a refresh drops a key.
+    fn epoch(&self, source: usize) -> u64 {
+        match &self.keys {
+            Keys::Jwks(jwks) => jwks.removals(source),
+            Keys::Static(_) => 0,
+        }
+    }
+
+    async fn verify_fresh(&self, token: &str) -> Result<Verified, AuthError> {
         if token.len() > self.max_token_size {
             return Err(InvalidToken::TooLarge.into());
         }
@@ -115,12 +208,50 @@ impl Verifier {
                 (key, source)
             }
         };
+        // Read before the signature check: a key removed meanwhile makes
+        // the cached entry stale at once.
+        let epoch = self.epoch(source);
         let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
         if !key.verify(header.alg, message, &signature) {
             return Err(InvalidToken::BadSignature.into());
         }
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
-        self.user(claims, source)
+        let (user, times) = self.user(claims, source)?;
+        let now = self.clock.now().as_secs() as i64;
+        let remaining = times
+            .exp
+            .saturating_add(self.leeway.as_secs() as i64)
+            .saturating_sub(now)
+            .max(0);
+        Ok(Verified {
+            user,
+            times,
+            source,
+            epoch,
+            lifetime: Duration::from_secs(remaining as u64).min(MAX_CACHE_LIFETIME),
+        })
+    }
+
+    /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway.
+    fn check_times(&self, times: &Times) -> Result<(), AuthError> {
+        let now = self.clock.now().as_secs() as i64;
+        let leeway = self.leeway.as_secs() as i64;
+        if now >= times.exp.saturating_add(leeway) {
+            return Err(InvalidToken::Expired.into());
+        }
+        let future = |at: Option<i64>| at.is_some_and(|at| at > now.saturating_add(leeway));
+        if future(times.nbf) || future(times.iat) {
+            return Err(InvalidToken::NotYetValid.into());
+        }
+        if let Some(max_age) = self.max_auth_age {
+            let oldest = now
+                .saturating_sub(max_age.as_secs() as i64)
+                .saturating_sub(leeway);
+            if !times.auth_time.is_some_and(|at| at >= oldest) {
+                return Err(AuthError::InsufficientUserAuthentication { max_age });
+            }
+        }
+        Ok(())
     }
 
     fn header(&self, bytes: &[u8]) -> Result<Header, InvalidToken> {
@@ -184,7 +315,11 @@ impl Verifier {
         }
     }
 
-    fn user(&self, claims: Map<String, Value>, source: usize) -> Result<MeinGptUser, AuthError> {
+    fn user(
+        &self,
+        claims: Map<String, Value>,
+        source: usize,
+    ) -> Result<(MeinGptUser, Times), AuthError> {
         match claims.get("iss") {
             None => return Err(InvalidToken::MissingClaim.into()),
             Some(Value::String(iss)) if *iss == self.issuer => {}
@@ -195,39 +330,23 @@ impl Verifier {
         if matched_source != source {
             return Err(InvalidToken::WrongAudience.into());
         }
-        let now = self.clock.now().as_secs() as i64;
-        let leeway = self.leeway.as_secs() as i64;
-        let exp = numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?;
-        if now >= exp.saturating_add(leeway) {
-            return Err(InvalidToken::Expired.into());
-        }
-        if let Some(nbf) = numeric_date(&claims, "nbf")?
-            && nbf > now.saturating_add(leeway)
-        {
-            return Err(InvalidToken::NotYetValid.into());
-        }
-        let iat = numeric_date(&claims, "iat")?;
-        if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-            return Err(InvalidToken::NotYetValid.into());
-        }
-        if let Some(max_age) = self.max_auth_age {
-            let oldest = now
-                .saturating_sub(max_age.as_secs() as i64)
-                .saturating_sub(leeway);
-            match numeric_date(&claims, "auth_time")? {
-                Some(auth_time) if auth_time >= oldest => {}
-                _ => return Err(AuthError::InsufficientUserAuthentication { max_age }),
-            }
-        }
+        let times = Times {
+            exp: numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?,
+            nbf: numeric_date(&claims, "nbf")?,
+            iat: numeric_date(&claims, "iat")?,
+            auth_time: numeric_date(&claims, "auth_time")?,
+        };
+        self.check_times(&times)?;
         let audience = audience.to_owned();
-        Ok(user_from_claims(
+        let user = user_from_claims(
             claims,
             &audience,
             &self.issuer,
-            exp,
-            iat,
+            times.exp,
+            times.iat,
             &self.rules,
-        )?)
+        )?;
+        Ok((user, times))
     }
 }
 

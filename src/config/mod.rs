@@ -20,6 +20,7 @@
 //! | leeway for `exp`/`nbf`/`iat` | 30 s |
 //! | token size cap | 16 KiB |
 //! | `auth_time` max age | none |
+//! | verified-token cache | 10,000 tokens |
 //! | JWKS TTL / stale limit / cooldown | 10 min / 6 h / 30 s |
 //! | JWKS timeout / retry after failure / size cap | 5 s / 5 s / 256 KiB |
 
@@ -41,7 +42,7 @@ use crate::jwks::{JwksCache, JwksSettings, KeysError, Location};
 use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, Verifier};
+use crate::verify::{Keys, Verifier, verified_tokens};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
@@ -300,6 +301,7 @@ pub struct MeinGptAuthBuilder {
     role_claim: Option<String>,
     roles_case_insensitive: bool,
     max_auth_age: Option<Duration>,
+    verified_tokens: u64,
     sources: Vec<TokenSource>,
     realm: String,
     leeway: Duration,
@@ -330,6 +332,7 @@ impl Default for MeinGptAuthBuilder {
             role_claim: None,
             roles_case_insensitive: false,
             max_auth_age: None,
+            verified_tokens: 10_000,
             sources: TokenSource::defaults(),
             realm: "meingpt".to_owned(),
             leeway: Duration::from_secs(30),
@@ -471,6 +474,17 @@ impl MeinGptAuthBuilder {
         self
     }
 
+    /// How many verified tokens to remember (default 10,000; 0 turns the
+    /// cache off). meinGPT repeats one token for every MCP call of a chat
+    /// session; a remembered token costs a SHA-256 and a lookup instead of
+    /// a signature check. Entries never outlive the token's `exp`, its times
+    /// are checked again on every use, and entries verified by a key that
+    /// has since left the key set are verified afresh.
+    pub fn verified_token_cache(mut self, capacity: u64) -> Self {
+        self.verified_tokens = capacity;
+        self
+    }
+
     /// The time source (tests inject a clock they control).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
@@ -509,6 +523,8 @@ impl MeinGptAuthBuilder {
                     rules,
                     max_auth_age: self.max_auth_age,
                     clock,
+                    verified: (self.verified_tokens > 0)
+                        .then(|| verified_tokens(self.verified_tokens)),
                 },
                 sources: self.sources,
                 realm: self.realm,
