@@ -231,6 +231,18 @@ impl MeinGptAuth {
         error.to_response(&self.inner.realm)
     }
 
+    /// How many verified tokens are remembered now.
+    #[doc(hidden)]
+    pub fn verified_token_count(&self) -> u64 {
+        match &self.inner.verifier.verified {
+            Some(cache) => {
+                cache.run_pending_tasks();
+                cache.entry_count()
+            }
+            None => 0,
+        }
+    }
+
     /// The generation of the key set cached for the first organization; it
     /// changes whenever a new key set is fetched.
     #[doc(hidden)]

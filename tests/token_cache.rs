@@ -1,0 +1,174 @@
+//! The verified-token cache: a repeated token is remembered, but never past
+//! its `exp`, never beyond its `auth_time` limit, never once the key that
+//! verified it has left the key set, and never beyond the configured size.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{app, get_with_token, serve};
+use meingpt_auth::testing::{MockClock, MockIssuer};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_repeated_token_is_remembered_once_and_answered_alike() {
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let base = serve(app(&auth)).await;
+    let token = issuer.token().sub("repeat").sign();
+
+    for _ in 0..5 {
+        let seen = get_with_token(&format!("{base}/me"), &token).await;
+        assert_eq!(seen.status, 200);
+        assert_eq!(seen.json()["sub"], "repeat");
+    }
+    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(issuer.fetch_count(), 1);
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer.auth().clock(clock.clone()).build().unwrap();
+    let base = serve(app(&auth)).await;
+    let now = clock_secs(&clock);
+    let token = issuer.token().expires_at(now + 5).sign();
+
+    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(auth.verified_token_count(), 1);
+
+    // Past exp plus the 30 s default leeway.
+    clock.advance(36 * SECOND);
+    get_with_token(&format!("{base}/me"), &token)
+        .await
+        .assert_invalid_token("the token has expired");
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_its_authentication_is_too_old() {
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer
+        .auth()
+        .clock(clock.clone())
+        .max_auth_age(Duration::from_secs(300))
+        .build()
+        .unwrap();
+    let base = serve(app(&auth)).await;
+    let token = issuer
+        .token()
+        .claim("auth_time", clock_secs(&clock) - 200)
+        .sign();
+
+    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    clock.advance(200 * SECOND);
+    let seen = get_with_token(&format!("{base}/me"), &token).await;
+    assert_eq!(seen.status, 401);
+    assert_eq!(seen.json()["error"], "insufficient_user_authentication");
+}
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer
+        .auth()
+        .clock(clock.clone())
+        .jwks_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base = serve(app(&auth)).await;
+    let old = issuer.token().sign();
+    assert_eq!(get_with_token(&format!("{base}/me"), &old).await.status, 200);
+
+    let new_kid = issuer.rotate();
+    issuer.unpublish("key-1");
+    let fresh = issuer.token().sign();
+    assert_ne!(new_kid, "key-1");
+
+    // Past the TTL the cache hit itself starts the background refresh.
+    clock.advance(61 * SECOND);
+    let generation = auth.key_generation();
+    assert_eq!(get_with_token(&format!("{base}/me"), &old).await.status, 200);
+    for _ in 0..200 {
+        if auth.key_generation() != generation {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(auth.key_generation(), generation, "no refresh happened");
+    assert_eq!(issuer.fetch_count(), 2);
+
+    get_with_token(&format!("{base}/me"), &old)
+        .await
+        .assert_invalid_token("the token's signing key is unknown");
+    assert_eq!(get_with_token(&format!("{base}/me"), &fresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer
+        .auth()
+        .clock(clock.clone())
+        .jwks_ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base = serve(app(&auth)).await;
+    let token = issuer.token().sign();
+    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+
+    issuer.rotate(); // adds a key, drops none
+    clock.advance(61 * SECOND);
+    let generation = auth.key_generation();
+    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    for _ in 0..200 {
+        if auth.key_generation() != generation {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(issuer.fetch_count(), 2);
+    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(auth.verified_token_count(), 1);
+}
+
+#[tokio::test]
+async fn the_cache_is_bounded_and_can_be_turned_off() {
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().verified_token_cache(10).build().unwrap();
+    for n in 0..100 {
+        let token = issuer.token().sub(&format!("user-{n}")).sign();
+        assert_eq!(auth.verify(&token).await.unwrap().sub(), format!("user-{n}"));
+    }
+    assert!(auth.verified_token_count() <= 10, "{}", auth.verified_token_count());
+
+    let off = issuer.auth().verified_token_cache(0).build().unwrap();
+    let base = serve(app(&off)).await;
+    let token = issuer.token().sign();
+    for _ in 0..3 {
+        assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    }
+    assert_eq!(off.verified_token_count(), 0);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_never_remembered() {
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let expired = issuer.token().expires_at(1_000).sign();
+    let wrong_audience = issuer.token().audience("someone-else").sign();
+    for token in [&expired, &wrong_audience] {
+        assert!(auth.verify(token).await.is_err());
+        assert!(auth.verify(token).await.is_err());
+    }
+    assert_eq!(auth.verified_token_count(), 0);
+}
+
+fn clock_secs(clock: &MockClock) -> i64 {
+    use meingpt_auth::Clock;
+    clock.now().as_secs() as i64
+}
