@@ -210,13 +210,16 @@ impl Verifier {
         if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
             return Err(InvalidToken::NotYetValid.into());
         }
+        let auth_time = numeric_date(&claims, "auth_time")?;
+        if auth_time.is_some_and(|at| at > now.saturating_add(leeway)) {
+            return Err(InvalidToken::NotYetValid.into());
+        }
         if let Some(max_age) = self.max_auth_age {
             let oldest = now
                 .saturating_sub(max_age.as_secs() as i64)
                 .saturating_sub(leeway);
-            match numeric_date(&claims, "auth_time")? {
-                Some(auth_time) if auth_time >= oldest => {}
-                _ => return Err(AuthError::InsufficientUserAuthentication { max_age }),
+            if auth_time.is_none_or(|at| at < oldest) {
+                return Err(AuthError::InsufficientUserAuthentication { max_age });
             }
         }
         let audience = audience.to_owned();
