@@ -5,7 +5,7 @@
 //! `issuer` must equal the configured one exactly) and refreshed with the
 //! keys.
 //!
-//! [`JwksCache`] holds one key set for each configured JWKS URL in a `moka`
+//! The key cache holds one key set for each configured JWKS URL in a `moka`
 //! cache. What it promises:
 //!
 //! - **Hits never wait**: a request whose key is cached reads it without a

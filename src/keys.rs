@@ -61,7 +61,7 @@ impl KeyKind {
 
 enum Check {
     Public(ParsedPublicKey),
-    Hmac(hmac::Key),
+    Hmac(Box<hmac::Key>),
 }
 
 /// A key that verifies signatures, with the algorithms it may be used for.
@@ -312,7 +312,7 @@ pub(crate) fn from_config(
                 "an HS algorithm takes a shared secret, not a PEM key (a public key used as an HMAC secret is a known attack)",
             ));
         }
-        let check = Check::Hmac(hmac::Key::new(hmac_alg, key));
+        let check = Check::Hmac(Box::new(hmac::Key::new(hmac_alg, key)));
         return Ok(VerifyingKey {
             kid: None,
             kind: KeyKind::Hmac(alg),

@@ -5,7 +5,7 @@
 //! `X-meinGPT-JWT`, then `Authorization: Bearer`), verified, and the
 //! [`MeinGptUser`] is inserted into the request extensions. A request that
 //! fails is answered by the layer itself (RFC 6750; see
-//! [`AuthError`](crate::AuthError)) and never reaches the inner service.
+//! [`AuthError`]) and never reaches the inner service.
 //!
 //! # Example
 //!

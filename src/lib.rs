@@ -37,13 +37,17 @@
 //!
 //! # Configuration from the environment
 //!
-//! [`MeinGptAuth::from_env`] reads:
+//! [`MeinGptAuth::from_env`] picks the mode from what is set:
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `MEINGPT_ORG_ID` | organization id; selects meinGPT mode |
+//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; selects meinGPT mode |
 //! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
-//! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL |
+//! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL (single organization) |
+//! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |
+//! | `JWT_ISS`, `JWT_AUD` | issuer and audience(s), comma separated |
+//! | `JWT_ALG` | `jwt_local`: the algorithm; `jwt_oidc`: optional allow-list |
+//! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
 //!
 //! Anything invalid fails with one line naming the variable.
 //!
@@ -66,17 +70,17 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod claims;
+pub mod claims;
 mod clock;
-mod config;
-mod error;
+pub mod config;
+pub mod error;
 #[cfg(feature = "axum")]
-mod extract;
+pub mod extract;
 mod json;
-mod jwks;
+pub mod jwks;
 mod keys;
-mod layer;
-mod token;
+pub mod layer;
+pub mod token;
 mod verify;
 
 pub mod guard;

@@ -139,7 +139,11 @@ impl Verifier {
     /// A token seen before costs a hash and a cache lookup; its times are
     /// checked again, and it counts only while the key that verified it is
     /// still in the key set.
-    async fn verify_cached(&self, cache: &VerifiedTokens, token: &str) -> Result<MeinGptUser, AuthError> {
+    async fn verify_cached(
+        &self,
+        cache: &VerifiedTokens,
+        token: &str,
+    ) -> Result<MeinGptUser, AuthError> {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut hash = [0u8; 32];
         hash.copy_from_slice(digest.as_ref());
@@ -240,14 +244,14 @@ impl Verifier {
             return Err(InvalidToken::Expired.into());
         }
         let future = |at: Option<i64>| at.is_some_and(|at| at > now.saturating_add(leeway));
-        if future(times.nbf) || future(times.iat) {
+        if future(times.nbf) || future(times.iat) || future(times.auth_time) {
             return Err(InvalidToken::NotYetValid.into());
         }
         if let Some(max_age) = self.max_auth_age {
             let oldest = now
                 .saturating_sub(max_age.as_secs() as i64)
                 .saturating_sub(leeway);
-            if !times.auth_time.is_some_and(|at| at >= oldest) {
+            if times.auth_time.is_none_or(|at| at < oldest) {
                 return Err(AuthError::InsufficientUserAuthentication { max_age });
             }
         }

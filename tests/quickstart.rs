@@ -12,7 +12,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
+use serde_json::json;
 
 const BUILD_HINT: &str = "run `cargo build --all-features --example quickstart` \
                           (or a plain `cargo test`, which builds examples)";
@@ -83,14 +88,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The variables of the OpenGPTs-style modes (`jwt_oidc`, `jwt_local`).
+const ISSUER_VARIABLES: [&str; 5] = [
+    "AUTH_TYPE",
+    "JWT_ISS",
+    "JWT_AUD",
+    "JWT_ALG",
+    "JWT_DECODE_KEY_B64",
+];
+
 /// The quickstart command with a clean environment: no `MEINGPT_*`, no
-/// `RUST_LOG`, no `LISTEN_ADDR`; then `vars` on top.
+/// `AUTH_TYPE` or `JWT_*`, no `RUST_LOG`, no `LISTEN_ADDR`; then `vars` on top.
 fn quickstart(vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(quickstart_binary());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("MEINGPT_") {
             command.env_remove(&name);
         }
+    }
+    for name in ISSUER_VARIABLES {
+        command.env_remove(name);
     }
     command.env_remove("RUST_LOG").env_remove("LISTEN_ADDR");
     for (name, value) in vars {
@@ -292,6 +309,53 @@ fn every_invalid_configuration_exits_with_one_line_naming_the_variable() {
         ),
         (&[("LISTEN_ADDR", "nonsense")], "LISTEN_ADDR"),
     ];
+    assert_each_refused(cases);
+}
+
+#[test]
+fn every_invalid_oidc_or_local_key_configuration_exits_with_one_line_naming_the_variable() {
+    let local = |extra: &[(&'static str, &'static str)]| -> Vec<(&'static str, &'static str)> {
+        let mut vars = vec![
+            ("AUTH_TYPE", "jwt_local"),
+            ("JWT_ISS", "https://opengpts.example"),
+            ("JWT_AUD", "my-api"),
+        ];
+        vars.extend_from_slice(extra);
+        vars
+    };
+    let missing_key = local(&[("JWT_ALG", "RS256")]);
+    let not_base64 = local(&[("JWT_ALG", "RS256"), ("JWT_DECODE_KEY_B64", "%%%")]);
+    // base64 of "not a key"
+    let not_a_key = local(&[("JWT_ALG", "RS256"), ("JWT_DECODE_KEY_B64", "bm90IGEga2V5")]);
+    let alg_none = local(&[
+        ("JWT_ALG", "none"),
+        (
+            "JWT_DECODE_KEY_B64",
+            "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==",
+        ),
+    ]);
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("AUTH_TYPE", "jwt_magic")], "AUTH_TYPE"),
+        (&missing_key, "JWT_DECODE_KEY_B64"),
+        (&not_base64, "JWT_DECODE_KEY_B64"),
+        (&not_a_key, "JWT_DECODE_KEY_B64"),
+        (&alg_none, "JWT_ALG"),
+        (
+            &[
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "http://id.example.com"),
+                ("JWT_AUD", "api"),
+            ],
+            "JWT_ISS",
+        ),
+    ];
+    assert_each_refused(cases);
+}
+
+/// Runs the quickstart with each configuration and asserts it exits
+/// non-zero at once with one stderr line naming the variable, without
+/// panicking, listening, or echoing a key.
+fn assert_each_refused(cases: &[(&[(&str, &str)], &str)]) {
     for (vars, variable) in cases {
         let mut command = quickstart(vars);
         if !vars.iter().any(|(name, _)| *name == "LISTEN_ADDR") {
@@ -326,6 +390,12 @@ fn every_invalid_configuration_exits_with_one_line_naming_the_variable() {
             !stdout.contains("listening"),
             "{vars:?}: listened anyway: {stdout:?}"
         );
+        if let Some((_, key)) = vars.iter().find(|(name, _)| *name == "JWT_DECODE_KEY_B64") {
+            assert!(
+                !stderr.contains(key) && !stdout.contains(key),
+                "{vars:?}: the key was echoed: {stderr:?}"
+            );
+        }
     }
 }
 
@@ -375,4 +445,78 @@ async fn configured_for_an_issuer_it_verifies_that_issuers_tokens() {
     let (status, _) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &foreign)]).await;
     assert_eq!(status, 401);
     assert_eq!(stranger.fetch_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_with_a_local_hs256_secret_it_verifies_tokens_signed_with_it() {
+    let mut secret = [0u8; 32];
+    SystemRandom::new().fill(&mut secret).unwrap();
+    let encoded = STANDARD.encode(secret);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut running = Running::spawn(quickstart(&[
+        ("LISTEN_ADDR", &listen),
+        ("AUTH_TYPE", "jwt_local"),
+        ("JWT_ALG", "HS256"),
+        ("JWT_ISS", "https://opengpts.example"),
+        ("JWT_AUD", "my-api"),
+        ("JWT_DECODE_KEY_B64", &encoded),
+    ]));
+    let lines = running.stdout_lines();
+    let printed = read_until(&lines, |seen| {
+        seen.iter()
+            .any(|line| line.contains("Verifying tokens from the configured issuer"))
+    });
+    let base = format!("http://{listen}");
+    assert_eq!(
+        printed[0],
+        format!("meingpt-auth quickstart listening on {base}")
+    );
+    assert!(
+        value_of(&printed, "ADMIN=").is_none(),
+        "printed development tokens although configured: {printed:#?}"
+    );
+
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = json!({
+        "iss": "https://opengpts.example",
+        "aud": "my-api",
+        "sub": "local-7",
+        "iat": now,
+        "exp": now + 600,
+    });
+    let sign = |key: &[u8]| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(key),
+        )
+        .unwrap()
+    };
+    let token = sign(&secret);
+    let bearer = format!("Bearer {token}");
+
+    let (status, body) = get(&format!("{base}/me"), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200, "{body}");
+    let user: serde_json::Value = serde_json::from_str(&body).expect("/me answers JSON");
+    assert_eq!(user["sub"], "local-7");
+    assert_eq!(user["organization_id"], "my-api");
+    assert_eq!(user["iss"], "https://opengpts.example");
+    assert_eq!(user["roles"], json!([]));
+    assert_eq!(user["teams"], json!([]));
+
+    let (status, _) = get(&format!("{base}/admin"), &[("authorization", &bearer)]).await;
+    assert_eq!(status, 403);
+
+    let forged = sign(&[9u8; 32]);
+    let (status, body) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &forged)]).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("the token's signature is invalid"), "{body}");
+
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the server exited while serving"
+    );
 }

@@ -36,7 +36,10 @@ async fn a_remembered_token_is_refused_once_it_expires() {
     let now = clock_secs(&clock);
     let token = issuer.token().expires_at(now + 5).sign();
 
-    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &token).await.status,
+        200
+    );
     assert_eq!(auth.verified_token_count(), 1);
 
     // Past exp plus the 30 s default leeway.
@@ -62,7 +65,10 @@ async fn a_remembered_token_is_refused_once_its_authentication_is_too_old() {
         .claim("auth_time", clock_secs(&clock) - 200)
         .sign();
 
-    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &token).await.status,
+        200
+    );
     clock.advance(200 * SECOND);
     let seen = get_with_token(&format!("{base}/me"), &token).await;
     assert_eq!(seen.status, 401);
@@ -81,7 +87,10 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
         .unwrap();
     let base = serve(app(&auth)).await;
     let old = issuer.token().sign();
-    assert_eq!(get_with_token(&format!("{base}/me"), &old).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &old).await.status,
+        200
+    );
 
     let new_kid = issuer.rotate();
     issuer.unpublish("key-1");
@@ -91,7 +100,10 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
     // Past the TTL the cache hit itself starts the background refresh.
     clock.advance(61 * SECOND);
     let generation = auth.key_generation();
-    assert_eq!(get_with_token(&format!("{base}/me"), &old).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &old).await.status,
+        200
+    );
     for _ in 0..200 {
         if auth.key_generation() != generation {
             break;
@@ -104,7 +116,10 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
     get_with_token(&format!("{base}/me"), &old)
         .await
         .assert_invalid_token("the token's signing key is unknown");
-    assert_eq!(get_with_token(&format!("{base}/me"), &fresh).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &fresh).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -119,12 +134,18 @@ async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
         .unwrap();
     let base = serve(app(&auth)).await;
     let token = issuer.token().sign();
-    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &token).await.status,
+        200
+    );
 
     issuer.rotate(); // adds a key, drops none
     clock.advance(61 * SECOND);
     let generation = auth.key_generation();
-    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &token).await.status,
+        200
+    );
     for _ in 0..200 {
         if auth.key_generation() != generation {
             break;
@@ -132,7 +153,10 @@ async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(issuer.fetch_count(), 2);
-    assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+    assert_eq!(
+        get_with_token(&format!("{base}/me"), &token).await.status,
+        200
+    );
     assert_eq!(auth.verified_token_count(), 1);
 }
 
@@ -142,15 +166,25 @@ async fn the_cache_is_bounded_and_can_be_turned_off() {
     let auth = issuer.auth().verified_token_cache(10).build().unwrap();
     for n in 0..100 {
         let token = issuer.token().sub(&format!("user-{n}")).sign();
-        assert_eq!(auth.verify(&token).await.unwrap().sub(), format!("user-{n}"));
+        assert_eq!(
+            auth.verify(&token).await.unwrap().sub(),
+            format!("user-{n}")
+        );
     }
-    assert!(auth.verified_token_count() <= 10, "{}", auth.verified_token_count());
+    assert!(
+        auth.verified_token_count() <= 10,
+        "{}",
+        auth.verified_token_count()
+    );
 
     let off = issuer.auth().verified_token_cache(0).build().unwrap();
     let base = serve(app(&off)).await;
     let token = issuer.token().sign();
     for _ in 0..3 {
-        assert_eq!(get_with_token(&format!("{base}/me"), &token).await.status, 200);
+        assert_eq!(
+            get_with_token(&format!("{base}/me"), &token).await.status,
+            200
+        );
     }
     assert_eq!(off.verified_token_count(), 0);
 }

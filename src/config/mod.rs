@@ -17,7 +17,7 @@
 //! | algorithms | meinGPT: `RS256` only; OIDC: the asymmetric ones the discovery document lists; static: the key's |
 //! | role claim | `role` (meinGPT), `roles` (others); exact matching |
 //! | token sources | `X-meinGPT-JWT`, then `Authorization: Bearer` |
-//! | leeway for `exp`/`nbf`/`iat` | 30 s |
+//! | leeway for `exp`/`nbf`/`iat`/`auth_time` | 30 s |
 //! | token size cap | 16 KiB |
 //! | `auth_time` max age | none |
 //! | verified-token cache | 10,000 tokens |
@@ -411,8 +411,10 @@ impl MeinGptAuthBuilder {
     }
 
     /// Require the user to have authenticated within `max_age` (`auth_time`
-    /// claim). Older or missing: `401 insufficient_user_authentication` with
-    /// `max_age` (RFC 9470), so the client signs the user in again.
+    /// claim; the leeway applies here too). Older or missing: `401
+    /// insufficient_user_authentication` with `max_age` (RFC 9470), so the
+    /// client signs the user in again. An `auth_time` in the future is
+    /// refused like a future `iat`.
     pub fn max_auth_age(mut self, max_age: Duration) -> Self {
         self.max_auth_age = Some(max_age);
         self
