@@ -69,82 +69,97 @@ fn bare_header<'h>(
     if values.next().is_some() {
         return Err(InvalidRequest::RepeatedCredentials);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| InvalidRequest::MalformedCredentials)?;
-    token68(value.trim_matches(is_space)).map(Some)
+    token68(trim_spaces(value.as_bytes())).map(Some)
 }
 
 fn bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
     let mut found = None;
     for value in headers.get_all(AUTHORIZATION) {
-        let Ok(value) = value.to_str() else {
-            // Not ours to judge unless it claims to be a bearer token.
-            if starts_with_bearer(value.as_bytes()) {
-                return Err(InvalidRequest::MalformedCredentials);
-            }
-            continue;
-        };
-        let value = value.trim_matches(is_space);
-        if !starts_with_bearer(value.as_bytes()) {
+        let value = trim_spaces(value.as_bytes());
+        if value.len() < 6 || !value[..6].eq_ignore_ascii_case(b"bearer") {
             continue;
         }
         let rest = &value[6..];
-        if !rest.is_empty() && !rest.starts_with(is_space) {
+        if !rest.is_empty() && !is_space(rest[0]) {
             // "BearerXYZ" is another scheme.
             continue;
         }
         if found.is_some() {
             return Err(InvalidRequest::RepeatedCredentials);
         }
-        found = Some(token68(rest.trim_start_matches(is_space))?);
+        found = Some(token68(trim_spaces(rest))?);
     }
     Ok(found)
-}
-
-fn starts_with_bearer(value: &[u8]) -> bool {
-    value.len() >= 6 && value[..6].eq_ignore_ascii_case(b"bearer")
 }
 
 fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, InvalidRequest> {
     let mut found = None;
     for value in headers.get_all(COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            let Some((key, token)) = pair.trim_matches(is_space).split_once('=') else {
+        for pair in value.as_bytes().split(|b| *b == b';') {
+            let Some(eq) = pair.iter().position(|b| *b == b'=') else {
                 continue;
             };
-            if key != name {
+            if trim_spaces(&pair[..eq]) != name.as_bytes() {
                 continue;
             }
             if found.is_some() {
                 return Err(InvalidRequest::RepeatedCredentials);
             }
-            found = Some(token68(token.trim_matches('"'))?);
+            let token = trim_spaces(&pair[eq + 1..]);
+            let token = token
+                .strip_prefix(b"\"")
+                .and_then(|t| t.strip_suffix(b"\""))
+                .unwrap_or(token);
+            found = Some(token68(token)?);
         }
     }
     Ok(found)
 }
 
-fn is_space(c: char) -> bool {
-    c == ' ' || c == '\t'
+fn is_space(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+fn trim_spaces(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes
+        && is_space(*first)
+    {
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes
+        && is_space(*last)
+    {
+        bytes = rest;
+    }
+    bytes
 }
 
 /// RFC 6750's `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn token68(value: &str) -> Result<&str, InvalidRequest> {
+fn token68(value: &[u8]) -> Result<&str, InvalidRequest> {
     if value.is_empty() {
         return Err(InvalidRequest::EmptyToken);
     }
-    let body = value.trim_end_matches('=');
-    let well_formed = !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
-    if well_formed {
-        Ok(value)
-    } else {
-        Err(InvalidRequest::MalformedCredentials)
+    let padding = value.iter().rev().take_while(|b| **b == b'=').count();
+    let body = &value[..value.len() - padding];
+    // Branch-free per byte, so that the check over a whole token vectorizes.
+    let well_formed = !body.is_empty() && body.iter().fold(true, |ok, b| ok & is_b64token(*b));
+    if !well_formed {
+        return Err(InvalidRequest::MalformedCredentials);
     }
+    // Only ASCII is left, so this cannot fail.
+    std::str::from_utf8(value).map_err(|_| InvalidRequest::MalformedCredentials)
+}
+
+fn is_b64token(b: u8) -> bool {
+    (b.wrapping_sub(b'a') < 26)
+        | (b.wrapping_sub(b'A') < 26)
+        | (b.wrapping_sub(b'0') < 10)
+        | (b == b'-')
+        | (b == b'.')
+        | (b == b'_')
+        | (b == b'~')
+        | (b == b'+')
+        | (b == b'/')
 }
 
 #[cfg(test)]
