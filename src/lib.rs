@@ -59,6 +59,12 @@
 //! credentials, `403 insufficient_scope` from guards, and `503` with
 //! `Retry-After` when the issuer's keys cannot be had.
 //!
+//! # Custom AI Apps
+//!
+//! A Custom AI App must only be embeddable by meinGPT: wrap its routes in
+//! [`FrameAncestorsLayer`] (`Content-Security-Policy: frame-ancestors
+//! https://app.meingpt.com` and `Referrer-Policy: no-referrer`).
+//!
 //! # Features
 //!
 //! | feature | enables |
@@ -76,6 +82,7 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod frame;
 mod json;
 pub mod jwks;
 mod keys;
@@ -93,6 +100,7 @@ pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, S
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims};
+pub use frame::{FrameAncestors, FrameAncestorsLayer, InvalidOrigin, frame_ancestors};
 pub use guard::{
     GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
 };
