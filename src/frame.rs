@@ -254,7 +254,10 @@ mod tests {
             ("https://app.meingpt.com/", "https://app.meingpt.com"),
             ("HTTPS://App.MeinGPT.com", "https://app.meingpt.com"),
             ("https://app.meingpt.com:443", "https://app.meingpt.com"),
-            ("https://meingpt.example.com:8443", "https://meingpt.example.com:8443"),
+            (
+                "https://meingpt.example.com:8443",
+                "https://meingpt.example.com:8443",
+            ),
             ("http://127.0.0.1:4000", "http://127.0.0.1:4000"),
             ("http://localhost:4000", "http://localhost:4000"),
             ("http://[::1]:4000", "http://[::1]:4000"),
@@ -355,11 +358,7 @@ mod tests {
         }
     }
 
-    async fn headers_through(
-        layer: &FrameAncestorsLayer,
-        inner: Fixed,
-        name: &str,
-    ) -> Vec<String> {
+    async fn headers_through(layer: &FrameAncestorsLayer, inner: Fixed, name: &str) -> Vec<String> {
         let response = layer.layer(inner).call(Request::new(())).await.unwrap();
         response
             .headers()
@@ -375,7 +374,10 @@ mod tests {
         let inner = Fixed(vec![("content-security-policy", "script-src 'self'")]);
         assert_eq!(
             headers_through(&layer, inner, "content-security-policy").await,
-            ["script-src 'self'", "frame-ancestors https://app.meingpt.com"]
+            [
+                "script-src 'self'",
+                "frame-ancestors https://app.meingpt.com"
+            ]
         );
     }
 

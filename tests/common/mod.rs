@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod example;
+
 use std::net::SocketAddr;
 
 use axum::routing::get;
