@@ -480,10 +480,10 @@ static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 #[tokio::test(flavor = "multi_thread")]
 async fn inside_meingpt_the_app_signs_in_refreshes_its_token_and_ignores_other_origins() {
     let _one = ONE_BROWSER.lock().await;
-    let world = World::start().await;
     let Some(browser) = Browser::start().await else {
         return;
     };
+    let world = World::start().await;
     let first_expiry = world.first_token_expiry();
 
     browser
@@ -633,10 +633,10 @@ async fn inside_meingpt_the_app_signs_in_refreshes_its_token_and_ignores_other_o
 #[tokio::test(flavor = "multi_thread")]
 async fn another_site_cannot_embed_the_app() {
     let _one = ONE_BROWSER.lock().await;
-    let world = World::start().await;
     let Some(browser) = Browser::start().await else {
         return;
     };
+    let world = World::start().await;
 
     // Another site frames the app with a valid token: the browser refuses
     // to render it (frame-ancestors), so the app never runs.

@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -122,6 +123,7 @@ pub struct Running {
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
     stderr: Arc<Mutex<String>>,
+    stderr_closed: Arc<AtomicBool>,
 }
 
 impl Running {
@@ -145,18 +147,22 @@ impl Running {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut pipe = child.stderr.take().expect("piped stderr");
         let collected = stderr.clone();
+        let stderr_closed = Arc::new(AtomicBool::new(false));
+        let closed = stderr_closed.clone();
         std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             while let Ok(n @ 1..) = pipe.read(&mut buffer) {
                 let text = String::from_utf8_lossy(&buffer[..n]);
                 collected.lock().unwrap().push_str(&text);
             }
+            closed.store(true, Ordering::SeqCst);
         });
         Self {
             child,
             lines,
             seen: Vec::new(),
             stderr,
+            stderr_closed,
         }
     }
 
@@ -203,11 +209,14 @@ impl Running {
         self.stderr.lock().unwrap().clone()
     }
 
-    /// Waits for the child to exit, at most [`PATIENCE`].
+    /// Waits for the child to exit and its stderr to be read to the end, at
+    /// most [`PATIENCE`].
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            if let Some(status) = self.child.try_wait().expect("try_wait")
+                && self.stderr_closed.load(Ordering::SeqCst)
+            {
                 return status;
             }
             assert!(
