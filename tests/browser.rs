@@ -427,7 +427,6 @@ impl Drop for Browser {
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-#[allow(dead_code)] // some fields are only read through Debug in failures
 struct AppView {
     present: bool,
     state: Option<String>,
