@@ -793,3 +793,55 @@ async fn key_dropped_from_the_jwks_is_refused_after_the_refresh() {
     assert_served(&h.get(&new_key.sign()).await, "new key");
     assert_eq!(h.fetches(), 4);
 }
+
+// ---------------------------------------------------------------------------
+// What the operator is told
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn preload_says_why_the_keys_could_not_be_loaded() {
+    // Regression: a drip or a hang used to be reported as "error decoding
+    // response body" (or "error sending request") whenever the HTTP client's
+    // timeout fired before the one around the whole fetch, and a truncated
+    // body gave no cause at all. The same text goes to the warning log.
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().jwks_timeout(TIMEOUT).build().unwrap();
+    let reason = |error: meingpt_auth::KeysError| {
+        let text = error.to_string();
+        let prefix = format!("cannot load signing keys from {}: ", issuer.jwks_url());
+        text.strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_owned()
+    };
+
+    for fault in [Fault::Slow(SECOND), Fault::Hang] {
+        issuer.fail(fault.clone());
+        let started = Instant::now();
+        let error = tokio::time::timeout(TIMEOUT + SLACK, auth.preload())
+            .await
+            .expect("preload gives up at the timeout")
+            .unwrap_err();
+        assert!(started.elapsed() >= TIMEOUT - Duration::from_millis(50));
+        assert_eq!(
+            reason(error),
+            "no complete answer within 300ms",
+            "{fault:?}"
+        );
+    }
+
+    issuer.fail(Fault::Truncated);
+    let truncated = reason(auth.preload().await.unwrap_err());
+    assert!(
+        truncated.starts_with("error decoding response body: ") && truncated.len() > 40,
+        "no cause given: {truncated}"
+    );
+
+    issuer.fail(Fault::Status(500));
+    assert_eq!(
+        reason(auth.preload().await.unwrap_err()),
+        "the issuer answered HTTP 500"
+    );
+    issuer.recover();
+    auth.preload().await.unwrap();
+    assert_eq!(issuer.fetch_count(), 5);
+}
