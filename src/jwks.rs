@@ -18,8 +18,15 @@
 //!   keep serving while one background task fetches new ones.
 //! - **Stale if error**: when the issuer fails (status ≠ 200, garbage, no
 //!   answer), the last good keys keep serving up to the stale limit.
-//! - **Careful fetching**: timeout (default 5 s), body size cap, no
-//!   redirects, HTTPS only (loopback excepted, checked at configuration).
+//! - **Careful fetching**: timeout (default 5 s) on the whole fetch, body
+//!   included, so a server that drips its answer byte by byte is given up
+//!   too; body size cap; no redirects; status `200` only; HTTPS only
+//!   (loopback excepted, checked at configuration).
+//! - **Any content type**: the `Content-Type` of the answer is not checked.
+//!   Issuers serve key sets as `application/json`,
+//!   `application/jwk-set+json`, `text/plain` or even `text/html`; a body
+//!   that parses as a JWKS is one, and a body that does not is refused
+//!   whatever its type.
 //! - **Careful keys**: only signature keys (`use` absent or `sig`) whose
 //!   `alg`, if present, is allowed; RSA moduli of 2048–8192 bits; keys with
 //!   private members and ambiguous duplicate `kid`s are dropped.
@@ -232,7 +239,17 @@ impl fmt::Display for FetchError {
             Self::Status(code) => write!(f, "the issuer answered HTTP {code}"),
             Self::TooLarge(cap) => write!(f, "the JWKS is larger than {cap} bytes"),
             Self::TimedOut(after) => write!(f, "no complete answer within {after:?}"),
-            Self::Transport(error) => write!(f, "{error}"),
+            Self::Transport(error) => {
+                // reqwest's own message ("error decoding response body") does
+                // not say what went wrong; its sources do.
+                write!(f, "{error}")?;
+                let mut cause = std::error::Error::source(error);
+                while let Some(inner) = cause {
+                    write!(f, ": {inner}")?;
+                    cause = inner.source();
+                }
+                Ok(())
+            }
             Self::NotAJwks => f.write_str("the body is not a JSON Web Key Set"),
             Self::NoUsableKey => f.write_str("the JWKS holds no usable signing key"),
             Self::NotADiscoveryDocument => {
@@ -559,6 +576,15 @@ impl JwksCache {
 
     async fn fetch_body(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
         let cap = self.settings.max_size;
+        // The client's timeout and the one around the whole fetch are the
+        // same; whichever fires first, a timeout is reported as one.
+        let transport = |error: reqwest::Error| {
+            if error.is_timeout() {
+                FetchError::TimedOut(self.settings.timeout)
+            } else {
+                FetchError::Transport(error)
+            }
+        };
         let mut response = self
             .client
             .get(url.clone())
@@ -568,7 +594,7 @@ impl JwksCache {
             )
             .send()
             .await
-            .map_err(FetchError::Transport)?;
+            .map_err(transport)?;
         if response.status() != http::StatusCode::OK {
             return Err(FetchError::Status(response.status().as_u16()));
         }
@@ -579,7 +605,7 @@ impl JwksCache {
             return Err(FetchError::TooLarge(cap));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > cap {
                 return Err(FetchError::TooLarge(cap));
             }

@@ -5,6 +5,9 @@
 //! Time moves with a `MockClock`; the only real waits are the fetch timeouts
 //! under test (a few hundred milliseconds) and bounded polls for background
 //! refreshes.
+//!
+//! Each way an issuer can fail, with unknown `kid`s, recovery and unusable
+//! keys, is in `tests/issuer_faults.rs`.
 
 mod common;
 
@@ -16,12 +19,10 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Seen, app, serve};
 use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
@@ -199,27 +200,6 @@ fn assert_keys_unavailable(seen: &Seen, retry_after_secs: u64) {
         seen.json()["error_description"],
         "the issuer's signing keys are unavailable"
     );
-}
-
-fn jwks_body(keys: &[Value]) -> String {
-    json!({ "keys": keys }).to_string()
-}
-
-/// JWKS bodies whose only key must not be used, each named.
-fn unusable_jwks_bodies(issuer: &MockIssuer) -> Vec<(&'static str, String)> {
-    let mut encryption = issuer.public_jwk();
-    encryption["use"] = json!("enc");
-    let mut private = issuer.public_jwk();
-    private["d"] = json!(URL_SAFE_NO_PAD.encode([0x5Au8; 256]));
-    let mut weak = issuer.public_jwk();
-    let mut modulus = vec![0xC5u8; 128];
-    modulus[127] |= 1;
-    weak["n"] = json!(URL_SAFE_NO_PAD.encode(modulus));
-    vec![
-        ("use enc", jwks_body(&[encryption])),
-        ("private member d", jwks_body(&[private])),
-        ("1024-bit modulus", jwks_body(&[weak])),
-    ]
 }
 
 // ---------------------------------------------------------------------------
@@ -554,42 +534,6 @@ async fn a_cold_start_against_a_hanging_issuer_gets_503_within_the_timeout() {
     assert_eq!(h.issuer.fetch_count(), 2);
 }
 
-#[tokio::test]
-async fn keys_past_the_stale_limit_are_no_longer_trusted() {
-    let ttl = Duration::from_secs(600);
-    let max_stale = Duration::from_secs(3600);
-    let retry_after = Duration::from_secs(5);
-    let h = Harness::start(|b| {
-        b.jwks_ttl(ttl)
-            .jwks_max_stale(max_stale)
-            .jwks_retry_after(retry_after)
-    })
-    .await;
-    assert_eq!(h.get_valid().await.status, 200);
-    h.issuer.fail(Fault::Status(500));
-
-    // One second before the stale limit: still served; the refresh fails.
-    h.clock.advance(ttl + max_stale - SECOND);
-    assert_eq!(h.get_valid().await.status, 200);
-    h.settle_after_fetch(2).await;
-
-    // One second past it: 503, and no fetch inside retry_after.
-    h.clock.advance(2 * SECOND);
-    assert_keys_unavailable(&h.get_valid().await, 3);
-    assert_eq!(h.issuer.fetch_count(), 2);
-
-    // After retry_after the request itself fetches; the issuer still fails.
-    h.clock.advance(3 * SECOND);
-    assert_keys_unavailable(&h.get_valid().await, 5);
-    assert_eq!(h.issuer.fetch_count(), 3);
-
-    h.issuer.recover();
-    h.clock.advance(retry_after);
-    let seen = h.get_valid().await;
-    assert_eq!(seen.status, 200, "{}", seen.body);
-    assert_eq!(h.issuer.fetch_count(), 4);
-}
-
 // ---------------------------------------------------------------------------
 // Careful fetching
 // ---------------------------------------------------------------------------
@@ -762,49 +706,4 @@ async fn an_issuer_that_never_finishes_the_body_gets_503_within_the_timeout() {
         "took {elapsed:?}"
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
-}
-
-// ---------------------------------------------------------------------------
-// Careful keys
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn a_jwks_whose_only_key_is_unusable_gets_503_at_cold_start() {
-    // The key material that signs the tokens, but marked for encryption,
-    // carrying a private member, or (fake) 1024 bits: no key at all, so
-    // 503 rather than 200 or 401. Each case starts after retry_after.
-    let h = Harness::start(|b| b).await;
-    let bodies = unusable_jwks_bodies(&h.issuer);
-    for (name, body) in bodies {
-        h.issuer.fail(Fault::Body(body));
-        let fetches = h.issuer.fetch_count();
-        h.clock.advance(Duration::from_secs(10));
-        assert_keys_unavailable(&h.get_valid().await, 5);
-        assert_eq!(h.issuer.fetch_count(), fetches + 1, "{name}");
-    }
-}
-
-#[tokio::test]
-async fn cached_keys_keep_serving_when_the_refreshed_jwks_has_no_usable_key() {
-    let ttl = Duration::from_secs(600);
-    let h = Harness::start(|b| b.jwks_ttl(ttl).jwks_retry_after(Duration::from_secs(5))).await;
-    assert_eq!(h.get_valid().await.status, 200);
-
-    let mut fetches = 1;
-    for (name, body) in unusable_jwks_bodies(&h.issuer) {
-        h.issuer.fail(Fault::Body(body));
-        h.clock.advance(ttl);
-        let seen = h.get_valid().await;
-        assert_eq!(seen.status, 200, "{name}: {}", seen.body);
-        fetches += 1;
-        h.settle_after_fetch(fetches).await;
-        assert_eq!(h.get_valid().await.status, 200, "{name}");
-    }
-
-    h.issuer.recover();
-    h.clock.advance(ttl);
-    let generation = h.auth.key_generation();
-    assert_eq!(h.get_valid().await.status, 200);
-    h.settle_after_new_key_set(generation).await;
-    assert_eq!(h.issuer.fetch_count(), fetches + 1);
 }

@@ -1,23 +1,23 @@
-//! Verification end to end: forged, tampered, confused, expired and malformed
-//! tokens sent to a real server on loopback, and exactly what a client sees
-//! of each rejection — status, challenge, JSON body, and how often the
-//! issuer's key set was fetched.
+//! Verification end to end, apart from attacks: expiry and leeway, required
+//! claims, meinGPT's claim types, key selection, size settings and logging,
+//! through a real server on loopback, with exactly what a client sees —
+//! status, challenge, JSON body — and how often the issuer's key set was
+//! fetched. Forged, confused and hostile tokens are catalogued in
+//! `tests/attacks.rs`.
 
 mod common;
 
 use std::io;
-use std::net::TcpListener as StdTcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use aws_lc_rs::signature::{self, RsaKeyPair};
 use axum::body::Body;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Seen, app, get_with, get_with_token, serve};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Seen, app, get_with_token, serve};
 use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::MeinGptAuth;
@@ -26,18 +26,10 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt;
 
 const TOO_LARGE: &str = "the token is too large";
-const MALFORMED: &str = "the token is malformed";
-const UNSUPPORTED_ALGORITHM: &str = "the token's signing algorithm is not accepted";
-const UNSUPPORTED_HEADER: &str = "the token uses a header parameter that is not supported";
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
-const BAD_SIGNATURE: &str = "the token's signature is invalid";
 const EXPIRED: &str = "the token has expired";
 const NOT_YET_VALID: &str = "the token is not valid yet";
-const WRONG_ISSUER: &str = "the token was issued by another issuer";
-const WRONG_AUDIENCE: &str = "the token is meant for another audience";
 const MISSING_CLAIM: &str = "the token lacks a required claim";
 const INVALID_CLAIM: &str = "the token has a claim of the wrong type";
-const MALFORMED_CREDENTIALS: &str = "the credentials are not a well-formed bearer token";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -82,17 +74,6 @@ fn assert_not_echoed(seen: &Seen, token: &str) {
     }
 }
 
-/// Asserts a `400 invalid_request` with `description`.
-fn assert_invalid_request(seen: &Seen, description: &str) {
-    assert_eq!(seen.status, 400, "body: {}", seen.body);
-    let expected = format!(
-        "Bearer realm=\"meingpt\", error=\"invalid_request\", error_description=\"{description}\""
-    );
-    assert_eq!(seen.www_authenticate.as_deref(), Some(expected.as_str()));
-    assert_eq!(seen.json()["error"], "invalid_request");
-    assert_eq!(seen.json()["error_description"], description);
-}
-
 /// A fresh, good token still gets in: bad input did not take the server down.
 async fn assert_still_serves_good_tokens(issuer: &MockIssuer, url: &str) {
     let seen = get_with_token(url, &issuer.token().sub("after-attack").sign()).await;
@@ -116,12 +97,6 @@ fn signing_input(header: &Value, claims: &Value) -> String {
     format!("{}.{}", b64(header.to_string()), b64(claims.to_string()))
 }
 
-/// The header and claims of a good token from `issuer`, unsigned.
-fn good_parts(issuer: &MockIssuer) -> (Value, Value) {
-    let (header, claims) = issuer.token().into_parts();
-    (Value::Object(header), Value::Object(claims))
-}
-
 /// An attacker's own RSA-2048 key.
 fn attacker_rsa_key() -> RsaKeyPair {
     RsaKeyPair::generate(KeySize::Rsa2048).unwrap()
@@ -141,92 +116,11 @@ fn rs256_signed_by(key: &RsaKeyPair, header: &Value, claims: &Value) -> String {
     format!("{input}.{}", b64(signature))
 }
 
-/// The public JWK of an attacker's RSA key.
-fn rsa_public_jwk(key: &RsaKeyPair) -> Value {
-    let public = key.public_key();
-    json!({
-        "kty": "RSA",
-        "use": "sig",
-        "alg": "RS256",
-        "n": b64(public.modulus().big_endian_without_leading_zero()),
-        "e": b64(public.exponent().big_endian_without_leading_zero()),
-    })
-}
-
-/// The issuer's PKCS#1 public key as PEM text.
-fn rsa_public_pem(der: &[u8]) -> String {
-    let body = STANDARD.encode(der);
-    let lines: Vec<&str> = body
-        .as_bytes()
-        .chunks(64)
-        .map(|line| std::str::from_utf8(line).unwrap())
-        .collect();
-    format!(
-        "-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n",
-        lines.join("\n")
-    )
-}
-
 /// The three segments of a compact token.
 fn segments(token: &str) -> [String; 3] {
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "not a compact JWS: {token}");
     [parts[0].into(), parts[1].into(), parts[2].into()]
-}
-
-/// A TCP listener on loopback that a test can ask, without waiting, whether
-/// anyone connected to it.
-struct Tripwire {
-    listener: StdTcpListener,
-}
-
-impl Tripwire {
-    fn start() -> Self {
-        let listener = StdTcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        Self { listener }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.listener.local_addr().unwrap())
-    }
-
-    /// Completed connections wait in the accept queue, so an empty queue
-    /// means nobody connected.
-    fn assert_untouched(&self) {
-        match self.listener.accept() {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Ok((_, peer)) => panic!("the verifier connected to a URL from the token ({peer})"),
-            Err(error) => panic!("listener failed: {error}"),
-        }
-    }
-}
-
-/// A good token whose total length is exactly `target` bytes.
-fn token_of_length(issuer: &MockIssuer, target: usize) -> String {
-    let b64_len = |bytes: usize| (4 * bytes).div_ceil(3);
-    let signature_len = b64_len(256);
-    for header_pad in 0..4 {
-        let base = issuer.token().header("x", "h".repeat(header_pad));
-        for pad in (target * 3 / 4).saturating_sub(800)..target {
-            let builder = base.clone().claim("pad", "p".repeat(pad));
-            let (header, claims) = builder.clone().into_parts();
-            let length = b64_len(Value::Object(header).to_string().len())
-                + 1
-                + b64_len(Value::Object(claims).to_string().len())
-                + 1
-                + signature_len;
-            if length == target {
-                let token = builder.sign();
-                assert_eq!(token.len(), target);
-                return token;
-            }
-            if length > target {
-                break;
-            }
-        }
-    }
-    panic!("no token of exactly {target} bytes");
 }
 
 /// Collects everything a `tracing` subscriber writes.
@@ -251,287 +145,8 @@ impl CapturedLog {
 }
 
 // ---------------------------------------------------------------------------
-// Algorithm confusion
+// Audience
 // ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn alg_none_in_any_spelling_is_rejected_before_any_key_lookup() {
-    // Attack: "alg":"none" (CVE-2015-9235) with a made-up or a real signature segment.
-    let (issuer, me) = start().await;
-    let real_signature = segments(&issuer.token().sign())[2].clone();
-    let (_, claims) = good_parts(&issuer);
-
-    for alg in ["none", "None", "NONE", "nOnE"] {
-        let header = json!({"alg": alg, "typ": "JWT", "kid": issuer.current_kid()});
-        let unsigned = signing_input(&header, &claims);
-        for signature in [b64("x"), real_signature.clone()] {
-            let token = format!("{unsigned}.{signature}");
-            assert_refused(&me, &token, UNSUPPORTED_ALGORITHM).await;
-        }
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn alg_none_with_an_empty_signature_is_refused_as_malformed_before_any_key_lookup() {
-    // Attack: the classic unsigned token "header.payload." with "alg":"none".
-    // The empty-segment check runs before the header is read (verify.rs step 2),
-    // so this is "malformed" rather than "algorithm not accepted"; either way
-    // no key is looked up.
-    let (issuer, me) = start().await;
-    let (_, claims) = good_parts(&issuer);
-
-    for alg in ["none", "None", "NONE"] {
-        let header = json!({"alg": alg, "typ": "JWT"});
-        let token = format!("{}.", signing_input(&header, &claims));
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn hs256_keyed_with_the_issuers_public_key_is_rejected_as_an_unsupported_algorithm() {
-    // Attack: RS256/HS256 key confusion — HMAC with the public key as the secret.
-    let (issuer, me) = start().await;
-    let (mut header, claims) = good_parts(&issuer);
-    header["alg"] = json!("HS256");
-    let der = issuer.public_key_der();
-    let pem = rsa_public_pem(&der);
-    assert!(pem.starts_with("-----BEGIN RSA PUBLIC KEY-----\nMII"));
-
-    let mut tokens = Vec::new();
-    for secret in [der.as_slice(), pem.as_bytes(), pem.trim_end().as_bytes()] {
-        // By hand with aws-lc-rs …
-        let input = signing_input(&header, &claims);
-        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), input.as_bytes());
-        tokens.push(format!("{input}.{}", b64(tag.as_ref())));
-        // … and as an attacker would with jsonwebtoken.
-        let mut jwt_header = Header::new(Algorithm::HS256);
-        jwt_header.kid = Some(issuer.current_kid());
-        let encoded =
-            jsonwebtoken::encode(&jwt_header, &claims, &EncodingKey::from_secret(secret)).unwrap();
-        tokens.push(encoded);
-    }
-    for token in &tokens {
-        assert_refused(&me, token, UNSUPPORTED_ALGORITHM).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn other_rsa_algorithms_signed_with_the_real_key_are_rejected_before_any_key_lookup() {
-    // Attack: algorithm substitution — a genuine signature under an algorithm the
-    // deployment never allowed (PS*/RS384/RS512), to widen the verifier's surface.
-    let (issuer, me) = start().await;
-
-    for alg in [
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-        Algorithm::RS384,
-        Algorithm::RS512,
-    ] {
-        let token = issuer.token().role("admin").sign_with(alg);
-        assert_refused(&me, &token, UNSUPPORTED_ALGORITHM).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn es256_tokens_are_rejected_before_any_key_lookup_whatever_their_signature() {
-    // Attack: ECDSA substitution, including the all-zero "psychic signature" (CVE-2022-21449).
-    let (issuer, me) = start().await;
-    let (mut header, claims) = good_parts(&issuer);
-    header["alg"] = json!("ES256");
-    let input = signing_input(&header, &claims);
-
-    let ec_key = EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
-    let real = ec_key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
-    assert_eq!(real.as_ref().len(), 64);
-    let signed = format!("{input}.{}", b64(real.as_ref()));
-    let psychic = format!("{input}.{}", b64([0u8; 64]));
-
-    let mut kidless = header.clone();
-    kidless.as_object_mut().unwrap().remove("kid");
-    let kidless_input = signing_input(&kidless, &claims);
-    let kidless_psychic = format!("{kidless_input}.{}", b64([0u8; 64]));
-
-    for token in [&signed, &psychic, &kidless_psychic] {
-        assert_refused(&me, token, UNSUPPORTED_ALGORITHM).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn alg_names_are_matched_exactly_and_must_be_strings() {
-    // Attack: parser differentials on "alg" (case, whitespace, unknown names, wrong type).
-    let (issuer, me) = start().await;
-    let (header, claims) = good_parts(&issuer);
-    let with_alg = |alg: Value| {
-        let mut header = header.clone();
-        header["alg"] = alg;
-        format!("{}.{}", signing_input(&header, &claims), b64("sig"))
-    };
-
-    for alg in [
-        "rs256",
-        "Rs256",
-        "RS256 ",
-        " RS256",
-        "RS256\u{0}",
-        "",
-        "EdDSA",
-        "HS512",
-    ] {
-        assert_refused(&me, &with_alg(json!(alg)), UNSUPPORTED_ALGORITHM).await;
-    }
-    for alg in [json!(256), json!(["RS256"]), Value::Null] {
-        assert_refused(&me, &with_alg(alg), MALFORMED).await;
-    }
-    let mut no_alg = header.clone();
-    no_alg.as_object_mut().unwrap().remove("alg");
-    let token = format!("{}.{}", signing_input(&no_alg, &claims), b64("sig"));
-    assert_refused(&me, &token, MALFORMED).await;
-
-    assert_eq!(issuer.fetch_count(), 0);
-}
-
-// ---------------------------------------------------------------------------
-// Signatures
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn signature_forged_with_another_key_under_the_issuers_kid_is_rejected() {
-    // Attack: forgery — the attacker signs with their own RSA key and borrows the issuer's kid.
-    let (issuer, me) = start().await;
-    let attacker = attacker_rsa_key();
-    let (header, mut claims) = good_parts(&issuer);
-    claims["role"] = json!("admin");
-    assert_eq!(header["kid"], issuer.current_kid());
-    let forged = rs256_signed_by(&attacker, &header, &claims);
-
-    assert_refused(&me, &forged, BAD_SIGNATURE).await;
-    let admin = format!("{}/admin", me.trim_end_matches("/me"));
-    assert_refused(&admin, &forged, BAD_SIGNATURE).await;
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-    assert_eq!(issuer.fetch_count(), 1);
-}
-
-#[tokio::test]
-async fn payload_swapped_for_an_admin_payload_fails_the_signature_check() {
-    // Attack: tampering — keep header and signature of a real token, rewrite the claims.
-    let (issuer, me) = start().await;
-    let genuine = issuer.token().role("member").sign();
-    let [header, payload, signature] = segments(&genuine);
-    let mut claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
-    claims["role"] = json!("admin");
-    claims["sub"] = json!("root");
-    let tampered = format!("{header}.{}.{signature}", b64(claims.to_string()));
-
-    assert_refused(&me, &tampered, BAD_SIGNATURE).await;
-    let admin = format!("{}/admin", me.trim_end_matches("/me"));
-    assert_refused(&admin, &tampered, BAD_SIGNATURE).await;
-    // The genuine token is untouched by the attempt.
-    assert_eq!(get_with_token(&me, &genuine).await.status, 200);
-    assert_eq!(get_with_token(&admin, &genuine).await.status, 403);
-
-    assert_eq!(issuer.fetch_count(), 1);
-}
-
-#[tokio::test]
-async fn signature_bytes_that_were_truncated_or_flipped_are_rejected() {
-    // Attack: signature malleability — truncated, extended, bit-flipped or foreign signatures.
-    let (issuer, me) = start().await;
-    let [header, payload, signature] = segments(&issuer.token().sign());
-    let mut raw = URL_SAFE_NO_PAD.decode(&signature).unwrap();
-    let other = segments(&issuer.token().sub("someone-else").sign())[2].clone();
-
-    let mut flipped = raw.clone();
-    flipped[100] ^= 0x01;
-    raw.truncate(255);
-    let mut extended = URL_SAFE_NO_PAD.decode(&signature).unwrap();
-    extended.push(0);
-
-    for bad in [
-        b64(flipped),
-        b64(raw),
-        b64(extended),
-        other,
-        b64([0u8; 256]),
-    ] {
-        let token = format!("{header}.{payload}.{bad}");
-        assert_refused(&me, &token, BAD_SIGNATURE).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-// ---------------------------------------------------------------------------
-// Issuer and audience
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn token_from_another_issuer_is_rejected_even_when_signed_with_the_right_key() {
-    // Attack: issuer confusion — a token minted by (or for) another meinGPT instance.
-    let (issuer, me) = start().await;
-    let trailing_slash = format!("{}/", issuer.issuer());
-    let upper_case = issuer.issuer().to_uppercase();
-    let with_path = format!("{}/api", issuer.issuer());
-
-    for iss in [
-        "https://app.meingpt.com",
-        trailing_slash.as_str(),
-        upper_case.as_str(),
-        with_path.as_str(),
-        "",
-    ] {
-        let token = issuer.token().issuer(iss).sign();
-        assert_refused(&me, &token, WRONG_ISSUER).await;
-    }
-    let token = issuer.token().claim("iss", json!([issuer.issuer()])).sign();
-    assert_refused(&me, &token, INVALID_CLAIM).await;
-    let token = issuer.token().without("iss").sign();
-    assert_refused(&me, &token, MISSING_CLAIM).await;
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn token_for_another_organization_is_rejected() {
-    // Attack: audience confusion — replaying a token meant for another organization's app.
-    let (issuer, me) = start().await;
-
-    for aud in [
-        json!("org-other"),
-        json!("ORG-TEST"),
-        json!("org-test "),
-        json!(""),
-        json!(["org-other"]),
-        json!(["org-other", "org-test2"]),
-    ] {
-        let token = issuer.token().audience(aud.clone()).sign();
-        let seen = assert_refused(&me, &token, WRONG_AUDIENCE).await;
-        assert!(!seen.body.contains("org-other"), "{aud}: {}", seen.body);
-    }
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
 
 #[tokio::test]
 async fn audience_array_that_contains_the_organization_is_accepted() {
@@ -545,38 +160,6 @@ async fn audience_array_that_contains_the_organization_is_accepted() {
         assert_eq!(seen.json()["organization_id"], "org-test");
     }
     assert_eq!(issuer.fetch_count(), 1);
-}
-
-#[tokio::test]
-async fn audience_of_the_wrong_json_type_is_an_invalid_claim() {
-    // Attack: type confusion on "aud" — empty array, number, object, mixed array.
-    let (issuer, me) = start().await;
-
-    for aud in [
-        json!([]),
-        json!(42),
-        json!(true),
-        Value::Null,
-        json!({"org-test": true}),
-        json!(["org-test", 5]),
-        json!([["org-test"]]),
-    ] {
-        let token = issuer.token().audience(aud).sign();
-        assert_refused(&me, &token, INVALID_CLAIM).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn token_without_an_audience_lacks_a_required_claim() {
-    // Attack: audience stripping — a token valid "for everyone".
-    let (issuer, me) = start().await;
-    let token = issuer.token().without("aud").sign();
-    assert_refused(&me, &token, MISSING_CLAIM).await;
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -673,7 +256,7 @@ async fn leeway_is_configurable_on_the_builder() {
 }
 
 // ---------------------------------------------------------------------------
-// Required and strictly typed claims
+// Required claims and meinGPT's claim types
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
@@ -686,50 +269,6 @@ async fn token_without_exp_or_sub_lacks_a_required_claim() {
         issuer.token().sub("").sign(),
     ] {
         assert_refused(&me, &token, MISSING_CLAIM).await;
-    }
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn times_that_are_not_integers_are_invalid_claims() {
-    // Attack: type confusion on NumericDate ("exp":"123", floats, null) across parsers.
-    let (issuer, me) = start().await;
-    let later = now() + 3600;
-
-    for (name, value) in [
-        ("exp", json!("123")),
-        ("exp", json!(later.to_string())),
-        ("exp", json!(later as f64 + 0.5)),
-        ("exp", json!(later as f64)),
-        ("exp", Value::Null),
-        ("exp", json!(true)),
-        ("exp", json!([later])),
-        ("nbf", json!("0")),
-        ("nbf", Value::Null),
-        ("iat", json!(now() as f64 + 0.25)),
-        ("iat", json!({})),
-    ] {
-        let token = issuer.token().claim(name, value).sign();
-        assert_refused(&me, &token, INVALID_CLAIM).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn sub_that_is_not_a_string_is_an_invalid_claim() {
-    // Attack: type confusion on "sub" (numeric ids colliding with string ids).
-    let (issuer, me) = start().await;
-    for sub in [
-        json!(42),
-        json!(["user-1"]),
-        json!({"id": "user-1"}),
-        Value::Null,
-    ] {
-        let token = issuer.token().claim("sub", sub).sign();
-        assert_refused(&me, &token, INVALID_CLAIM).await;
     }
     assert_eq!(issuer.fetch_count(), 1);
     assert_still_serves_good_tokens(&issuer, &me).await;
@@ -770,130 +309,7 @@ async fn unknown_role_is_accepted_but_wrongly_typed_meingpt_claims_are_not() {
 }
 
 // ---------------------------------------------------------------------------
-// Header parameters
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn crit_b64_and_nested_jwt_headers_are_refused_before_any_key_lookup() {
-    // Attack: header extensions the verifier would silently ignore (RFC 7515 §4.1.11, RFC 7797).
-    let (issuer, me) = start().await;
-
-    for (name, value) in [
-        ("crit", json!(["exp"])),
-        ("crit", json!([])),
-        ("crit", json!(["b64"])),
-        ("b64", json!(false)),
-        ("b64", json!(true)),
-        ("cty", json!("JWT")),
-        ("cty", json!("jwt")),
-        ("cty", json!(5)),
-    ] {
-        let token = issuer.token().header(name, value).sign();
-        assert_refused(&me, &token, UNSUPPORTED_HEADER).await;
-    }
-    assert_eq!(issuer.fetch_count(), 0);
-
-    // An ordinary content type is no reason to refuse.
-    let json_cty = issuer.token().header("cty", "application/json").sign();
-    assert_eq!(get_with_token(&me, &json_cty).await.status, 200);
-}
-
-#[tokio::test]
-async fn jku_and_x5u_in_the_header_are_never_fetched() {
-    // Attack: key injection by URL — the header points at the attacker's own key set.
-    let (issuer, me) = start().await;
-    let tripwire = Tripwire::start();
-    let attacker = attacker_rsa_key();
-    let (header, mut claims) = good_parts(&issuer);
-    claims["role"] = json!("admin");
-
-    let mut tokens = Vec::new();
-    for (name, path) in [("jku", "/jwks.json"), ("x5u", "/cert.pem")] {
-        let mut with_url = header.clone();
-        with_url[name] = json!(tripwire.url(path));
-        tokens.push(rs256_signed_by(&attacker, &with_url, &claims));
-        with_url.as_object_mut().unwrap().remove("kid");
-        tokens.push(rs256_signed_by(&attacker, &with_url, &claims));
-    }
-    for token in &tokens {
-        assert_refused(&me, token, BAD_SIGNATURE).await;
-    }
-
-    tripwire.assert_untouched();
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-    tripwire.assert_untouched();
-}
-
-#[tokio::test]
-async fn embedded_jwk_or_x5c_of_the_attackers_key_is_ignored() {
-    // Attack: key injection inline (CVE-2018-0114) — the header carries the attacker's public key.
-    let (issuer, me) = start().await;
-    let attacker = attacker_rsa_key();
-    let (header, mut claims) = good_parts(&issuer);
-    claims["role"] = json!("admin");
-    let der_b64 = STANDARD.encode(attacker.public_key().as_ref());
-
-    let mut tokens = Vec::new();
-    for kid in [
-        Some(issuer.current_kid()),
-        None,
-        Some("attacker".to_owned()),
-    ] {
-        let mut jwk = rsa_public_jwk(&attacker);
-        let mut with_jwk = header.clone();
-        match &kid {
-            Some(kid) => {
-                jwk["kid"] = json!(kid);
-                with_jwk["kid"] = json!(kid);
-            }
-            None => {
-                with_jwk.as_object_mut().unwrap().remove("kid");
-            }
-        }
-        with_jwk["jwk"] = jwk;
-        with_jwk["x5c"] = json!([der_b64]);
-        tokens.push((kid, rs256_signed_by(&attacker, &with_jwk, &claims)));
-    }
-    for (kid, token) in &tokens {
-        // A kid the issuer does not publish is unknown; with the issuer's kid,
-        // or none while it publishes one key, the issuer's key checks the signature.
-        let expected = match kid.as_deref() {
-            Some("attacker") => UNKNOWN_KEY,
-            _ => BAD_SIGNATURE,
-        };
-        let seen = assert_refused(&me, token, expected).await;
-        assert!(!seen.body.contains("attacker"), "{}", seen.body);
-    }
-
-    // The unknown kid comes within the refetch cooldown of the first fetch,
-    // so it is refused from the cache without asking the issuer again.
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn kid_that_is_not_a_string_is_malformed_and_an_overlong_kid_is_unknown_without_fetching() {
-    // Attack: kid injection — non-string kids and huge kids aimed at the key cache.
-    let (issuer, me) = start().await;
-    for kid in [
-        json!(1),
-        json!(["key-1"]),
-        json!({"kid": "key-1"}),
-        Value::Null,
-    ] {
-        let token = issuer.token().header("kid", kid).sign();
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-    let long = issuer.token().kid(&"k".repeat(257)).sign();
-    assert_refused(&me, &long, UNKNOWN_KEY).await;
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-// ---------------------------------------------------------------------------
-// Key selection without kid
+// Key selection and size
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
@@ -905,47 +321,6 @@ async fn token_without_kid_is_accepted_while_the_issuer_publishes_one_key() {
     assert_eq!(seen.status, 200, "{}", seen.body);
     assert_eq!(seen.json()["sub"], "no-kid");
     assert_eq!(issuer.fetch_count(), 1);
-}
-
-#[tokio::test]
-async fn token_without_kid_is_refused_once_the_issuer_publishes_two_keys() {
-    // Attack: key ambiguity — without a kid the verifier must not try keys until one fits.
-    let issuer = MockIssuer::start().await;
-    let before = issuer.token().sign();
-    let new_kid = issuer.rotate();
-    assert_eq!(new_kid, issuer.current_kid());
-    // A fresh authenticator, so its cache holds both published keys.
-    let me = serve_me(&issuer.auth().build().unwrap()).await;
-
-    let kidless = issuer.token().without_header("kid").sign();
-    assert_refused(&me, &kidless, UNKNOWN_KEY).await;
-    assert_eq!(issuer.fetch_count(), 1);
-
-    // Tokens that name their key keep working, old and new.
-    assert_eq!(get_with_token(&me, &before).await.status, 200);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-    assert_eq!(issuer.fetch_count(), 1);
-}
-
-// ---------------------------------------------------------------------------
-// Size
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn token_over_16_kib_is_refused_before_decoding_or_fetching() {
-    // Attack: resource exhaustion with huge tokens.
-    let (issuer, me) = start().await;
-
-    let just_over = token_of_length(&issuer, 16 * 1024 + 1);
-    assert_refused(&me, &just_over, TOO_LARGE).await;
-    let junk = "A".repeat(64 * 1024);
-    assert_refused(&me, &junk, TOO_LARGE).await;
-    let huge_header = format!("{}.e30.e30", "A".repeat(20_000));
-    assert_refused(&me, &huge_header, TOO_LARGE).await;
-    assert_eq!(issuer.fetch_count(), 0);
-
-    let at_limit = token_of_length(&issuer, 16 * 1024);
-    assert_eq!(get_with_token(&me, &at_limit).await.status, 200);
 }
 
 #[tokio::test]
@@ -977,238 +352,8 @@ async fn smaller_max_token_size_from_the_builder_is_enforced() {
 }
 
 // ---------------------------------------------------------------------------
-// Duplicate JSON members
+// What is logged
 // ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn duplicate_header_members_are_malformed_before_any_key_lookup() {
-    // Attack: JSON parser differential — {"alg":"RS256","alg":"none"} means different things to different parsers.
-    let (issuer, me) = start().await;
-    let kid = issuer.current_kid();
-    let claims = Value::Object(issuer.token().into_parts().1).to_string();
-
-    for header in [
-        r#"{"alg":"RS256","alg":"none"}"#.to_owned(),
-        r#"{"alg":"none","alg":"RS256"}"#.to_owned(),
-        r#"{"alg":"RS256","alg":"RS256"}"#.to_owned(),
-        format!(r#"{{"alg":"RS256","kid":"{kid}","kid":"other"}}"#),
-        format!(r#"{{"alg":"RS256","kid":"{kid}","crit":[],"crit":[]}}"#),
-    ] {
-        let token = issuer.sign_raw(&header, &claims);
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn duplicate_claims_are_malformed_even_under_a_valid_signature() {
-    // Attack: JSON parser differential in the claims — two subs, two exps, nested duplicates.
-    let (issuer, me) = start().await;
-    let header = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, issuer.current_kid());
-    let iss = issuer.issuer();
-    let exp = now() + 3600;
-    let expired = now() - 3600;
-
-    let valid = format!(r#"{{"iss":"{iss}","aud":"org-test","exp":{exp},"sub":"user-1"}}"#);
-    assert_eq!(
-        get_with_token(&me, &issuer.sign_raw(&header, &valid))
-            .await
-            .status,
-        200,
-        "sign_raw makes good tokens"
-    );
-
-    for claims in [
-        format!(r#"{{"iss":"{iss}","aud":"org-test","exp":{exp},"sub":"user-1","sub":"admin"}}"#),
-        format!(r#"{{"iss":"{iss}","aud":"org-test","exp":{expired},"sub":"user-1","exp":{exp}}}"#),
-        format!(r#"{{"iss":"{iss}","aud":"org-test","aud":"org-other","exp":{exp},"sub":"u"}}"#),
-        format!(
-            r#"{{"iss":"{iss}","aud":"org-test","exp":{exp},"sub":"u","role":"member","role":"admin"}}"#
-        ),
-        format!(
-            r#"{{"iss":"{iss}","aud":"org-test","exp":{exp},"sub":"u","teams":[{{"id":"t1","id":"t2","name":"Engineering"}}]}}"#
-        ),
-    ] {
-        let token = issuer.sign_raw(&header, &claims);
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-// ---------------------------------------------------------------------------
-// Shape of the compact serialization
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn tokens_without_exactly_three_segments_are_malformed() {
-    // Attack: serialization confusion — unsigned two-part tokens, extra parts, JWE-shaped tokens.
-    let (issuer, me) = start().await;
-    let good = issuer.token().sign();
-    let [header, payload, signature] = segments(&good);
-
-    for token in [
-        header.clone(),
-        format!("{header}.{payload}"),
-        format!("{good}.{signature}"),
-        format!("{header}.{payload}.{signature}.{signature}.{signature}"),
-        format!("{header}.AAAA.{payload}.BBBB.{signature}"),
-    ] {
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn empty_segments_are_malformed() {
-    // Attack: empty parts that some parsers read as "no header", "no claims" or "no signature".
-    let (issuer, me) = start().await;
-    let [header, payload, signature] = segments(&issuer.token().sign());
-
-    for token in [
-        "..".to_owned(),
-        format!(".{payload}.{signature}"),
-        format!("{header}..{signature}"),
-        format!("{header}.{payload}."),
-        format!("{header}.."),
-    ] {
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn padding_and_standard_base64_characters_reach_the_verifier_and_are_malformed() {
-    // Attack: base64 variant confusion — '=', '+' and '/' decode differently in lenient decoders.
-    let (issuer, me) = start().await;
-    let [header, payload, signature] = segments(&issuer.token().sign());
-    let replace_first = |segment: &str, with: char| format!("{with}{}", &segment[1..]);
-
-    for token in [
-        format!("{header}.{payload}.{signature}=="),
-        format!("{header}.{payload}.{signature}="),
-        format!("{header}.{payload}.{}", replace_first(&signature, '+')),
-        format!("{header}.{payload}.{}", replace_first(&signature, '/')),
-        format!("{header}.{}.{signature}", replace_first(&payload, '+')),
-        format!("{}.{payload}.{signature}", replace_first(&header, '/')),
-        format!(
-            "{header}.{payload}.{}",
-            STANDARD.encode(URL_SAFE_NO_PAD.decode(&signature).unwrap())
-        ),
-    ] {
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-    assert_eq!(issuer.fetch_count(), 0);
-
-    // '=' in the middle is not even a bearer token (RFC 6750 b64token).
-    let padded_header = format!("{header}==.{payload}.{signature}");
-    assert_invalid_request(
-        &get_with_token(&me, &padded_header).await,
-        MALFORMED_CREDENTIALS,
-    );
-
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn whitespace_inside_the_token_is_an_invalid_request() {
-    // Attack: header smuggling — tokens split by spaces or tabs.
-    let (issuer, me) = start().await;
-    let [header, payload, signature] = segments(&issuer.token().sign());
-
-    for token in [
-        format!("{header}. {payload}.{signature}"),
-        format!("{header}.{payload}\t.{signature}"),
-        format!(
-            "{header}.{payload}.{} {}",
-            &signature[..10],
-            &signature[10..]
-        ),
-    ] {
-        let seen = get_with_token(&me, &token).await;
-        assert_invalid_request(&seen, MALFORMED_CREDENTIALS);
-        assert_not_echoed(&seen, &token);
-        let bearer = format!("Bearer {token}");
-        let seen = get_with(&me, &[("authorization", bearer.as_str())]).await;
-        assert_invalid_request(&seen, MALFORMED_CREDENTIALS);
-    }
-
-    assert_eq!(issuer.fetch_count(), 0);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-#[tokio::test]
-async fn segments_that_are_not_json_objects_are_malformed() {
-    // Attack: parser confusion with non-object JSON, non-UTF-8 bytes or trailing garbage.
-    let (issuer, me) = start().await;
-    let kid = issuer.current_kid();
-    let claims = Value::Object(issuer.token().into_parts().1).to_string();
-
-    for header in [
-        "not json".to_owned(),
-        r#"["RS256"]"#.to_owned(),
-        r#""RS256""#.to_owned(),
-        format!(r#"{{"alg":"RS256","kid":"{kid}"}} trailing"#),
-        format!(r#"{{"alg":"RS256","kid":"{kid}"}}{{}}"#),
-    ] {
-        let token = issuer.sign_raw(&header, &claims);
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-    let not_utf8 = format!(
-        "{}.{}.{}",
-        b64([0xff, 0xfe, 0xfd]),
-        b64(&claims),
-        b64("sig")
-    );
-    assert_refused(&me, &not_utf8, MALFORMED).await;
-    assert_eq!(issuer.fetch_count(), 0);
-
-    // Bad claims are only found after the signature checks out.
-    let header = format!(r#"{{"alg":"RS256","kid":"{kid}"}}"#);
-    for claims in ["[]", "null", "not json", "{\"sub\":\"u\"", "{} {}"] {
-        let token = issuer.sign_raw(&header, claims);
-        assert_refused(&me, &token, MALFORMED).await;
-    }
-    assert_eq!(issuer.fetch_count(), 1);
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
-
-// ---------------------------------------------------------------------------
-// What is said and what is logged
-// ---------------------------------------------------------------------------
-
-#[tokio::test]
-async fn rejections_never_echo_the_token_its_kid_or_claim_values() {
-    // Attack: reflection — making the server repeat attacker-chosen bytes (XSS, log/header injection).
-    let (issuer, me) = start().await;
-    let marker = "ZZmarkerZZ";
-    let tokens = [
-        issuer.token().kid(&format!("{marker}-kid")).sign(),
-        issuer.token().audience(format!("{marker}-org")).sign(),
-        issuer
-            .token()
-            .issuer(&format!("https://{marker}.example"))
-            .sign(),
-        issuer.token().claim("sub", json!([marker])).sign(),
-        issuer.token().claim("exp", marker).sign(),
-    ];
-    for token in &tokens {
-        let seen = get_with_token(&me, token).await;
-        assert_eq!(seen.status, 401, "{}", seen.body);
-        assert_not_echoed(&seen, token);
-        assert!(!seen.body.contains(marker), "{}", seen.body);
-        let challenge = seen.www_authenticate.unwrap_or_default();
-        assert!(!challenge.contains(marker), "{challenge}");
-    }
-    assert_still_serves_good_tokens(&issuer, &me).await;
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn logs_name_each_rejection_but_never_the_token_the_email_or_the_username() {

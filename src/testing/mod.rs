@@ -33,6 +33,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,12 +43,14 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
@@ -57,6 +60,9 @@ use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
 use crate::verify::algorithm_name;
 
 /// How the mock issuer misbehaves when asked for its JWKS.
+///
+/// Every fault still counts the request in
+/// [`fetch_count`](MockIssuer::fetch_count).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -68,6 +74,18 @@ pub enum Fault {
     Hang,
     /// Answer `200` with exactly this body.
     Body(String),
+    /// Answer `200` announcing the whole JWKS in `Content-Length`, send the
+    /// first half of it, then close the connection.
+    Truncated,
+    /// Answer `200` with the JWKS, sending one byte of the body each time
+    /// this much time has passed (a drip that never stalls for long but
+    /// takes forever).
+    Slow(Duration),
+    /// Answer `302 Found` with `Location` set to this URL.
+    Redirect(String),
+    /// Answer `200` with the JWKS under this `Content-Type` instead of
+    /// `application/json`.
+    ContentType(String),
 }
 
 /// One RSA-2048 signing key of the mock issuer.
@@ -390,11 +408,12 @@ async fn serve_jwks(
     let fault = lock(&state.fault).clone();
     let json_body =
         |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    let jwks = || {
+        let keys: Vec<Value> = published.iter().map(|k| k.jwk.clone()).collect();
+        json!({ "keys": keys }).to_string()
+    };
     match fault {
-        None => {
-            let keys: Vec<Value> = published.iter().map(|k| k.jwk.clone()).collect();
-            json_body(json!({ "keys": keys }).to_string())
-        }
+        None => json_body(jwks()),
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             (status, "issuer failure").into_response()
@@ -402,7 +421,58 @@ async fn serve_jwks(
         Some(Fault::Garbage) => json_body("<html>not a key set {{{".to_owned()),
         Some(Fault::Body(body)) => json_body(body),
         Some(Fault::Hang) => std::future::pending().await,
+        Some(Fault::Truncated) => {
+            let body = Bytes::from(jwks());
+            let length = body.len();
+            let half = body.slice(..length / 2);
+            // Half the body goes out (the pause lets the server flush it with
+            // the head), then the error makes the server close the
+            // connection mid-body.
+            let truncated = futures_util::stream::unfold(Some(half), |half| async move {
+                match half {
+                    Some(half) => Some((Ok(half), None)),
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Some((Err(io::Error::other("truncated on purpose")), None))
+                    }
+                }
+            });
+            streamed(length, Body::from_stream(truncated))
+        }
+        Some(Fault::Slow(every)) => {
+            let body = Bytes::from(jwks());
+            let length = body.len();
+            let drip = futures_util::stream::unfold(body, move |rest| async move {
+                if rest.is_empty() {
+                    return None;
+                }
+                tokio::time::sleep(every).await;
+                let mut rest = rest;
+                let byte = rest.split_to(1);
+                Some((Ok::<_, io::Error>(byte), rest))
+            });
+            streamed(length, Body::from_stream(drip))
+        }
+        Some(Fault::Redirect(location)) => {
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+        Some(Fault::ContentType(content_type)) => {
+            ([(header::CONTENT_TYPE, content_type)], jwks()).into_response()
+        }
     }
+}
+
+/// A `200` JSON response whose `Content-Length` announces `length` bytes,
+/// whatever `body` then sends.
+fn streamed(length: usize, body: Body) -> Response {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
+    response
 }
 
 async fn serve_discovery(State(state): State<Arc<IssuerState>>) -> Response {
