@@ -54,7 +54,6 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
-use crate::verify::algorithm_name;
 
 /// How the mock issuer misbehaves when asked for its JWKS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -626,5 +625,37 @@ impl MockClock {
 impl Clock for MockClock {
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+}
+
+/// The registered JWA name of `alg` (`"RS256"`, …).
+fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names_round_trip_through_jsonwebtoken() {
+        for name in ["RS256", "PS512", "ES384", "EdDSA", "HS256"] {
+            let alg: Algorithm = name.parse().unwrap();
+            assert_eq!(algorithm_name(alg), name);
+        }
     }
 }
