@@ -99,6 +99,8 @@ impl MockKey {
 
 /// One organization's keys: the published ones and the one signing now.
 struct OrganizationKeys {
+    /// Every key ever generated, published or not.
+    generated: Vec<MockKey>,
     published: Vec<MockKey>,
     signing: MockKey,
     fetches: usize,
@@ -197,6 +199,7 @@ impl MockIssuer {
             lock(&state.organizations).insert(
                 (*organization).to_owned(),
                 OrganizationKeys {
+                    generated: vec![key.clone()],
                     published: vec![key.clone()],
                     signing: key,
                     fetches: 0,
@@ -284,6 +287,7 @@ impl MockIssuer {
         let key = self.state.new_key();
         let kid = key.kid.clone();
         self.state.with_keys(&self.state.organization, |keys| {
+            keys.generated.push(key.clone());
             keys.published.push(key.clone());
             keys.signing = key;
         });
@@ -295,6 +299,20 @@ impl MockIssuer {
     pub fn unpublish(&self, kid: &str) {
         self.state.with_keys(&self.state.organization, |keys| {
             keys.published.retain(|key| key.kid != kid);
+        });
+    }
+
+    /// Publishes again a key generated earlier (by [`rotate`](Self::rotate))
+    /// and since unpublished; does nothing for an unknown or published `kid`.
+    pub fn publish(&self, kid: &str) {
+        self.state.with_keys(&self.state.organization, |keys| {
+            let published = keys.published.iter().any(|key| key.kid == kid);
+            if let Some(key) = keys.generated.iter().find(|key| key.kid == kid)
+                && !published
+            {
+                let key = key.clone();
+                keys.published.push(key);
+            }
         });
     }
 
