@@ -109,6 +109,18 @@ pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};
 pub use token::{MEINGPT_JWT_HEADER, TokenSource};
 
+/// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Parses `bytes` as a JWKS for every asymmetric algorithm.
+    pub fn parse_jwks(bytes: &[u8]) -> usize {
+        crate::jwks::parse_jwks(bytes, &crate::keys::ASYMMETRIC)
+            .map(|(keys, _)| keys.len())
+            .unwrap_or(0)
+    }
+}
+
 /// The response futures of this crate's services.
 pub mod future {
     pub use crate::guard::ResponseFuture as GuardResponseFuture;

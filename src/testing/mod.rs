@@ -57,7 +57,6 @@ use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
-use crate::verify::algorithm_name;
 
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///
@@ -118,6 +117,8 @@ impl MockKey {
 
 /// One organization's keys: the published ones and the one signing now.
 struct OrganizationKeys {
+    /// Every key ever generated, published or not.
+    generated: Vec<MockKey>,
     published: Vec<MockKey>,
     signing: MockKey,
     fetches: usize,
@@ -216,6 +217,7 @@ impl MockIssuer {
             lock(&state.organizations).insert(
                 (*organization).to_owned(),
                 OrganizationKeys {
+                    generated: vec![key.clone()],
                     published: vec![key.clone()],
                     signing: key,
                     fetches: 0,
@@ -303,6 +305,7 @@ impl MockIssuer {
         let key = self.state.new_key();
         let kid = key.kid.clone();
         self.state.with_keys(&self.state.organization, |keys| {
+            keys.generated.push(key.clone());
             keys.published.push(key.clone());
             keys.signing = key;
         });
@@ -314,6 +317,20 @@ impl MockIssuer {
     pub fn unpublish(&self, kid: &str) {
         self.state.with_keys(&self.state.organization, |keys| {
             keys.published.retain(|key| key.kid != kid);
+        });
+    }
+
+    /// Publishes again a key generated earlier (by [`rotate`](Self::rotate))
+    /// and since unpublished; does nothing for an unknown or published `kid`.
+    pub fn publish(&self, kid: &str) {
+        self.state.with_keys(&self.state.organization, |keys| {
+            let published = keys.published.iter().any(|key| key.kid == kid);
+            if let Some(key) = keys.generated.iter().find(|key| key.kid == kid)
+                && !published
+            {
+                let key = key.clone();
+                keys.published.push(key);
+            }
         });
     }
 
@@ -696,5 +713,37 @@ impl MockClock {
 impl Clock for MockClock {
     fn now(&self) -> Duration {
         Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+}
+
+/// The registered JWA name of `alg` (`"RS256"`, …).
+fn algorithm_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithm_names_round_trip_through_jsonwebtoken() {
+        for name in ["RS256", "PS512", "ES384", "EdDSA", "HS256"] {
+            let alg: Algorithm = name.parse().unwrap();
+            assert_eq!(algorithm_name(alg), name);
+        }
     }
 }

@@ -1,0 +1,331 @@
+//! Soak: at least 1,000,000 requests over loopback at full speed against the
+//! release quickstart, 90 % valid tokens (repeated and distinct), 10 % attacks
+//! from the catalogue, while the issuer rotates its key twice and fails for
+//! 30 s. Checks every verdict and reports wrong verdicts, 5xx answers, JWKS
+//! fetches and the server's memory over time.
+//!
+//! ```text
+//! cargo build --release --example quickstart && cargo bench --bench soak
+//! SOAK_REQUESTS=200000 cargo bench --bench soak   # a shorter run
+//! ```
+//!
+//! Timeline (wall clock): first rotation at 35 s (past the server's 30 s
+//! unknown-`kid` cooldown after its first fetch), issuer failing (HTTP 500)
+//! from 40 s to 70 s, second rotation at 75 s; the run ends when both the
+//! request count is reached and the timeline (80 s) is over.
+//!
+//! Verdict rules: a valid token must get 200 — except that a token signed by
+//! a key rotated in less than one cooldown (30 s) after the server's last JWKS
+//! fetch may get 401 "unknown key" (the documented refetch limit). An attack
+//! must get 400 or 401, never 200. No request may get a 5xx: keys are cached
+//! before the outage, so stale-if-error keeps serving.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use meingpt_auth::testing::{Fault, MockIssuer};
+use serde_json::json;
+
+const CONCURRENCY: usize = 48;
+const DISTINCT_PER_KEY: usize = 6_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Expect {
+    /// A valid token; `usize` is the key generation (0, 1, 2) that signed it.
+    Valid(usize),
+    Attack,
+}
+
+struct Pools {
+    /// Per key generation: one repeated token and many distinct ones.
+    repeated: Vec<String>,
+    distinct: Vec<Vec<String>>,
+    attacks: Vec<String>,
+}
+
+fn mint_generation(issuer: &MockIssuer, generation: usize) -> (String, Vec<String>) {
+    let repeated = issuer.token().sub(&format!("repeat-{generation}")).sign();
+    let distinct = (0..DISTINCT_PER_KEY)
+        .map(|n| issuer.token().sub(&format!("user-{generation}-{n}")).sign())
+        .collect();
+    (repeated, distinct)
+}
+
+fn attacks(issuer: &MockIssuer) -> Vec<String> {
+    let valid = issuer.token().sign();
+    let (header, rest) = valid.split_once('.').unwrap();
+    let (_claims, signature) = rest.split_once('.').unwrap();
+    let admin_claims = URL_SAFE_NO_PAD.encode(
+        json!({"iss": issuer.issuer(), "aud": issuer.organization(), "sub": "x", "exp": 4_000_000_000u64, "role": "admin"})
+            .to_string(),
+    );
+    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    vec![
+        // alg none
+        format!("{}.{}.", b64(json!({"alg": "none"})), admin_claims),
+        // HS256 "signed" with the public key
+        format!(
+            "{}.{}.{}",
+            b64(json!({"alg": "HS256", "kid": "key-1"})),
+            admin_claims,
+            signature
+        ),
+        // tampered payload under a real signature
+        format!("{header}.{admin_claims}.{signature}"),
+        // expired
+        issuer.token().expires_at(1_000_000).sign(),
+        // wrong audience
+        issuer.token().audience("someone-else").sign(),
+        // jku pointing elsewhere
+        issuer
+            .token()
+            .header("jku", "http://127.0.0.1:1/jwks")
+            .kid("attacker")
+            .sign(),
+        // crit
+        issuer.token().header("crit", json!(["exp"])).sign(),
+        // duplicate member names
+        issuer.sign_raw(
+            &json!({"alg": "RS256", "kid": issuer.current_kid()}).to_string(),
+            &format!(
+                "{{\"iss\":\"{}\",\"aud\":\"{}\",\"sub\":\"a\",\"sub\":\"b\",\"exp\":4000000000}}",
+                issuer.issuer(),
+                issuer.organization()
+            ),
+        ),
+        // garbage and oversize
+        "not.a.token".to_owned(),
+        "a".repeat(17 * 1024),
+    ]
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let target: u64 = std::env::var("SOAK_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let binary = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/release/examples/quickstart"
+    );
+    assert!(
+        std::path::Path::new(binary).exists(),
+        "build the server first: cargo build --release --example quickstart"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(soak(binary, target));
+}
+
+async fn soak(binary: &str, target: u64) {
+    let issuer = Arc::new(MockIssuer::start().await);
+    eprintln!("minting {DISTINCT_PER_KEY} distinct tokens for each of 3 keys …");
+    let (r0, d0) = mint_generation(&issuer, 0);
+    let mut pools = Pools {
+        repeated: vec![r0],
+        distinct: vec![d0],
+        attacks: attacks(&issuer),
+    };
+    // Keys 2 and 3 exist from the start but are published only at rotation.
+    let kid_2 = issuer.rotate();
+    let (r1, d1) = mint_generation(&issuer, 1);
+    let kid_3 = issuer.rotate();
+    let (r2, d2) = mint_generation(&issuer, 2);
+    issuer.unpublish(&kid_2);
+    issuer.unpublish(&kid_3);
+    pools.repeated.extend([r1, r2]);
+    pools.distinct.extend([d1, d2]);
+    let pools = Arc::new(pools);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = Server(
+        Command::new(binary)
+            .env_clear()
+            .env("MEINGPT_ORG_ID", issuer.organization())
+            .env("MEINGPT_ISSUER", issuer.issuer())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the quickstart"),
+    );
+    let pid = server.0.id();
+    let base = format!("http://127.0.0.1:{port}/me");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    for _ in 0..100 {
+        if client.get(&base).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let started = Instant::now();
+    let published = Arc::new(AtomicUsize::new(1)); // key generations published
+    let rotated_at: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    let sent = Arc::new(AtomicU64::new(0));
+    let wrong = Arc::new(AtomicU64::new(0));
+    let server_errors = Arc::new(AtomicU64::new(0));
+    let tolerated = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..CONCURRENCY {
+        let (client, base, pools) = (client.clone(), base.clone(), pools.clone());
+        let (published, rotated_at, sent) = (published.clone(), rotated_at.clone(), sent.clone());
+        let (wrong, server_errors, tolerated, done) = (
+            wrong.clone(),
+            server_errors.clone(),
+            tolerated.clone(),
+            done.clone(),
+        );
+        workers.spawn(async move {
+            let mut n = worker as u64 * 7919;
+            while !done.load(Ordering::Relaxed) {
+                n = n.wrapping_add(1);
+                let generation = published.load(Ordering::Acquire) - 1;
+                let (token, expect) = match n % 10 {
+                    0 => (
+                        &pools.attacks[(n / 10) as usize % pools.attacks.len()],
+                        Expect::Attack,
+                    ),
+                    1..=4 => (&pools.repeated[generation], Expect::Valid(generation)),
+                    _ => {
+                        let distinct = &pools.distinct[generation];
+                        (
+                            &distinct[(n as usize * 31) % distinct.len()],
+                            Expect::Valid(generation),
+                        )
+                    }
+                };
+                let status = match client
+                    .get(&base)
+                    .header("x-meingpt-jwt", token)
+                    .send()
+                    .await
+                {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                };
+                sent.fetch_add(1, Ordering::Relaxed);
+                let since_rotation = |g: usize| {
+                    started.elapsed().as_millis() as u64 - rotated_at[g].load(Ordering::Acquire)
+                };
+                match (expect, status) {
+                    (_, 500..=599) => {
+                        server_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (Expect::Valid(_), 200) | (Expect::Attack, 400 | 401 | 431) => {}
+                    (Expect::Valid(g), 401) if g > 0 && since_rotation(g) < 31_000 => {
+                        tolerated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        if wrong.fetch_add(1, Ordering::Relaxed) < 5 {
+                            eprintln!("wrong verdict: {expect:?} got {status}");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let mut samples = Vec::new();
+    let (mut rotated_1, mut failing, mut recovered, mut rotated_2) = (false, false, false, false);
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let t = started.elapsed();
+        if !rotated_1 && t >= Duration::from_secs(35) {
+            issuer.publish(&kid_2);
+            rotated_at[1].store(t.as_millis() as u64, Ordering::Release);
+            published.store(2, Ordering::Release);
+            rotated_1 = true;
+        }
+        if !failing && t >= Duration::from_secs(40) {
+            issuer.fail(Fault::Status(500));
+            failing = true;
+        }
+        if !recovered && t >= Duration::from_secs(70) {
+            issuer.recover();
+            recovered = true;
+        }
+        if !rotated_2 && t >= Duration::from_secs(75) {
+            issuer.publish(&kid_3);
+            rotated_at[2].store(t.as_millis() as u64, Ordering::Release);
+            published.store(3, Ordering::Release);
+            rotated_2 = true;
+        }
+        if samples.len() % 4 == 0 {
+            samples.push((
+                t.as_secs(),
+                sent.load(Ordering::Relaxed),
+                rss_kib(pid, "VmRSS:"),
+            ));
+        } else {
+            samples.push((0, 0, 0));
+        }
+        if rotated_2 && t >= Duration::from_secs(80) && sent.load(Ordering::Relaxed) >= target {
+            break;
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    while workers.join_next().await.is_some() {}
+    let elapsed = started.elapsed();
+    let peak = rss_kib(pid, "VmHWM:");
+    drop(server);
+
+    let total = sent.load(Ordering::Relaxed);
+    println!(
+        "requests: {total} in {:.1} s ({:.0} req/s)",
+        elapsed.as_secs_f64(),
+        total as f64 / elapsed.as_secs_f64()
+    );
+    println!("wrong verdicts: {}", wrong.load(Ordering::Relaxed));
+    println!("5xx answers: {}", server_errors.load(Ordering::Relaxed));
+    println!(
+        "valid tokens of a just-rotated key refused within the cooldown (allowed): {}",
+        tolerated.load(Ordering::Relaxed)
+    );
+    println!("JWKS fetches seen by the issuer: {}", issuer.fetch_count());
+    println!("server RSS (MiB) over time [s: requests sent → RSS]:");
+    for (t, n, rss) in samples.iter().filter(|s| s.2 > 0) {
+        println!("  {t:>3} s: {n:>9} → {:.1}", *rss as f64 / 1024.0);
+    }
+    println!("server peak RSS: {:.1} MiB", peak as f64 / 1024.0);
+    assert_eq!(wrong.load(Ordering::Relaxed), 0, "wrong verdicts");
+    assert_eq!(server_errors.load(Ordering::Relaxed), 0, "5xx answers");
+}
