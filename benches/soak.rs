@@ -12,13 +12,17 @@
 //! Timeline (wall clock): first rotation at 35 s (past the server's 30 s
 //! unknown-`kid` cooldown after its first fetch), issuer failing (HTTP 500)
 //! from 40 s to 70 s, second rotation at 75 s; the run ends when both the
-//! request count is reached and the timeline (80 s) is over.
+//! request count is reached, the timeline (80 s) is over and the server has
+//! learned the second rotated key.
 //!
 //! Verdict rules: a valid token must get 200 — except that a token signed by
-//! a key rotated in less than one cooldown (30 s) after the server's last JWKS
-//! fetch may get 401 "unknown key" (the documented refetch limit). An attack
-//! must get 400 or 401, never 200. No request may get a 5xx: keys are cached
-//! before the outage, so stale-if-error keeps serving.
+//! a just-rotated key may get 401 "unknown key" until the issuer has served
+//! the server a key set that contains it (plus one second for requests in
+//! flight). The server refetches for an unknown `kid` at most once per 30 s
+//! cooldown, and the attacks' random `kid`s use up that allowance too, so
+//! learning a new key can take up to a cooldown — or longer while the issuer
+//! is down. An attack must get 400, 401 or 431, never 200. No request may get
+//! a 5xx: keys are cached before the outage, so stale-if-error keeps serving.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -197,7 +201,9 @@ async fn soak(binary: &str, target: u64) {
 
     let started = Instant::now();
     let published = Arc::new(AtomicUsize::new(1)); // key generations published
-    let rotated_at: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
+    // When the issuer first served a key set with key generation g to the
+    // server (ms since start; 0: not yet).
+    let learned_at: Arc<[AtomicU64; 3]> = Arc::new(Default::default());
     let sent = Arc::new(AtomicU64::new(0));
     let wrong = Arc::new(AtomicU64::new(0));
     let server_errors = Arc::new(AtomicU64::new(0));
@@ -207,7 +213,7 @@ async fn soak(binary: &str, target: u64) {
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CONCURRENCY {
         let (client, base, pools) = (client.clone(), base.clone(), pools.clone());
-        let (published, rotated_at, sent) = (published.clone(), rotated_at.clone(), sent.clone());
+        let (published, learned_at, sent) = (published.clone(), learned_at.clone(), sent.clone());
         let (wrong, server_errors, tolerated, done) = (
             wrong.clone(),
             server_errors.clone(),
@@ -243,15 +249,17 @@ async fn soak(binary: &str, target: u64) {
                     Err(_) => 0,
                 };
                 sent.fetch_add(1, Ordering::Relaxed);
-                let since_rotation = |g: usize| {
-                    started.elapsed().as_millis() as u64 - rotated_at[g].load(Ordering::Acquire)
+                // Learned: a successful fetch after the rotation, one second ago.
+                let learned = |g: usize| {
+                    let at = learned_at[g].load(Ordering::Acquire);
+                    at != 0 && started.elapsed().as_millis() as u64 >= at + 1_000
                 };
                 match (expect, status) {
                     (_, 500..=599) => {
                         server_errors.fetch_add(1, Ordering::Relaxed);
                     }
                     (Expect::Valid(_), 200) | (Expect::Attack, 400 | 401 | 431) => {}
-                    (Expect::Valid(g), 401) if g > 0 && since_rotation(g) < 31_000 => {
+                    (Expect::Valid(g), 401) if g > 0 && !learned(g) => {
                         tolerated.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {
@@ -266,12 +274,13 @@ async fn soak(binary: &str, target: u64) {
 
     let mut samples = Vec::new();
     let (mut rotated_1, mut failing, mut recovered, mut rotated_2) = (false, false, false, false);
+    let mut fetches_at_rotation = 0;
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let t = started.elapsed();
         if !rotated_1 && t >= Duration::from_secs(35) {
             issuer.publish(&kid_2);
-            rotated_at[1].store(t.as_millis() as u64, Ordering::Release);
+            fetches_at_rotation = issuer.fetch_count();
             published.store(2, Ordering::Release);
             rotated_1 = true;
         }
@@ -281,13 +290,29 @@ async fn soak(binary: &str, target: u64) {
         }
         if !recovered && t >= Duration::from_secs(70) {
             issuer.recover();
+            // Fetches that failed during the outage taught the server nothing.
+            fetches_at_rotation = issuer.fetch_count();
             recovered = true;
         }
         if !rotated_2 && t >= Duration::from_secs(75) {
             issuer.publish(&kid_3);
-            rotated_at[2].store(t.as_millis() as u64, Ordering::Release);
+            fetches_at_rotation = issuer.fetch_count();
             published.store(3, Ordering::Release);
             rotated_2 = true;
+        }
+        // A fetch served while the issuer is healthy carries the newest key.
+        let newest = published.load(Ordering::Acquire) - 1;
+        let issuer_up = recovered || !failing;
+        if newest > 0
+            && issuer_up
+            && learned_at[newest].load(Ordering::Acquire) == 0
+            && issuer.fetch_count() > fetches_at_rotation
+        {
+            learned_at[newest].store(t.as_millis().max(1) as u64, Ordering::Release);
+            eprintln!(
+                "key generation {newest} learned at {:.1} s",
+                t.as_secs_f64()
+            );
         }
         if samples.len() % 4 == 0 {
             samples.push((
@@ -298,7 +323,11 @@ async fn soak(binary: &str, target: u64) {
         } else {
             samples.push((0, 0, 0));
         }
-        if rotated_2 && t >= Duration::from_secs(80) && sent.load(Ordering::Relaxed) >= target {
+        if rotated_2
+            && learned_at[2].load(Ordering::Acquire) != 0
+            && t >= Duration::from_secs(80)
+            && sent.load(Ordering::Relaxed) >= target
+        {
             break;
         }
     }

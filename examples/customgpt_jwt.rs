@@ -49,7 +49,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use meingpt_auth::testing::MockIssuer;
+use meingpt_auth::testing::auth_from_env_or_dev_issuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -268,30 +268,9 @@ async fn main() -> ExitCode {
     };
     let (kid, jwks) = jwks_of(&pair);
 
-    const CONFIGURATION: [&str; 8] = [
-        "MEINGPT_ORG_ID",
-        "MEINGPT_ISSUER",
-        "MEINGPT_JWKS_URL",
-        "AUTH_TYPE",
-        "JWT_ISS",
-        "JWT_AUD",
-        "JWT_ALG",
-        "JWT_DECODE_KEY_B64",
-    ];
-    let configured = CONFIGURATION
-        .iter()
-        .any(|name| std::env::var_os(name).is_some());
-    let (auth, dev_issuer) = if configured {
-        match MeinGptAuth::from_env() {
-            Ok(auth) => (auth, None),
-            Err(error) => return fail(error),
-        }
-    } else {
-        let issuer = MockIssuer::start().await;
-        match issuer.auth().build() {
-            Ok(auth) => (auth, Some(issuer)),
-            Err(error) => return fail(error),
-        }
+    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
+        Ok(chosen) => chosen,
+        Err(error) => return fail(error),
     };
     if dev_issuer.is_none()
         && let Err(error) = auth.preload().await
@@ -327,15 +306,7 @@ async fn main() -> ExitCode {
     }
     match &dev_issuer {
         Some(issuer) => {
-            let member = issuer
-                .token()
-                .sub("member-1")
-                .username("Max Member")
-                .email("max@example.com")
-                .role("member")
-                .team("team-mkt", "Marketing")
-                .team("team-eng", "Engineering")
-                .sign();
+            let member = issuer.demo_member().team("team-eng", "Engineering").sign();
             println!(
                 "No configuration set: using an embedded development issuer at {} \
                  (organization {}). Its tokens are valid for one hour.\n",

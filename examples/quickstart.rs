@@ -22,7 +22,7 @@ use std::process::ExitCode;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use meingpt_auth::testing::MockIssuer;
+use meingpt_auth::testing::auth_from_env_or_dev_issuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
 use tracing_subscriber::EnvFilter;
 
@@ -74,30 +74,9 @@ async fn main() -> ExitCode {
         }
     };
 
-    const CONFIGURATION: [&str; 8] = [
-        "MEINGPT_ORG_ID",
-        "MEINGPT_ISSUER",
-        "MEINGPT_JWKS_URL",
-        "AUTH_TYPE",
-        "JWT_ISS",
-        "JWT_AUD",
-        "JWT_ALG",
-        "JWT_DECODE_KEY_B64",
-    ];
-    let configured = CONFIGURATION
-        .iter()
-        .any(|name| std::env::var_os(name).is_some());
-    let (auth, dev_issuer) = if configured {
-        match MeinGptAuth::from_env() {
-            Ok(auth) => (auth, None),
-            Err(error) => return fail(error),
-        }
-    } else {
-        let issuer = MockIssuer::start().await;
-        match issuer.auth().build() {
-            Ok(auth) => (auth, Some(issuer)),
-            Err(error) => return fail(error),
-        }
+    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
+        Ok(chosen) => chosen,
+        Err(error) => return fail(error),
     };
 
     if dev_issuer.is_none()
@@ -116,22 +95,8 @@ async fn main() -> ExitCode {
 
     match &dev_issuer {
         Some(issuer) => {
-            let admin = issuer
-                .token()
-                .sub("admin-1")
-                .username("Ada Admin")
-                .email("ada@example.com")
-                .role("admin")
-                .team("team-eng", "Engineering")
-                .sign();
-            let member = issuer
-                .token()
-                .sub("member-1")
-                .username("Max Member")
-                .email("max@example.com")
-                .role("member")
-                .team("team-mkt", "Marketing")
-                .sign();
+            let admin = issuer.demo_admin().sign();
+            let member = issuer.demo_member().sign();
             println!(
                 "No configuration set: using an embedded development issuer at {} \
                  (organization {}). Its tokens are valid for one hour.\n",

@@ -17,6 +17,18 @@ use jsonwebtoken::Algorithm;
 
 use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 
+/// Every variable [`MeinGptAuth::from_env`] reads.
+pub(crate) const VARIABLES: [&str; 8] = [
+    "MEINGPT_ORG_ID",
+    "MEINGPT_ISSUER",
+    "MEINGPT_JWKS_URL",
+    "AUTH_TYPE",
+    "JWT_ISS",
+    "JWT_AUD",
+    "JWT_ALG",
+    "JWT_DECODE_KEY_B64",
+];
+
 /// An authenticator configured from `lookup` (the environment, or a map in
 /// tests). Every error names the variable at fault.
 pub(crate) fn auth_from(

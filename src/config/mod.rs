@@ -182,6 +182,15 @@ impl MeinGptAuth {
         env::auth_from(|name| std::env::var(name).ok())
     }
 
+    /// Whether any variable [`from_env`](Self::from_env) reads is set: tells
+    /// "configured" from "nothing configured" (where a development setup may
+    /// start an embedded issuer instead).
+    pub fn configured_in_env() -> bool {
+        env::VARIABLES
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+    }
+
     /// The layer that requires a valid token on every request.
     pub fn layer(&self) -> AuthLayer {
         AuthLayer::new(self.clone())

@@ -58,6 +58,20 @@ use tokio::task::JoinHandle;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
 
+/// Configuration from the environment ([`MeinGptAuth::from_env`]) — or,
+/// when none of its variables is set, an embedded development issuer on
+/// loopback, returned so that it keeps serving its JWKS and can mint tokens.
+/// This is how the examples start with no configuration.
+pub async fn auth_from_env_or_dev_issuer()
+-> Result<(MeinGptAuth, Option<MockIssuer>), crate::ConfigError> {
+    if MeinGptAuth::configured_in_env() {
+        return MeinGptAuth::from_env().map(|auth| (auth, None));
+    }
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build()?;
+    Ok((auth, Some(issuer)))
+}
+
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///
 /// Every fault still counts the request in
@@ -357,6 +371,28 @@ impl MockIssuer {
     /// A token builder with meinGPT's claims for a member, valid for an hour.
     pub fn token(&self) -> TokenBuilder {
         self.token_for(&self.state.organization.clone())
+    }
+
+    /// The development admin of the examples: `admin-1`, "Ada Admin",
+    /// role admin, team Engineering.
+    pub fn demo_admin(&self) -> TokenBuilder {
+        self.token()
+            .sub("admin-1")
+            .username("Ada Admin")
+            .email("ada@example.com")
+            .role("admin")
+            .team("team-eng", "Engineering")
+    }
+
+    /// The development member of the examples: `member-1`, "Max Member",
+    /// role member, team Marketing.
+    pub fn demo_member(&self) -> TokenBuilder {
+        self.token()
+            .sub("member-1")
+            .username("Max Member")
+            .email("max@example.com")
+            .role("member")
+            .team("team-mkt", "Marketing")
     }
 
     /// A token builder for another organization this issuer serves: signed
