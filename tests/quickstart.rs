@@ -5,210 +5,48 @@
 //! selected (`--test quickstart`) build the example first:
 //! `cargo build --all-features --example quickstart`.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::example::{Running, command, example_binary, free_port, value_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
 use serde_json::json;
 
-const BUILD_HINT: &str = "run `cargo build --all-features --example quickstart` \
-                          (or a plain `cargo test`, which builds examples)";
+/// The quickstart command with a clean environment, then `vars` on top.
+fn quickstart(vars: &[(&str, &str)]) -> std::process::Command {
+    command(
+        &example_binary("quickstart", &["examples/quickstart.rs"]),
+        vars,
+    )
+}
 
-/// How long a child may take to start listening or to exit.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// `<target>/debug/examples/quickstart`, next to this test's
-/// `<target>/debug/deps/quickstart-<hash>`.
-fn quickstart_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("current test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in <target>/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.is_file(),
-        "the quickstart example is not built ({} is missing): {BUILD_HINT}",
-        binary.display()
+/// The quickstart configured with `vars`, listening on a free loopback
+/// port, once it says it verifies the configured issuer's tokens (and has
+/// printed no development tokens); returns it and its base URL.
+fn start_configured(vars: &[(&str, &str)]) -> (Running, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut all = vec![("LISTEN_ADDR", listen.as_str())];
+    all.extend_from_slice(vars);
+    let mut running = Running::spawn(quickstart(&all));
+    let printed = running.read_until(|seen| {
+        seen.iter()
+            .any(|line| line.contains("Verifying tokens from the configured issuer"))
+    });
+    let base = format!("http://{listen}");
+    assert_eq!(
+        printed[0],
+        format!("meingpt-auth quickstart listening on {base}")
     );
-    assert_not_stale(&binary);
-    binary
-}
-
-/// Fails if the example or the crate changed after the binary was built,
-/// so an old binary cannot make the tests pass.
-fn assert_not_stale(binary: &Path) {
-    fn newest(path: &Path, newest_seen: &mut Option<(SystemTime, PathBuf)>) {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                newest(&entry.path(), newest_seen);
-            }
-        } else if let Ok(modified) = meta.modified()
-            && newest_seen.as_ref().is_none_or(|(t, _)| modified > *t)
-        {
-            *newest_seen = Some((modified, path.to_owned()));
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut newest_source = None;
-    for path in ["src", "examples/quickstart.rs", "Cargo.toml"] {
-        newest(&root.join(path), &mut newest_source);
-    }
-    let built = std::fs::metadata(binary)
-        .and_then(|m| m.modified())
-        .expect("binary modification time");
-    if let Some((changed, source)) = newest_source {
-        assert!(
-            changed <= built,
-            "{} is older than {}: {BUILD_HINT}",
-            binary.display(),
-            source.display()
-        );
-    }
-}
-
-/// A loopback port nobody listened on a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
-}
-
-/// The variables of the OpenGPTs-style modes (`jwt_oidc`, `jwt_local`).
-const ISSUER_VARIABLES: [&str; 5] = [
-    "AUTH_TYPE",
-    "JWT_ISS",
-    "JWT_AUD",
-    "JWT_ALG",
-    "JWT_DECODE_KEY_B64",
-];
-
-/// The quickstart command with a clean environment: no `MEINGPT_*`, no
-/// `AUTH_TYPE` or `JWT_*`, no `RUST_LOG`, no `LISTEN_ADDR`; then `vars` on top.
-fn quickstart(vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(quickstart_binary());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("MEINGPT_") {
-            command.env_remove(&name);
-        }
-    }
-    for name in ISSUER_VARIABLES {
-        command.env_remove(name);
-    }
-    command.env_remove("RUST_LOG").env_remove("LISTEN_ADDR");
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Kills and reaps the child on every path out of a test, panics included.
-struct Running {
-    child: Child,
-}
-
-impl Running {
-    fn spawn(mut command: Command) -> Self {
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start the quickstart example: {e}"));
-        Self { child }
-    }
-
-    /// Waits for the child to exit, at most `PATIENCE`.
-    fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the quickstart example did not exit within {PATIENCE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Streams stdout lines (read on a thread, so a silent child cannot
-    /// block the test).
-    fn stdout_lines(&mut self) -> mpsc::Receiver<String> {
-        let stdout = self.child.stdout.take().expect("piped stdout");
-        let (send, receive) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        receive
-    }
-
-    /// Everything on a pipe of an exited child.
-    fn read_all(pipe: Option<impl Read>) -> String {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            pipe.read_to_string(&mut text).expect("read child output");
-        }
-        text
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads stdout lines until `done` says the output seen so far is complete.
-fn read_until(
-    lines: &mpsc::Receiver<String>,
-    mut done: impl FnMut(&[String]) -> bool,
-) -> Vec<String> {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = Vec::new();
-    while !done(&seen) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => seen.push(line),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                panic!("the quickstart example printed too little within {PATIENCE:?}: {seen:#?}")
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                panic!("the quickstart example closed stdout early: {seen:#?}")
-            }
-        }
-    }
-    seen
-}
-
-fn value_of(lines: &[String], prefix: &str) -> Option<String> {
-    lines
-        .iter()
-        .find_map(|line| line.strip_prefix(prefix))
-        .map(str::to_owned)
+    assert!(
+        value_of(printed, "ADMIN=").is_none(),
+        "printed development tokens although configured: {printed:#?}"
+    );
+    (running, base)
 }
 
 async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
@@ -233,8 +71,7 @@ async fn without_configuration_it_serves_with_a_development_issuer_and_prints_to
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut running = Running::spawn(quickstart(&[("LISTEN_ADDR", &listen)]));
-    let lines = running.stdout_lines();
-    let printed = read_until(&lines, |seen| {
+    let printed = running.read_until(|seen| {
         value_of(seen, "ADMIN=").is_some() && value_of(seen, "MEMBER=").is_some()
     });
 
@@ -244,8 +81,8 @@ async fn without_configuration_it_serves_with_a_development_issuer_and_prints_to
         format!("meingpt-auth quickstart listening on {base}"),
         "{printed:#?}"
     );
-    let admin = value_of(&printed, "ADMIN=").unwrap();
-    let member = value_of(&printed, "MEMBER=").unwrap();
+    let admin = value_of(printed, "ADMIN=").unwrap();
+    let member = value_of(printed, "MEMBER=").unwrap();
     assert_eq!(admin.split('.').count(), 3, "ADMIN is not a JWT: {admin}");
     assert_eq!(
         member.split('.').count(),
@@ -366,8 +203,8 @@ fn assert_each_refused(cases: &[(&[(&str, &str)], &str)]) {
         let mut running = Running::spawn(command);
         let started = Instant::now();
         let status = running.wait_exit();
-        let stdout = Running::read_all(running.child.stdout.take());
-        let stderr = Running::read_all(running.child.stderr.take());
+        let stdout = running.read_to_end().join("\n");
+        let stderr = running.stderr();
 
         assert!(!status.success(), "{vars:?}: exited with {status}");
         assert!(
@@ -402,26 +239,10 @@ fn assert_each_refused(cases: &[(&[(&str, &str)], &str)]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn configured_for_an_issuer_it_verifies_that_issuers_tokens() {
     let issuer = MockIssuer::start().await;
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut running = Running::spawn(quickstart(&[
-        ("LISTEN_ADDR", &listen),
+    let (_running, base) = start_configured(&[
         ("MEINGPT_ORG_ID", issuer.organization()),
         ("MEINGPT_ISSUER", issuer.issuer()),
-    ]));
-    let lines = running.stdout_lines();
-    let printed = read_until(&lines, |seen| {
-        seen.iter()
-            .any(|line| line.contains("Verifying tokens from the configured issuer"))
-    });
-    let base = format!("http://{listen}");
-    assert_eq!(
-        printed[0],
-        format!("meingpt-auth quickstart listening on {base}")
-    );
-    assert!(
-        value_of(&printed, "ADMIN=").is_none(),
-        "printed development tokens although configured: {printed:#?}"
-    );
+    ]);
 
     let token = issuer
         .token()
@@ -452,29 +273,13 @@ async fn configured_with_a_local_hs256_secret_it_verifies_tokens_signed_with_it(
     let mut secret = [0u8; 32];
     SystemRandom::new().fill(&mut secret).unwrap();
     let encoded = STANDARD.encode(secret);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let mut running = Running::spawn(quickstart(&[
-        ("LISTEN_ADDR", &listen),
+    let (mut running, base) = start_configured(&[
         ("AUTH_TYPE", "jwt_local"),
         ("JWT_ALG", "HS256"),
         ("JWT_ISS", "https://opengpts.example"),
         ("JWT_AUD", "my-api"),
         ("JWT_DECODE_KEY_B64", &encoded),
-    ]));
-    let lines = running.stdout_lines();
-    let printed = read_until(&lines, |seen| {
-        seen.iter()
-            .any(|line| line.contains("Verifying tokens from the configured issuer"))
-    });
-    let base = format!("http://{listen}");
-    assert_eq!(
-        printed[0],
-        format!("meingpt-auth quickstart listening on {base}")
-    );
-    assert!(
-        value_of(&printed, "ADMIN=").is_none(),
-        "printed development tokens although configured: {printed:#?}"
-    );
+    ]);
 
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -193,6 +193,22 @@ impl Running {
         &self.seen
     }
 
+    /// Reads stdout until the child closes it, at most [`PATIENCE`];
+    /// returns everything printed.
+    pub fn read_to_end(&mut self) -> &[String] {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the example did not close stdout within {PATIENCE:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return &self.seen,
+            }
+        }
+    }
+
     /// Reads until a line starts with `prefix`; returns the rest of it.
     pub fn value_of(&mut self, prefix: &str) -> String {
         let lines = self.read_until(|seen| value_of(seen, prefix).is_some());
