@@ -25,12 +25,11 @@ use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Seen, app, serve};
+use common::{Seen, app, random_kid, serve};
 use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
@@ -117,22 +116,7 @@ impl Harness {
             .await
             .expect("no answer within the fetch timeout")
             .unwrap();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .map(|v| v.to_str().unwrap().to_owned())
-        };
-        let www_authenticate = header("www-authenticate");
-        let retry_after = header("retry-after");
-        let status = response.status().as_u16();
-        let body = response.text().await.unwrap();
-        Seen {
-            status,
-            www_authenticate,
-            retry_after,
-            body,
-        }
+        Seen::read(response).await
     }
 
     fn fetches(&self) -> usize {
@@ -166,12 +150,6 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{what} did not happen in time");
-}
-
-fn random_kid() -> String {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `503` a user gets when no trusted keys are at hand.

@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
-use common::{Seen, app, serve};
+use common::{Seen, app, random_kid, serve};
 use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::json;
@@ -139,22 +138,7 @@ async fn send(client: &reqwest::Client, url: &str, token: &str) -> Seen {
         .send()
         .await
         .unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    let www_authenticate = header("www-authenticate");
-    let retry_after = header("retry-after");
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    Seen {
-        status,
-        www_authenticate,
-        retry_after,
-        body,
-    }
+    Seen::read(response).await
 }
 
 /// Polls `done` every 10 ms for at most 2 s.
@@ -166,12 +150,6 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("{what} did not happen within 2 s");
-}
-
-fn random_kid() -> String {
-    let mut bytes = [0u8; 16];
-    SystemRandom::new().fill(&mut bytes).unwrap();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Signs on the blocking pool, two halves in parallel (RSA signing is the

@@ -7,9 +7,20 @@ mod common;
 use std::time::Duration;
 
 use common::{app, get_with_token, serve};
+use meingpt_auth::MeinGptAuth;
 use meingpt_auth::testing::{MockClock, MockIssuer};
 
 const SECOND: Duration = Duration::from_secs(1);
+
+/// Waits until `auth.key_generation()` moves past `generation`, at most 2 s.
+async fn wait_for_key_change(auth: &MeinGptAuth, generation: Option<u64>) {
+    for _ in 0..200 {
+        if auth.key_generation() != generation {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 #[tokio::test]
 async fn a_repeated_token_is_remembered_once_and_answered_alike() {
@@ -104,12 +115,7 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
         get_with_token(&format!("{base}/me"), &old).await.status,
         200
     );
-    for _ in 0..200 {
-        if auth.key_generation() != generation {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_key_change(&auth, generation).await;
     assert_ne!(auth.key_generation(), generation, "no refresh happened");
     assert_eq!(issuer.fetch_count(), 2);
 
@@ -146,12 +152,7 @@ async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
-    for _ in 0..200 {
-        if auth.key_generation() != generation {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_key_change(&auth, generation).await;
     assert_eq!(issuer.fetch_count(), 2);
     assert_eq!(
         get_with_token(&format!("{base}/me"), &token).await.status,

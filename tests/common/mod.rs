@@ -7,6 +7,7 @@ pub mod example;
 
 use std::net::SocketAddr;
 
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::routing::get;
 use axum::{Json, Router};
 use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
@@ -47,6 +48,26 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Reads what a client sees of `response`.
+    pub async fn read(response: reqwest::Response) -> Self {
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let www_authenticate = header("www-authenticate");
+        let retry_after = header("retry-after");
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        Seen {
+            status,
+            www_authenticate,
+            retry_after,
+            body,
+        }
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
@@ -72,25 +93,17 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Seen {
         request = request.header(*name, *value);
     }
     let response = request.send().await.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    let www_authenticate = header("www-authenticate");
-    let retry_after = header("retry-after");
-    let status = response.status().as_u16();
-    let body = response.text().await.unwrap();
-    Seen {
-        status,
-        www_authenticate,
-        retry_after,
-        body,
-    }
+    Seen::read(response).await
 }
 
 /// `GET url` with `X-meinGPT-JWT: token`.
 pub async fn get_with_token(url: &str, token: &str) -> Seen {
     get_with(url, &[("x-meingpt-jwt", token)]).await
+}
+
+/// A random `kid` no issuer publishes.
+pub fn random_kid() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
