@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of meingpt-auth on a fresh machine (Rust toolchain, Node,
 # Python): installs what the tests need — Debian's chromium and
-# chromium-driver for tests/browser.rs, Node's jose for tests/interop.rs —
+# chromium-driver for tests/it/browser.rs, Node's jose for tests/it/interop.rs —
 # then runs `cargo test --all-features` (doc tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== browser for tests/browser.rs"
+echo "== browser for tests/it/browser.rs"
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   as_root=()
   if [ "$(id -u)" -ne 0 ]; then as_root=(sudo); fi

@@ -4,10 +4,9 @@
 //! through a real server on loopback — status, challenge, JSON body, and how
 //! often discovery documents and key sets were fetched.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Seen, app, get_with_token, serve};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::{
@@ -18,7 +17,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{Seen, app, get_with_token, serve};
 use jsonwebtoken::{EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{Algorithm, Claims, MeinGptAuth, MeinGptAuthBuilder, StaticKey};

@@ -2,17 +2,15 @@
 //! printed tokens, its routes, and its refusal of bad configuration.
 //!
 //! Cargo builds examples for a plain `cargo test`; when only this test is
-//! selected (`--test quickstart`) build the example first:
+//! selected (`cargo test --test it quickstart`) build the example first:
 //! `cargo build --all-features --example quickstart`.
-
-mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::common::example::{Running, command, example_binary, free_port, value_of};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::example::{Running, command, example_binary, free_port, value_of};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
 use serde_json::json;

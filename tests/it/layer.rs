@@ -1,12 +1,10 @@
 //! The layer end to end: token sources, the user in handlers, guards,
 //! extractors and the RFC 6750 answers, through a real server on loopback.
 
-mod common;
-
+use crate::common::{app, get_with, get_with_token, serve};
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
-use common::{app, get_with, get_with_token, serve};
 use http::{Request, StatusCode};
 use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{MeinGptUser, Role, require_any_role, require_team_id, require_user};

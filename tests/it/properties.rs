@@ -12,8 +12,6 @@
 //! The issuer is a `MockIssuer` on loopback, so the key set is real and
 //! fetched once; the layer is driven with `tower::ServiceExt::oneshot`.
 
-mod common;
-
 use std::cell::Cell;
 
 use axum::Router;
@@ -408,7 +406,7 @@ fn changed(token: &str, at: Index, flip: u8) -> Vec<u8> {
 fn any_header_map_gets_200_only_with_the_valid_token_where_the_sources_say() {
     let world = World::new();
     let auth = world.auth(10_000);
-    let router = common::app(&auth);
+    let router = crate::common::app(&auth);
     let valid = world.token().to_owned();
     let seen: [Cell<usize>; 3] = Default::default();
 
@@ -461,7 +459,7 @@ fn any_string_given_to_verify_never_panics_and_never_verifies() {
 fn a_valid_token_with_any_single_byte_changed_never_verifies() {
     let world = World::new();
     let auth = world.auth(0);
-    let router = common::app(&auth);
+    let router = crate::common::app(&auth);
     let token = world.token().to_owned();
     assert!(world.verifies(&auth, &token));
 

@@ -2,11 +2,9 @@
 //! its `exp`, never beyond its `auth_time` limit, never once the key that
 //! verified it has left the key set, and never beyond the configured size.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{app, get_with_token, serve};
+use crate::common::{app, get_with_token, serve};
 use meingpt_auth::MeinGptAuth;
 use meingpt_auth::testing::{MockClock, MockIssuer};
 

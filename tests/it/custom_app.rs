@@ -1,16 +1,14 @@
 //! The Custom AI App example's binary, without a browser: its
 //! configuration, the headers and page it serves, and its API. (The page's
-//! script is exercised in a real browser by `tests/browser.rs`.)
+//! script is exercised in a real browser by `tests/it/browser.rs`.)
 //!
 //! Cargo builds examples for a plain `cargo test`; when only this test is
-//! selected (`--test custom_app`) build the example first:
+//! selected (`cargo test --test it custom_app`) build the example first:
 //! `cargo build --all-features --example custom_app`.
-
-mod common;
 
 use std::time::Duration;
 
-use common::example::{Running, command, example_binary, free_port};
+use crate::common::example::{Running, command, example_binary, free_port};
 use meingpt_auth::testing::MockIssuer;
 
 fn binary() -> std::path::PathBuf {

@@ -2,7 +2,7 @@
 //! printed lines, and a child that is killed on every path out of a test.
 //!
 //! Cargo builds examples for a plain `cargo test`; when only one test is
-//! selected (`--test NAME`), build the example first:
+//! selected (`cargo test --test it MODULE`), build the example first:
 //! `cargo build --all-features --example NAME`.
 
 use std::io::Read;

@@ -13,19 +13,17 @@
 //!   before any key lookup);
 //! - that a good token sent after the attack still gets `200`.
 
-mod common;
-
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::app;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::app;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{AuthError, InvalidToken, MeinGptAuth, MeinGptAuthBuilder};

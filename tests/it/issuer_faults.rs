@@ -19,17 +19,15 @@
 //! valid key set is accepted whatever `Content-Type` says (see
 //! `jwks_served_as_text_html_or_any_other_content_type_is_accepted`).
 
-mod common;
-
 use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::time::{Duration, Instant};
 
+use crate::common::{Seen, app, random_kid, serve};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Seen, app, random_kid, serve};
 use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};

@@ -21,7 +21,7 @@
 
 #![cfg(unix)]
 
-#[path = "../examples/custom_app/app.rs"]
+#[path = "../../examples/custom_app/app.rs"]
 mod custom_app;
 
 use std::net::SocketAddr;

@@ -4,13 +4,11 @@
 //!
 //! Needs Node.js and `npm ci --prefix interop` (run from the crate root).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{app, get_with, get_with_token, serve};
+use crate::common::{app, get_with, get_with_token, serve};
 use meingpt_auth::testing::{Fault, MockIssuer};
 use serde_json::Value;
 

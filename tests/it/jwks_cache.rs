@@ -7,18 +7,16 @@
 //! refreshes.
 //!
 //! Each way an issuer can fail, with unknown `kid`s, recovery and unusable
-//! keys, is in `tests/issuer_faults.rs`.
-
-mod common;
+//! keys, is in `tests/it/issuer_faults.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::{Seen, app, random_kid, serve};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
-use common::{Seen, app, random_kid, serve};
 use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::json;

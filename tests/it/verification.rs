@@ -3,21 +3,19 @@
 //! through a real server on loopback, with exactly what a client sees —
 //! status, challenge, JSON body — and how often the issuer's key set was
 //! fetched. Forged, confused and hostile tokens are catalogued in
-//! `tests/attacks.rs`.
-
-mod common;
+//! `tests/it/attacks.rs`.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::{Seen, app, get_with_token, serve};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{self, RsaKeyPair};
 use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Seen, app, get_with_token, serve};
 use http::{Request, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meingpt_auth::MeinGptAuth;

@@ -3,15 +3,13 @@
 //! token in `X-meinGPT-JWT`.
 //!
 //! Cargo builds examples for a plain `cargo test`; when only this test is
-//! selected (`--test mcp_server`) build the example first:
+//! selected (`cargo test --test it mcp_server`) build the example first:
 //! `cargo build --all-features --example mcp_server`.
-
-mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::example::{Running, command, example_binary, free_port};
+use crate::common::example::{Running, command, example_binary, free_port};
 use http::{HeaderName, HeaderValue};
 use meingpt_auth::testing::MockIssuer;
 use rmcp::ServiceExt;

@@ -3,20 +3,18 @@
 //! the public key.
 //!
 //! Cargo builds examples for a plain `cargo test`; when only this test is
-//! selected (`--test customgpt_jwt`) build the example first:
+//! selected (`cargo test --test it customgpt_jwt`) build the example first:
 //! `cargo build --all-features --example customgpt_jwt`.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::example::{Running, command, example_binary, free_port};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::example::{Running, command, example_binary, free_port};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use meingpt_auth::testing::MockIssuer;
 use serde_json::{Value, json};
