@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use axum::{Json, Router, routing::get};
-//! use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+//! use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_id};
 //!
 //! async fn me(user: MeinGptUser) -> Json<MeinGptUser> {
 //!     Json(user)
@@ -27,7 +27,8 @@
 //!     .route("/admin", get(|| async { "admins only" }).route_layer(require_role(Role::Admin)))
 //!     .route(
 //!         "/engineering",
-//!         get(|| async { "engineers only" }).route_layer(require_team_name("Engineering")),
+//!         // By id: team names are neither unique nor stable.
+//!         get(|| async { "engineers only" }).route_layer(require_team_id("team-eng")),
 //!     )
 //!     .layer(auth.layer());
 //! # let _ = app;
@@ -102,7 +103,8 @@ pub use error::{AuthError, InvalidRequest, InvalidToken};
 pub use extract::{AuthRejection, Claims};
 pub use frame::{FrameAncestors, FrameAncestorsLayer, InvalidOrigin, frame_ancestors};
 pub use guard::{
-    GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
+    GuardLayer, require_all_scopes, require_any_role, require_any_scope, require_role,
+    require_scope, require_team_id, require_team_name, require_user,
 };
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;
