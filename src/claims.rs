@@ -363,12 +363,11 @@ fn claim_at_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a V
     if let Some(value) = claims.get(path) {
         return Some(value);
     }
-    path.match_indices('.').find_map(|(at, _)| {
-        match claims.get(&path[..at]) {
+    path.match_indices('.')
+        .find_map(|(at, _)| match claims.get(&path[..at]) {
             Some(Value::Object(nested)) => claim_at_path(nested, &path[at + 1..]),
             _ => None,
-        }
-    })
+        })
 }
 
 /// Roles as the configuration says to read them: one string is one role
@@ -582,14 +581,14 @@ mod tests {
             Some("b@corp")
         );
         let email = claims_of(json!({"sub": "u", "email": "c@corp", "upn": "a@corp"}));
-        assert_eq!(
-            user_with(email, &fallback).unwrap().email(),
-            Some("c@corp")
-        );
+        assert_eq!(user_with(email, &fallback).unwrap().email(), Some("c@corp"));
         for verified in [json!(false), json!("false")] {
             let unverified =
                 claims_of(json!({"sub": "u", "email": "c@corp", "email_verified": verified}));
-            assert_eq!(user_with(unverified.clone(), &strict).unwrap().email(), None);
+            assert_eq!(
+                user_with(unverified.clone(), &strict).unwrap().email(),
+                None
+            );
             assert_eq!(user_with(unverified, &fallback).unwrap().email(), None);
         }
         let bad = claims_of(json!({"sub": "u", "email": "c@corp", "email_verified": 1}));
@@ -601,8 +600,8 @@ mod tests {
 
     #[test]
     fn scopes_come_from_scope_and_scp_as_strings_or_arrays() {
-        let user = user(json!({"sub": "u", "scope": "openid  profile", "scp": ["Files.Read"]}))
-            .unwrap();
+        let user =
+            user(json!({"sub": "u", "scope": "openid  profile", "scp": ["Files.Read"]})).unwrap();
         assert_eq!(
             user.scopes().collect::<Vec<_>>(),
             ["openid", "profile", "Files.Read"]

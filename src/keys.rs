@@ -380,7 +380,9 @@ fn public_key_material(secret: &[u8]) -> Option<&'static str> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 /// JSON (after a byte-order mark and whitespace) with an object that has a

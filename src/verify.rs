@@ -539,7 +539,12 @@ mod tests {
             token_type: Some("at+jwt".into()),
             ..TokenProfile::default()
         };
-        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt"] {
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
             assert!(profile.type_matches(Some(&json!(typ))), "{typ}");
         }
         for typ in [json!("JWT"), json!("at+jwt "), json!(["at+jwt"])] {

@@ -670,14 +670,28 @@ impl MeinGptAuthBuilder {
         if self.audiences.iter().any(|aud| aud.trim().is_empty()) {
             return Err(ConfigError::invalid("audience", "must not be empty"));
         }
-        if self.profile.token_type.as_deref().is_some_and(str::is_empty) {
-            return Err(ConfigError::invalid("require_token_type", "must not be empty"));
+        if self
+            .profile
+            .token_type
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            return Err(ConfigError::invalid(
+                "require_token_type",
+                "must not be empty",
+            ));
         }
         if self.profile.authorized_parties.iter().any(String::is_empty) {
-            return Err(ConfigError::invalid("authorized_party", "must not be empty"));
+            return Err(ConfigError::invalid(
+                "authorized_party",
+                "must not be empty",
+            ));
         }
         if self.profile.max_lifetime.is_some_and(|max| max.is_zero()) {
-            return Err(ConfigError::invalid("max_token_lifetime", "must be above zero"));
+            return Err(ConfigError::invalid(
+                "max_token_lifetime",
+                "must be above zero",
+            ));
         }
         Ok(())
     }
