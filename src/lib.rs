@@ -52,6 +52,31 @@
 //!
 //! Anything invalid fails with one line naming the variable.
 //!
+//! # Roles, teams, e-mail and scopes
+//!
+//! - **Roles** come from `role` (meinGPT) or `roles` (other issuers), or the
+//!   claim [`MeinGptAuthBuilder::role_claim`] names, also as a dotted path
+//!   into nested objects (Keycloak's `realm_access.roles`). A string is one
+//!   role and an array one role per item, compared code point for code
+//!   point: `"member,admin"` and `" admin"` are not `admin`. Comma splitting
+//!   ([`roles_comma_separated`](MeinGptAuthBuilder::roles_comma_separated))
+//!   and case-insensitive matching
+//!   ([`roles_case_insensitive`](MeinGptAuthBuilder::roles_case_insensitive))
+//!   happen only when configured.
+//! - **Teams**: guard by id ([`require_team_id`]); names are neither unique
+//!   nor stable.
+//! - **E-mail**: [`MeinGptUser::email`] is the `email` claim only, none when
+//!   `email_verified` is `false`; falling back to `upn` /
+//!   `preferred_username` is an explicit option
+//!   ([`email_fallback`](MeinGptAuthBuilder::email_fallback)) that must not
+//!   be used to authorize by domain.
+//! - **Scopes** (`scope`, Entra's `scp`): [`require_scope`],
+//!   [`require_any_scope`], [`require_all_scopes`].
+//! - **Access tokens** of OpenID Connect issuers can be held to a profile,
+//!   off by default: [`require_token_type`](MeinGptAuthBuilder::require_token_type)
+//!   (`at+jwt`, RFC 9068), [`authorized_party`](MeinGptAuthBuilder::authorized_party)
+//!   (`azp`) and [`max_token_lifetime`](MeinGptAuthBuilder::max_token_lifetime).
+//!
 //! # Responses
 //!
 //! Rejections follow RFC 6750 §3 (see [`AuthError`]): `401` with a bare
