@@ -15,7 +15,8 @@
 //! `LISTEN_ADDR` sets where it listens (default `127.0.0.1:3000`).
 //!
 //! Routes: `GET /health` (public), `GET /me` (any user), `GET /admin` (role
-//! admin), `GET /engineering` (team named `Engineering`).
+//! admin), `GET /engineering` (members of the team whose id is
+//! [`ENGINEERING_TEAM_ID`]; the development issuer's admin is one).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -23,8 +24,13 @@ use std::process::ExitCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use meingpt_auth::testing::auth_from_env_or_dev_issuer;
-use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_id};
 use tracing_subscriber::EnvFilter;
+
+/// The team `/engineering` admits, by id: ids are unique and survive a
+/// rename, while two teams may share a name and any name can change. Put
+/// your own team's id here (meinGPT sends it in the token's `teams` claim).
+const ENGINEERING_TEAM_ID: &str = "team-eng";
 
 async fn me(user: MeinGptUser) -> Json<MeinGptUser> {
     Json(user)
@@ -44,7 +50,7 @@ fn app(auth: &MeinGptAuth) -> Router {
         .route("/admin", get(admin).route_layer(require_role(Role::Admin)))
         .route(
             "/engineering",
-            get(engineering).route_layer(require_team_name("Engineering")),
+            get(engineering).route_layer(require_team_id(ENGINEERING_TEAM_ID)),
         )
         .layer(auth.layer())
         .route("/health", get(|| async { "ok\n" }))

@@ -101,11 +101,17 @@ pub struct MeinGptUser {
 /// How roles and the e-mail address are read from the claims.
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimRules {
-    /// The claim holding the role(s): a string, an array of strings, or a
-    /// comma-separated string.
+    /// The claim holding the role(s): a string (one role) or an array of
+    /// strings (one role each); a dotted path (`realm_access.roles`) reaches
+    /// into nested objects.
     pub(crate) role_claim: String,
     /// Compare roles ignoring ASCII case.
     pub(crate) roles_case_insensitive: bool,
+    /// Read a string role claim as a comma-separated list.
+    pub(crate) roles_comma_separated: bool,
+    /// Without `email`, take the address from `upn`, then
+    /// `preferred_username`.
+    pub(crate) email_fallback: bool,
 }
 
 impl Default for ClaimRules {
@@ -113,6 +119,8 @@ impl Default for ClaimRules {
         Self {
             role_claim: "role".to_owned(),
             roles_case_insensitive: false,
+            roles_comma_separated: false,
+            email_fallback: false,
         }
     }
 }
@@ -149,8 +157,14 @@ impl MeinGptUser {
         &self.inner.issuer
     }
 
-    /// The user's e-mail address: the first of `email`, `upn` and
-    /// `preferred_username` the token carries.
+    /// The user's e-mail address, from the `email` claim only; `None` when
+    /// the token says `"email_verified": false`.
+    ///
+    /// Only when the configuration asks for it
+    /// ([`MeinGptAuthBuilder::email_fallback`](crate::MeinGptAuthBuilder::email_fallback))
+    /// does a token without `email` give its `upn` or `preferred_username`
+    /// instead: names many identity providers let users choose, so never
+    /// authorize by their domain.
     pub fn email(&self) -> Option<&str> {
         self.inner.email.as_deref()
     }
@@ -175,8 +189,9 @@ impl MeinGptUser {
         &self.inner.roles
     }
 
-    /// Whether the user has `role` (exact match, or ignoring ASCII case when
-    /// so configured).
+    /// Whether the user has `role`: compared code point for code point (no
+    /// trimming, no Unicode folding), or ignoring ASCII case when so
+    /// configured.
     pub fn has_role(&self, role: &Role) -> bool {
         if self.inner.roles_case_insensitive {
             let wanted = role.as_str();
@@ -199,7 +214,9 @@ impl MeinGptUser {
         self.inner.teams.iter().any(|team| team.id == id)
     }
 
-    /// Whether the user is in a team with this name (exact match).
+    /// Whether the user is in a team with this name (exact match). Team
+    /// names are neither unique nor stable; prefer
+    /// [`in_team_id`](Self::in_team_id) for decisions that matter.
     pub fn in_team_named(&self, name: &str) -> bool {
         self.inner.teams.iter().any(|team| team.name == name)
     }
@@ -209,14 +226,35 @@ impl MeinGptUser {
         self.inner.jti.as_deref()
     }
 
-    /// When the token was issued (`iat`, seconds since the Unix epoch).
+    /// When the token was issued (`iat`, seconds since the Unix epoch). A
+    /// fractional `iat` is reported rounded down to whole seconds; the exact
+    /// value is in [`claim("iat")`](Self::claim).
     pub fn issued_at(&self) -> Option<i64> {
         self.inner.iat
     }
 
-    /// When the token expires (`exp`, seconds since the Unix epoch).
+    /// When the token expires (`exp`, seconds since the Unix epoch). A
+    /// fractional `exp` is reported rounded down to whole seconds (never
+    /// later than the token really expires); verification compares the
+    /// exact value, which is in [`claim("exp")`](Self::claim).
     pub fn expires_at(&self) -> i64 {
         self.inner.exp
+    }
+
+    /// The OAuth scopes the token grants: the space-separated `scope` claim
+    /// (RFC 8693, RFC 9068; Keycloak, Auth0) and Entra ID's `scp`, each a
+    /// string of scopes separated by spaces or an array of scopes. Empty
+    /// when the token has neither.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        ["scope", "scp"]
+            .into_iter()
+            .filter_map(|name| self.inner.claims.get(name))
+            .flat_map(scope_items)
+    }
+
+    /// Whether the token grants `scope` (exact, case-sensitive match).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|own| own == scope)
     }
 
     /// All claims of the token as sent, for anything custom.
@@ -282,12 +320,11 @@ pub(crate) fn user_from_claims(
         Some(Value::String(_)) | None => return Err(InvalidToken::MissingClaim),
         Some(_) => return Err(InvalidToken::InvalidClaim),
     };
-    let roles = roles_from(claims.get(&rules.role_claim))?;
-    let mut email = None;
-    for name in ["email", "upn", "preferred_username"] {
-        if let Some(found) = optional_string(&claims, name)? {
-            email = Some(found);
-            break;
+    let roles = roles_from(claim_at_path(&claims, &rules.role_claim), rules)?;
+    let email = email_from(&claims, rules)?;
+    for name in ["scope", "scp"] {
+        if !claims.get(name).is_none_or(valid_scopes) {
+            return Err(InvalidToken::InvalidClaim);
         }
     }
     let teams = match claims.get("teams") {
@@ -318,25 +355,88 @@ pub(crate) fn user_from_claims(
     })
 }
 
-/// Roles as platforms send them: one string, a comma-separated string, or
-/// an array of strings.
-fn roles_from(value: Option<&Value>) -> Result<Vec<Role>, InvalidToken> {
-    let split = |text: &str| -> Vec<Role> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(Role::from)
-            .collect()
-    };
+/// The claim named `path`: the top-level member of that exact name if there
+/// is one (claim names such as `https://example.com/roles` contain dots),
+/// else the dotted path through nested objects (`realm_access.roles`,
+/// `resource_access.my.client.roles`: a segment may itself contain dots).
+fn claim_at_path<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(value) = claims.get(path) {
+        return Some(value);
+    }
+    path.match_indices('.')
+        .find_map(|(at, _)| match claims.get(&path[..at]) {
+            Some(Value::Object(nested)) => claim_at_path(nested, &path[at + 1..]),
+            _ => None,
+        })
+}
+
+/// Roles as the configuration says to read them: one string is one role
+/// (split on commas, ASCII spaces around items dropped, only when so
+/// configured); an array holds one role per item. Never trimmed otherwise:
+/// `" admin"` is not `admin`.
+fn roles_from(value: Option<&Value>, rules: &ClaimRules) -> Result<Vec<Role>, InvalidToken> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(text)) => Ok(split(text)),
+        Some(Value::String(text)) if rules.roles_comma_separated => Ok(text
+            .split(',')
+            .map(|item| item.trim_matches(' '))
+            .filter(|name| !name.is_empty())
+            .map(Role::from)
+            .collect()),
+        Some(Value::String(text)) if text.is_empty() => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(vec![Role::from(text.as_str())]),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|item| item.as_str().map(|name| Role::from(name.trim())))
+            .map(|item| item.as_str().map(Role::from))
             .collect::<Option<Vec<_>>>()
             .ok_or(InvalidToken::InvalidClaim),
         Some(_) => Err(InvalidToken::InvalidClaim),
+    }
+}
+
+/// The e-mail address: `email`, unless `email_verified` is false; `upn`
+/// and `preferred_username` only when the configuration asks for them.
+fn email_from(
+    claims: &Map<String, Value>,
+    rules: &ClaimRules,
+) -> Result<Option<String>, InvalidToken> {
+    // Some providers send the flag as a string.
+    let verified = match claims.get("email_verified") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(verified)) => *verified,
+        Some(Value::String(text)) if text == "true" => true,
+        Some(Value::String(text)) if text == "false" => false,
+        Some(_) => return Err(InvalidToken::InvalidClaim),
+    };
+    let names: &[&str] = if rules.email_fallback {
+        &["email", "upn", "preferred_username"]
+    } else {
+        &["email"]
+    };
+    let mut email = None;
+    for name in names {
+        // Every candidate is type-checked, even when an earlier one is used.
+        let found = optional_string(claims, name)?;
+        email = email.or(found);
+    }
+    Ok(email.filter(|_| verified))
+}
+
+/// A `scope` / `scp` claim: a string of scopes separated by spaces, or an
+/// array of strings.
+fn valid_scopes(value: &Value) -> bool {
+    match value {
+        Value::String(_) | Value::Null => true,
+        Value::Array(items) => items.iter().all(Value::is_string),
+        _ => false,
+    }
+}
+
+fn scope_items(value: &Value) -> Box<dyn Iterator<Item = &str> + '_> {
+    match value {
+        Value::String(text) => Box::new(text.split(' ').filter(|scope| !scope.is_empty())),
+        Value::Array(items) => Box::new(items.iter().filter_map(Value::as_str)),
+        _ => Box::new(std::iter::empty()),
     }
 }
 
@@ -390,21 +490,34 @@ mod tests {
     }
 
     #[test]
-    fn roles_come_as_string_comma_string_or_array_from_the_configured_claim() {
+    fn a_role_string_is_one_role_unless_comma_splitting_is_configured() {
         let rules = ClaimRules {
             role_claim: "roles".into(),
-            roles_case_insensitive: false,
+            ..ClaimRules::default()
         };
         let one = user_with(claims_of(json!({"sub": "u", "roles": "editor"})), &rules).unwrap();
         assert_eq!(one.roles(), &[Role::Other("editor".into())]);
+        let comma = user_with(claims_of(json!({"sub": "u", "roles": "admin, x"})), &rules).unwrap();
+        assert_eq!(comma.roles(), &[Role::Other("admin, x".into())]);
+        let split = ClaimRules {
+            roles_comma_separated: true,
+            ..rules.clone()
+        };
         let comma = user_with(
-            claims_of(json!({"sub": "u", "roles": "admin, editor,,"})),
-            &rules,
+            claims_of(json!({"sub": "u", "roles": " admin , editor,,\u{a0}member"})),
+            &split,
         )
         .unwrap();
-        assert_eq!(comma.roles(), &[Role::Admin, Role::Other("editor".into())]);
+        assert_eq!(
+            comma.roles(),
+            &[
+                Role::Admin,
+                Role::Other("editor".into()),
+                Role::Other("\u{a0}member".into())
+            ]
+        );
         let array = user_with(
-            claims_of(json!({"sub": "u", "roles": ["member", "x"]})),
+            claims_of(json!({"sub": "u", "roles": ["member", " admin"]})),
             &rules,
         )
         .unwrap();
@@ -412,6 +525,24 @@ mod tests {
         assert!(!array.has_role(&Role::Admin));
         let bad = user_with(claims_of(json!({"sub": "u", "roles": ["a", 1]})), &rules);
         assert_eq!(bad.unwrap_err(), InvalidToken::InvalidClaim);
+    }
+
+    #[test]
+    fn a_dotted_role_claim_reaches_into_nested_objects() {
+        let rules = ClaimRules {
+            role_claim: "resource_access.my.app.roles".into(),
+            ..ClaimRules::default()
+        };
+        let claims = json!({"sub": "u", "resource_access": {"my.app": {"roles": ["admin"]}}});
+        let user = user_with(claims_of(claims), &rules).unwrap();
+        assert_eq!(user.roles(), &[Role::Admin]);
+        let rules = ClaimRules {
+            role_claim: "https://example.com/roles".into(),
+            ..ClaimRules::default()
+        };
+        let claims = json!({"sub": "u", "https://example.com/roles": ["member"]});
+        let user = user_with(claims_of(claims), &rules).unwrap();
+        assert_eq!(user.roles(), &[Role::Member]);
     }
 
     #[test]
@@ -435,26 +566,52 @@ mod tests {
     }
 
     #[test]
-    fn email_is_the_first_of_email_upn_and_preferred_username() {
-        let rules = ClaimRules::default();
-        let upn = user_with(
-            claims_of(json!({"sub": "u", "upn": "a@corp", "preferred_username": "b@corp"})),
-            &rules,
-        )
-        .unwrap();
-        assert_eq!(upn.email(), Some("a@corp"));
-        let preferred = user_with(
-            claims_of(json!({"sub": "u", "preferred_username": "b@corp"})),
-            &rules,
-        )
-        .unwrap();
-        assert_eq!(preferred.email(), Some("b@corp"));
-        let email = user_with(
-            claims_of(json!({"sub": "u", "email": "c@corp", "upn": "a@corp"})),
-            &rules,
-        )
-        .unwrap();
-        assert_eq!(email.email(), Some("c@corp"));
+    fn email_comes_from_email_only_unless_the_fallback_is_configured() {
+        let strict = ClaimRules::default();
+        let fallback = ClaimRules {
+            email_fallback: true,
+            ..ClaimRules::default()
+        };
+        let upn = claims_of(json!({"sub": "u", "upn": "a@corp", "preferred_username": "b@corp"}));
+        assert_eq!(user_with(upn.clone(), &strict).unwrap().email(), None);
+        assert_eq!(user_with(upn, &fallback).unwrap().email(), Some("a@corp"));
+        let preferred = claims_of(json!({"sub": "u", "preferred_username": "b@corp"}));
+        assert_eq!(
+            user_with(preferred, &fallback).unwrap().email(),
+            Some("b@corp")
+        );
+        let email = claims_of(json!({"sub": "u", "email": "c@corp", "upn": "a@corp"}));
+        assert_eq!(user_with(email, &fallback).unwrap().email(), Some("c@corp"));
+        for verified in [json!(false), json!("false")] {
+            let unverified =
+                claims_of(json!({"sub": "u", "email": "c@corp", "email_verified": verified}));
+            assert_eq!(
+                user_with(unverified.clone(), &strict).unwrap().email(),
+                None
+            );
+            assert_eq!(user_with(unverified, &fallback).unwrap().email(), None);
+        }
+        let bad = claims_of(json!({"sub": "u", "email": "c@corp", "email_verified": 1}));
+        assert_eq!(
+            user_with(bad, &strict).unwrap_err(),
+            InvalidToken::InvalidClaim
+        );
+    }
+
+    #[test]
+    fn scopes_come_from_scope_and_scp_as_strings_or_arrays() {
+        let user =
+            user(json!({"sub": "u", "scope": "openid  profile", "scp": ["Files.Read"]})).unwrap();
+        assert_eq!(
+            user.scopes().collect::<Vec<_>>(),
+            ["openid", "profile", "Files.Read"]
+        );
+        assert!(user.has_scope("profile"));
+        assert!(!user.has_scope("Profile"));
+        assert_eq!(
+            self::user(json!({"sub": "u", "scp": 3})).unwrap_err(),
+            InvalidToken::InvalidClaim
+        );
     }
 
     #[test]

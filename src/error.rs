@@ -96,6 +96,13 @@ pub enum InvalidToken {
     MissingClaim,
     /// A claim has the wrong JSON type or an impossible value.
     InvalidClaim,
+    /// The `typ` header is not the token type the configuration requires
+    /// (such as `at+jwt`, RFC 9068).
+    WrongTokenType,
+    /// `azp` is not a client the configuration accepts.
+    WrongAuthorizedParty,
+    /// `exp - iat` exceeds the configured maximum token lifetime.
+    LifetimeTooLong,
 }
 
 impl InvalidToken {
@@ -114,6 +121,9 @@ impl InvalidToken {
             Self::WrongAudience => "the token is meant for another audience",
             Self::MissingClaim => "the token lacks a required claim",
             Self::InvalidClaim => "the token has a claim of the wrong type",
+            Self::WrongTokenType => "the token is not of the required type",
+            Self::WrongAuthorizedParty => "the token was issued to another client",
+            Self::LifetimeTooLong => "the token's lifetime is longer than allowed",
         }
     }
 
@@ -132,6 +142,9 @@ impl InvalidToken {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim => "missing_claim",
             Self::InvalidClaim => "invalid_claim",
+            Self::WrongTokenType => "wrong_token_type",
+            Self::WrongAuthorizedParty => "wrong_authorized_party",
+            Self::LifetimeTooLong => "lifetime_too_long",
         }
     }
 }

@@ -307,9 +307,13 @@ pub(crate) fn from_config(
                 format!("an HS secret for this algorithm needs at least {min_len} bytes"),
             ));
         }
-        if key.starts_with(b"-----BEGIN") {
-            return Err(invalid(
-                "an HS algorithm takes a shared secret, not a PEM key (a public key used as an HMAC secret is a known attack)",
+        if let Some(found) = public_key_material(key) {
+            return Err(ConfigError::invalid(
+                setting,
+                format!(
+                    "an HS algorithm takes a random shared secret, but this one holds {found} \
+                     (whoever has the public key could sign tokens with it)"
+                ),
             ));
         }
         let check = Check::Hmac(Box::new(hmac::Key::new(hmac_alg, key)));
@@ -339,6 +343,94 @@ pub(crate) fn from_config(
     key.ok_or_else(|| {
         invalid("the key does not fit the algorithm (RSA keys need 2048 to 8192 bits)")
     })
+}
+
+/// What public-key material `secret` is or contains, if any: PEM armour
+/// anywhere (after whitespace, a byte-order mark, inside other text), JWK
+/// JSON (an object with `kty`), a DER `SubjectPublicKeyInfo` or PKCS#1
+/// `RSAPublicKey` anywhere in it (also inside a certificate), an
+/// uncompressed EC point, or the base64 text of such DER. Keys are parsed
+/// with aws-lc-rs.
+fn public_key_material(secret: &[u8]) -> Option<&'static str> {
+    if contains(secret, b"-----BEGIN") {
+        return Some("PEM text");
+    }
+    let text = std::str::from_utf8(secret).ok();
+    if contains(secret, b"\"kty\"") || text.is_some_and(is_jwk_json) {
+        return Some("a JWK (JSON with \"kty\")");
+    }
+    if let Some(found) = der_public_key(secret) {
+        return Some(found);
+    }
+    let compact: Option<String> = text.map(|text| {
+        text.chars()
+            .filter(|c| !c.is_whitespace() && *c != '\u{feff}')
+            .collect()
+    });
+    let decoded = compact.and_then(|compact| {
+        base64::engine::general_purpose::STANDARD
+            .decode(&compact)
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&compact))
+            .ok()
+    });
+    if decoded.as_deref().and_then(der_public_key).is_some() {
+        return Some("a base64-encoded public key");
+    }
+    None
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+/// JSON (after a byte-order mark and whitespace) with an object that has a
+/// `kty` member at any depth, however its name is escaped.
+fn is_jwk_json(text: &str) -> bool {
+    fn has_kty(value: &Value) -> bool {
+        match value {
+            Value::Object(map) => map.contains_key("kty") || map.values().any(has_kty),
+            Value::Array(items) => items.iter().any(has_kty),
+            _ => false,
+        }
+    }
+    let text = text.trim_start_matches('\u{feff}').trim();
+    serde_json::from_str::<Value>(text).is_ok_and(|value| has_kty(&value))
+}
+
+/// A DER public key anywhere in `bytes`: each SEQUENCE that could hold
+/// one (44 bytes or more: an Ed25519 `SubjectPublicKeyInfo` is the smallest)
+/// is tried as RSA (PKCS#1 or SPKI), EC and Ed25519 (SPKI); the whole of
+/// `bytes` is also tried as an uncompressed EC point.
+fn der_public_key(bytes: &[u8]) -> Option<&'static str> {
+    type Parser = (&'static str, &'static dyn signature::VerificationAlgorithm);
+    const PARSERS: [Parser; 5] = [
+        ("an RSA public key", &signature::RSA_PKCS1_2048_8192_SHA256),
+        ("an EC public key", &signature::ECDSA_P256_SHA256_FIXED),
+        ("an EC public key", &signature::ECDSA_P384_SHA384_FIXED),
+        ("an EC public key", &signature::ECDSA_P521_SHA512_FIXED),
+        ("an Ed25519 public key", &signature::ED25519),
+    ];
+    fn parses(candidate: &[u8], parsers: &[Parser]) -> Option<&'static str> {
+        parsers
+            .iter()
+            .find(|(_, alg)| ParsedPublicKey::new(*alg, candidate).is_ok())
+            .map(|(found, _)| *found)
+    }
+    let uncompressed_point = matches!(bytes.len(), 65 | 97 | 133) && bytes[0] == 4;
+    if uncompressed_point && let Some(found) = parses(bytes, &PARSERS[1..4]) {
+        return Some(found);
+    }
+    (0..bytes.len())
+        .filter(|at| bytes[*at] == 0x30)
+        .filter_map(|at| {
+            let rest = &bytes[at..];
+            let (_, after) = der_element(rest, 0x30)?;
+            let element = &rest[..rest.len() - after.len()];
+            (element.len() >= 44).then_some(element)
+        })
+        .find_map(|element| parses(element, &PARSERS))
 }
 
 /// `(n, e)` from a PKCS#1 `RSAPublicKey`: `SEQUENCE { INTEGER n, INTEGER e }`.

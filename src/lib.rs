@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use axum::{Json, Router, routing::get};
-//! use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+//! use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_id};
 //!
 //! async fn me(user: MeinGptUser) -> Json<MeinGptUser> {
 //!     Json(user)
@@ -27,7 +27,8 @@
 //!     .route("/admin", get(|| async { "admins only" }).route_layer(require_role(Role::Admin)))
 //!     .route(
 //!         "/engineering",
-//!         get(|| async { "engineers only" }).route_layer(require_team_name("Engineering")),
+//!         // By id: team names are neither unique nor stable.
+//!         get(|| async { "engineers only" }).route_layer(require_team_id("team-eng")),
 //!     )
 //!     .layer(auth.layer());
 //! # let _ = app;
@@ -50,6 +51,31 @@
 //! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
 //!
 //! Anything invalid fails with one line naming the variable.
+//!
+//! # Roles, teams, e-mail and scopes
+//!
+//! - **Roles** come from `role` (meinGPT) or `roles` (other issuers), or the
+//!   claim [`MeinGptAuthBuilder::role_claim`] names, also as a dotted path
+//!   into nested objects (Keycloak's `realm_access.roles`). A string is one
+//!   role and an array one role per item, compared code point for code
+//!   point: `"member,admin"` and `" admin"` are not `admin`. Comma splitting
+//!   ([`roles_comma_separated`](MeinGptAuthBuilder::roles_comma_separated))
+//!   and case-insensitive matching
+//!   ([`roles_case_insensitive`](MeinGptAuthBuilder::roles_case_insensitive))
+//!   happen only when configured.
+//! - **Teams**: guard by id ([`require_team_id`]); names are neither unique
+//!   nor stable.
+//! - **E-mail**: [`MeinGptUser::email`] is the `email` claim only, none when
+//!   `email_verified` is `false`; falling back to `upn` /
+//!   `preferred_username` is an explicit option
+//!   ([`email_fallback`](MeinGptAuthBuilder::email_fallback)) that must not
+//!   be used to authorize by domain.
+//! - **Scopes** (`scope`, Entra's `scp`): [`require_scope`],
+//!   [`require_any_scope`], [`require_all_scopes`].
+//! - **Access tokens** of OpenID Connect issuers can be held to a profile,
+//!   off by default: [`require_token_type`](MeinGptAuthBuilder::require_token_type)
+//!   (`at+jwt`, RFC 9068), [`authorized_party`](MeinGptAuthBuilder::authorized_party)
+//!   (`azp`) and [`max_token_lifetime`](MeinGptAuthBuilder::max_token_lifetime).
 //!
 //! # Responses
 //!
@@ -102,7 +128,8 @@ pub use error::{AuthError, InvalidRequest, InvalidToken};
 pub use extract::{AuthRejection, Claims};
 pub use frame::{FrameAncestors, FrameAncestorsLayer, InvalidOrigin, frame_ancestors};
 pub use guard::{
-    GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
+    GuardLayer, require_all_scopes, require_any_role, require_any_scope, require_role,
+    require_scope, require_team_id, require_team_name, require_user,
 };
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;

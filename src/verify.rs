@@ -15,8 +15,11 @@
 //! 6. the claims: a JSON object without duplicate members; `iss` exact;
 //!    `aud` (string or array of strings) containing a configured audience;
 //!    `exp` required; `nbf` and `iat` not in the future (with leeway);
-//!    integers only for times; `sub` a non-empty string; every meinGPT claim
-//!    of its documented type.
+//!    times are JSON numbers (RFC 7519 NumericDate: fractions allowed and
+//!    compared exactly, nothing but numbers, at most ±2^63 seconds); `sub` a
+//!    non-empty string; every meinGPT claim of its documented type;
+//! 7. the access-token profile, when configured: `typ` header, `azp`, and
+//!    the maximum lifetime `exp - iat`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,42 @@ pub(crate) struct Verifier {
     pub(crate) clock: SharedClock,
     /// Tokens already verified, by SHA-256 of the whole token.
     pub(crate) verified: Option<VerifiedTokens>,
+    /// Optional access-token checks (all off by default).
+    pub(crate) profile: TokenProfile,
+}
+
+/// Optional access-token profile checks (RFC 9068 and common practice for
+/// OpenID Connect issuers); each is off unless configured.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TokenProfile {
+    /// The required `typ` header (such as `at+jwt`), compared ignoring ASCII
+    /// case and an `application/` prefix.
+    pub(crate) token_type: Option<String>,
+    /// `azp` must equal one of these.
+    pub(crate) authorized_parties: Vec<String>,
+    /// `exp - iat` must not exceed this; `iat` becomes required.
+    pub(crate) max_lifetime: Option<Duration>,
+}
+
+impl TokenProfile {
+    /// Whether the `typ` header value `typ` is the required type.
+    fn type_matches(&self, typ: Option<&Value>) -> bool {
+        let Some(required) = &self.token_type else {
+            return true;
+        };
+        let Some(Value::String(typ)) = typ else {
+            return false;
+        };
+        media_type(typ).eq_ignore_ascii_case(media_type(required))
+    }
+}
+
+/// A media type without its optional `application/` prefix (RFC 7515 §4.1.9).
+fn media_type(name: &str) -> &str {
+    match name.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &name[12..],
+        _ => name,
+    }
 }
 
 /// The verified-token cache: bounded, each entry gone at its token's `exp`,
@@ -86,10 +125,37 @@ pub(crate) struct Verified {
 /// The time claims, re-checked on every cache hit.
 #[derive(Debug, Clone, Copy)]
 struct Times {
-    exp: i64,
-    nbf: Option<i64>,
-    iat: Option<i64>,
-    auth_time: Option<i64>,
+    exp: NumericDate,
+    nbf: Option<NumericDate>,
+    iat: Option<NumericDate>,
+    auth_time: Option<NumericDate>,
+}
+
+/// A NumericDate (RFC 7519 §2): nanoseconds since the Unix epoch. A
+/// fraction finer than a nanosecond is rounded the way that never lengthens
+/// a token's validity (see [`numeric_date`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct NumericDate(i128);
+
+const NANOS: i128 = 1_000_000_000;
+
+impl NumericDate {
+    fn from_duration(at: Duration) -> Self {
+        Self(at.as_nanos() as i128)
+    }
+
+    /// Whole seconds, rounded down.
+    fn whole_seconds(self) -> i64 {
+        self.0.div_euclid(NANOS) as i64
+    }
+
+    fn plus(self, by: Duration) -> Self {
+        Self(self.0 + by.as_nanos() as i128)
+    }
+
+    fn minus(self, by: Duration) -> Self {
+        Self(self.0 - by.as_nanos() as i128)
+    }
 }
 
 /// Builds the verified-token cache with room for `capacity` tokens.
@@ -224,6 +290,7 @@ impl Verifier {
         let now = self.clock.now().as_secs() as i64;
         let remaining = times
             .exp
+            .whole_seconds()
             .saturating_add(self.leeway.as_secs() as i64)
             .saturating_sub(now)
             .max(0);
@@ -236,21 +303,20 @@ impl Verifier {
         })
     }
 
-    /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway.
+    /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway,
+    /// to the nanosecond.
     fn check_times(&self, times: &Times) -> Result<(), AuthError> {
-        let now = self.clock.now().as_secs() as i64;
-        let leeway = self.leeway.as_secs() as i64;
-        if now >= times.exp.saturating_add(leeway) {
+        let now = NumericDate::from_duration(self.clock.now());
+        if now >= times.exp.plus(self.leeway) {
             return Err(InvalidToken::Expired.into());
         }
-        let future = |at: Option<i64>| at.is_some_and(|at| at > now.saturating_add(leeway));
+        let latest = now.plus(self.leeway);
+        let future = |at: Option<NumericDate>| at.is_some_and(|at| at > latest);
         if future(times.nbf) || future(times.iat) || future(times.auth_time) {
             return Err(InvalidToken::NotYetValid.into());
         }
         if let Some(max_age) = self.max_auth_age {
-            let oldest = now
-                .saturating_sub(max_age.as_secs() as i64)
-                .saturating_sub(leeway);
+            let oldest = now.minus(max_age).minus(self.leeway);
             if times.auth_time.is_none_or(|at| at < oldest) {
                 return Err(AuthError::InsufficientUserAuthentication { max_age });
             }
@@ -270,6 +336,9 @@ impl Verifier {
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;
         if header.contains_key("crit") || header.contains_key("b64") {
             return Err(InvalidToken::UnsupportedHeader);
+        }
+        if !self.profile.type_matches(header.get("typ")) {
+            return Err(InvalidToken::WrongTokenType);
         }
         match header.get("cty") {
             None => {}
@@ -335,36 +404,94 @@ impl Verifier {
             return Err(InvalidToken::WrongAudience.into());
         }
         let times = Times {
-            exp: numeric_date(&claims, "exp")?.ok_or(InvalidToken::MissingClaim)?,
-            nbf: numeric_date(&claims, "nbf")?,
-            iat: numeric_date(&claims, "iat")?,
-            auth_time: numeric_date(&claims, "auth_time")?,
+            exp: numeric_date(&claims, "exp", Round::Down)?.ok_or(InvalidToken::MissingClaim)?,
+            nbf: numeric_date(&claims, "nbf", Round::Up)?,
+            iat: numeric_date(&claims, "iat", Round::Up)?,
+            auth_time: numeric_date(&claims, "auth_time", Round::Down)?,
         };
         self.check_times(&times)?;
+        self.check_profile(&claims, &times)?;
         let audience = audience.to_owned();
         let user = user_from_claims(
             claims,
             &audience,
             &self.issuer,
-            times.exp,
-            times.iat,
+            times.exp.whole_seconds(),
+            times.iat.map(NumericDate::whole_seconds),
             &self.rules,
         )?;
         Ok((user, times))
     }
+
+    /// The configured access-token profile: `azp` and maximum lifetime (the
+    /// `typ` header is checked with the header).
+    fn check_profile(&self, claims: &Map<String, Value>, times: &Times) -> Result<(), AuthError> {
+        let profile = &self.profile;
+        if !profile.authorized_parties.is_empty() {
+            match claims.get("azp") {
+                None => return Err(InvalidToken::MissingClaim.into()),
+                Some(Value::String(azp)) if profile.authorized_parties.contains(azp) => {}
+                Some(Value::String(_)) => return Err(InvalidToken::WrongAuthorizedParty.into()),
+                Some(_) => return Err(InvalidToken::InvalidClaim.into()),
+            }
+        }
+        if let Some(max_lifetime) = profile.max_lifetime {
+            let iat = times.iat.ok_or(InvalidToken::MissingClaim)?;
+            if times.exp > iat.plus(max_lifetime) {
+                return Err(InvalidToken::LifetimeTooLong.into());
+            }
+        }
+        Ok(())
+    }
 }
 
-/// A NumericDate claim: an integer number of seconds; anything else
-/// (string, float, null, bool) is invalid.
-fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, InvalidToken> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(number)) => number
-            .as_i64()
-            .or_else(|| number.as_u64().map(|_| i64::MAX))
-            .map(Some)
-            .ok_or(InvalidToken::InvalidClaim),
-        Some(_) => Err(InvalidToken::InvalidClaim),
+/// Which way a NumericDate's fraction of a nanosecond is rounded: down for
+/// `exp` (a token never lives longer), up for `nbf` and `iat` (never valid
+/// sooner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    Down,
+    Up,
+}
+
+/// A NumericDate claim (RFC 7519 §2): a JSON number of seconds since the
+/// epoch, fractions allowed. Strings, booleans, null and values beyond ±2^63
+/// seconds are invalid; an integer beyond that (up to 2^64 - 1) means "far
+/// in the future", as before fractions were read.
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &str,
+    round: Round,
+) -> Result<Option<NumericDate>, InvalidToken> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    let Value::Number(number) = value else {
+        return Err(InvalidToken::InvalidClaim);
+    };
+    if let Some(seconds) = number.as_i64() {
+        return Ok(Some(NumericDate(i128::from(seconds) * NANOS)));
+    }
+    if number.as_u64().is_some() {
+        return Ok(Some(NumericDate(i128::from(i64::MAX) * NANOS)));
+    }
+    // 2^63 as a double; anything at or beyond it is out of range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    match number.as_f64() {
+        Some(seconds) if seconds.is_finite() && (-LIMIT..LIMIT).contains(&seconds) => {
+            // Both steps are exact: the whole part fits in i64 and
+            // `seconds - whole` is a double in [0, 1).
+            let whole = seconds.floor();
+            let fraction = (seconds - whole) * 1e9;
+            let nanos = match round {
+                Round::Down => fraction.floor(),
+                Round::Up => fraction.ceil(),
+            };
+            Ok(Some(NumericDate(
+                i128::from(whole as i64) * NANOS + nanos as i128,
+            )))
+        }
+        _ => Err(InvalidToken::InvalidClaim),
     }
 }
 
@@ -380,17 +507,51 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn numeric_dates_must_be_integers() {
-        let claims = json!({"a": 5, "b": "5", "c": 5.5, "d": null, "e": u64::MAX});
+    fn numeric_dates_are_numbers_with_exact_fractions() {
+        let claims = json!({
+            "a": 5, "b": "5", "c": 5.5, "d": null, "e": u64::MAX, "f": -1.25,
+            "g": 1e300, "h": true, "i": 1.0e10, "j": 0.1
+        });
         let Value::Object(claims) = claims else {
             unreachable!()
         };
-        assert_eq!(numeric_date(&claims, "a"), Ok(Some(5)));
-        assert_eq!(numeric_date(&claims, "b"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(numeric_date(&claims, "c"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(numeric_date(&claims, "d"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(numeric_date(&claims, "e"), Ok(Some(i64::MAX)));
-        assert_eq!(numeric_date(&claims, "z"), Ok(None));
+        let at = |name| numeric_date(&claims, name, Round::Down);
+        let nanos = |n: i128| Ok(Some(NumericDate(n)));
+        assert_eq!(at("a"), nanos(5 * NANOS));
+        assert_eq!(at("b"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(at("c"), nanos(5 * NANOS + NANOS / 2));
+        assert_eq!(at("d"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(at("e"), nanos(i128::from(i64::MAX) * NANOS));
+        assert_eq!(at("f"), nanos(-NANOS - NANOS / 4));
+        assert_eq!(at("g"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(at("h"), Err(InvalidToken::InvalidClaim));
+        assert_eq!(at("i"), nanos(10_000_000_000 * NANOS));
+        assert_eq!(at("z"), Ok(None));
+        assert_eq!(at("j"), nanos(100_000_000));
+        let up = |name| numeric_date(&claims, name, Round::Up);
+        assert_eq!(up("c"), nanos(5 * NANOS + NANOS / 2));
+        assert_eq!(NumericDate(-NANOS / 2).whole_seconds(), -1);
+    }
+
+    #[test]
+    fn token_types_compare_ignoring_case_and_the_application_prefix() {
+        let profile = TokenProfile {
+            token_type: Some("at+jwt".into()),
+            ..TokenProfile::default()
+        };
+        for typ in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+Jwt",
+        ] {
+            assert!(profile.type_matches(Some(&json!(typ))), "{typ}");
+        }
+        for typ in [json!("JWT"), json!("at+jwt "), json!(["at+jwt"])] {
+            assert!(!profile.type_matches(Some(&typ)), "{typ}");
+        }
+        assert!(!profile.type_matches(None));
+        assert!(TokenProfile::default().type_matches(None));
     }
 
     #[test]

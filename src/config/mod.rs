@@ -15,7 +15,9 @@
 //! | --- | --- |
 //! | issuer (`iss`) | `https://app.meingpt.com` (meinGPT) |
 //! | algorithms | meinGPT: `RS256` only; OIDC: the asymmetric ones the discovery document lists; static: the key's |
-//! | role claim | `role` (meinGPT), `roles` (others); exact matching |
+//! | role claim | `role` (meinGPT), `roles` (others); a string is one role, an array one role per item; exact, case-sensitive matching; no comma splitting |
+//! | e-mail | the `email` claim only; none when `email_verified` is `false` |
+//! | access-token profile (`typ`, `azp`, maximum lifetime) | not checked |
 //! | token sources | `X-meinGPT-JWT`, then `Authorization: Bearer` |
 //! | leeway for `exp`/`nbf`/`iat`/`auth_time` | 30 s |
 //! | token size cap | 16 KiB |
@@ -42,7 +44,7 @@ use crate::jwks::{JwksCache, JwksSettings, KeysError, Location};
 use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, Verifier, verified_tokens};
+use crate::verify::{Keys, TokenProfile, Verifier, verified_tokens};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
@@ -321,6 +323,9 @@ pub struct MeinGptAuthBuilder {
     algorithms: Option<Vec<Algorithm>>,
     role_claim: Option<String>,
     roles_case_insensitive: bool,
+    roles_comma_separated: bool,
+    email_fallback: bool,
+    profile: TokenProfile,
     max_auth_age: Option<Duration>,
     verified_tokens: u64,
     sources: Vec<TokenSource>,
@@ -352,6 +357,9 @@ impl Default for MeinGptAuthBuilder {
             algorithms: None,
             role_claim: None,
             roles_case_insensitive: false,
+            roles_comma_separated: false,
+            email_fallback: false,
+            profile: TokenProfile::default(),
             max_auth_age: None,
             verified_tokens: 10_000,
             sources: TokenSource::defaults(),
@@ -406,16 +414,87 @@ impl MeinGptAuthBuilder {
     }
 
     /// The claim that holds the user's roles (`role` for meinGPT; `roles`,
-    /// `groups`, … elsewhere). Its value may be a string, an array of
-    /// strings, or a comma-separated string.
+    /// `groups`, … elsewhere).
+    ///
+    /// A string is one role and an array of strings one role per item, each
+    /// compared code point for code point: `"member,admin"`, `" admin"` and
+    /// `"admin\u{3000}"` are not `admin`. Split a comma-separated string only
+    /// with [`roles_comma_separated`](Self::roles_comma_separated).
+    ///
+    /// A dotted path reaches into nested objects, as Keycloak nests its
+    /// roles: `realm_access.roles`, or `resource_access.my-client.roles` for
+    /// a client's roles. A top-level claim whose name is exactly `claim`
+    /// (such as `https://example.com/roles`) takes precedence over the path.
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::oidc("https://sso.example.com/realms/acme")
+    ///     .audience("account")
+    ///     .role_claim("resource_access.my-app.roles")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
     pub fn role_claim(mut self, claim: impl Into<String>) -> Self {
         self.role_claim = Some(claim.into());
         self
     }
 
-    /// Match roles ignoring ASCII case (default: exact).
+    /// Match roles ignoring ASCII case (default: exact). For platforms whose
+    /// role names vary in case; meinGPT's never do.
     pub fn roles_case_insensitive(mut self, yes: bool) -> Self {
         self.roles_case_insensitive = yes;
+        self
+    }
+
+    /// Read a string role claim as a comma-separated list, dropping ASCII
+    /// spaces around each item (default: a string is one role). For
+    /// platforms that send roles CustomGPT-style, as `"roles": "editor,
+    /// admin"`; never needed for meinGPT's `role`. An array claim is one role
+    /// per item either way.
+    pub fn roles_comma_separated(mut self, yes: bool) -> Self {
+        self.roles_comma_separated = yes;
+        self
+    }
+
+    /// When a token has no `email` claim, take [`MeinGptUser::email`] from
+    /// `upn`, then `preferred_username` (default: `email` only).
+    ///
+    /// **Risk:** these are user names, not verified addresses. Many identity
+    /// providers let users pick or change them (Keycloak and Authgear by
+    /// default; Entra's `upn` is set by any user administrator), so a user
+    /// can appear to have an address at any domain. Never authorize by the
+    /// e-mail domain with this on; use it only for display or contact.
+    pub fn email_fallback(mut self, yes: bool) -> Self {
+        self.email_fallback = yes;
+        self
+    }
+
+    /// Require the token's `typ` header to be this media type, such as
+    /// `at+jwt` for OAuth 2.0 access tokens (RFC 9068), so that ID tokens
+    /// and other JWTs from the same issuer are refused. Compared ignoring
+    /// ASCII case, with or without the `application/` prefix. Default: not
+    /// checked (meinGPT sends `JWT`). Wrong or missing: `401 invalid_token`.
+    pub fn require_token_type(mut self, typ: impl Into<String>) -> Self {
+        self.profile.token_type = Some(typ.into());
+        self
+    }
+
+    /// Accept only tokens whose `azp` (authorized party: the client the
+    /// token was issued to) is `client`; call again to accept several.
+    /// Default: `azp` not checked. Missing or other: `401 invalid_token`.
+    pub fn authorized_party(mut self, client: impl Into<String>) -> Self {
+        self.profile.authorized_parties.push(client.into());
+        self
+    }
+
+    /// Refuse tokens whose lifetime (`exp - iat`) exceeds `max`, such as
+    /// long-lived tokens minted by a misconfigured client; `iat` becomes
+    /// required. Default: not checked. Too long or no `iat`: `401
+    /// invalid_token`.
+    pub fn max_token_lifetime(mut self, max: Duration) -> Self {
+        self.profile.max_lifetime = Some(max);
         self
     }
 
@@ -533,6 +612,8 @@ impl MeinGptAuthBuilder {
                 .role_claim
                 .unwrap_or_else(|| default_role_claim.to_owned()),
             roles_case_insensitive: self.roles_case_insensitive,
+            roles_comma_separated: self.roles_comma_separated,
+            email_fallback: self.email_fallback,
         };
         Ok(MeinGptAuth {
             inner: Arc::new(Inner {
@@ -548,6 +629,7 @@ impl MeinGptAuthBuilder {
                     clock,
                     verified: (self.verified_tokens > 0)
                         .then(|| verified_tokens(self.verified_tokens)),
+                    profile: self.profile,
                 },
                 sources: self.sources,
                 realm: self.realm,
@@ -587,6 +669,29 @@ impl MeinGptAuthBuilder {
         }
         if self.audiences.iter().any(|aud| aud.trim().is_empty()) {
             return Err(ConfigError::invalid("audience", "must not be empty"));
+        }
+        if self
+            .profile
+            .token_type
+            .as_deref()
+            .is_some_and(str::is_empty)
+        {
+            return Err(ConfigError::invalid(
+                "require_token_type",
+                "must not be empty",
+            ));
+        }
+        if self.profile.authorized_parties.iter().any(String::is_empty) {
+            return Err(ConfigError::invalid(
+                "authorized_party",
+                "must not be empty",
+            ));
+        }
+        if self.profile.max_lifetime.is_some_and(|max| max.is_zero()) {
+            return Err(ConfigError::invalid(
+                "max_token_lifetime",
+                "must be above zero",
+            ));
         }
         Ok(())
     }

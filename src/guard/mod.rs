@@ -34,10 +34,12 @@
 
 mod predicate;
 mod role;
+mod scope;
 mod team;
 
 pub use predicate::require_user;
 pub use role::{require_any_role, require_role};
+pub use scope::{require_all_scopes, require_any_scope, require_scope};
 pub use team::{require_team_id, require_team_name};
 
 use std::fmt;

@@ -1775,23 +1775,21 @@ async fn duplicate_claims_are_malformed_even_under_a_valid_signature() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn time_claims_that_are_not_integers_are_invalid_claims() {
-    // Attack: type confusion on NumericDate — "exp":"123", floats, null,
-    // bools, arrays — read differently (or as "no expiry") across parsers.
+async fn time_claims_that_are_not_numbers_are_invalid_claims() {
+    // Attack: type confusion on NumericDate — "exp":"123", null, bools,
+    // arrays — read differently (or as "no expiry") across parsers.
+    // (Fractions are valid NumericDates: see claims_and_config.rs.)
     let target = start().await;
     let later = now() + 3600;
 
     for (name, value) in [
         ("exp", json!("123")),
         ("exp", json!(later.to_string())),
-        ("exp", json!(later as f64 + 0.5)),
-        ("exp", json!(later as f64)),
         ("exp", Value::Null),
         ("exp", json!(true)),
         ("exp", json!([later])),
         ("nbf", json!("0")),
         ("nbf", Value::Null),
-        ("iat", json!(now() as f64 + 0.25)),
         ("iat", json!({})),
     ] {
         let token = target.issuer.token().claim(name, value).sign();
@@ -1817,13 +1815,8 @@ async fn exp_that_overflows_every_number_type_is_refused() {
         let token = target.issuer.sign_raw(&header, &claims(exp));
         target.refused(&token, MALFORMED, &[]).await;
     }
-    // Representable, but not an integer NumericDate.
-    for exp in [
-        "1e300",
-        "18446744073709551616",
-        "99999999999999999999999",
-        "1.0e10",
-    ] {
+    // Representable as a double, but beyond 2^63 seconds.
+    for exp in ["1e300", "18446744073709551616", "99999999999999999999999"] {
         let token = target.issuer.sign_raw(&header, &claims(exp));
         target.refused(&token, INVALID_CLAIM, &[]).await;
     }

@@ -571,6 +571,7 @@ async fn roles_from_a_configured_claim_as_array_or_comma_separated_string() {
         .auth()
         .role_claim("groups")
         .roles_case_insensitive(true)
+        .roles_comma_separated(true)
         .build()
         .unwrap();
     let base = serve_app(&auth).await;
@@ -827,9 +828,9 @@ async fn custom_claims_reach_the_handler_as_the_users_own_type() {
 // --- 10. E-mail fallback ----------------------------------------------------------
 
 #[tokio::test]
-async fn email_falls_back_to_upn_then_preferred_username() {
+async fn email_falls_back_to_upn_then_preferred_username_when_configured() {
     let issuer = MockIssuer::start().await;
-    let base = serve_app(&oidc(&issuer).build().unwrap()).await;
+    let base = serve_app(&oidc(&issuer).email_fallback(true).build().unwrap()).await;
     let me = format!("{base}/me");
 
     let upn = issuer

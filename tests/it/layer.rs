@@ -150,7 +150,7 @@ async fn unknown_role_still_authenticates() {
 }
 
 #[tokio::test]
-async fn team_guard_admits_members_of_the_named_team_only() {
+async fn team_guard_admits_members_of_that_team_only() {
     let issuer = MockIssuer::start().await;
     let base = serve(app(&issuer.auth().build().unwrap())).await;
     let url = format!("{base}/engineering");
@@ -158,7 +158,7 @@ async fn team_guard_admits_members_of_the_named_team_only() {
     let engineer = issuer
         .token()
         .team("t9", "Marketing")
-        .team("t1", "Engineering")
+        .team("team-eng", "Engineering")
         .sign();
     assert_eq!(get_with_token(&url, &engineer).await.status, 200);
     let marketer = issuer.token().team("t9", "Marketing").sign();

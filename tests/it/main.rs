@@ -7,6 +7,7 @@ mod common;
 mod attacks;
 #[cfg(unix)]
 mod browser;
+mod claims_and_config;
 mod custom_app;
 mod customgpt_jwt;
 mod interop;

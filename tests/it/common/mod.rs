@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::routing::get;
 use axum::{Json, Router};
-use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_name};
+use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_id};
 
 /// The routes every end-to-end test uses, as in the quickstart example.
 pub fn app(auth: &MeinGptAuth) -> Router {
@@ -20,7 +20,7 @@ pub fn app(auth: &MeinGptAuth) -> Router {
         )
         .route(
             "/engineering",
-            get(|| async { "engineering area" }).route_layer(require_team_name("Engineering")),
+            get(|| async { "engineering area" }).route_layer(require_team_id("team-eng")),
         )
         .layer(auth.layer())
         .route("/health", get(|| async { "ok" }))
