@@ -7,6 +7,7 @@ mod common;
 mod attacks;
 #[cfg(unix)]
 mod browser;
+mod configuration;
 mod custom_app;
 mod customgpt_jwt;
 mod interop;
