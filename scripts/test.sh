@@ -2,7 +2,7 @@
 # Runs every test of meingpt-auth on a fresh machine (Rust toolchain, Node,
 # Python): installs what the tests need — Debian's chromium and
 # chromium-driver for tests/it/browser.rs, Node's jose for tests/it/interop.rs —
-# then runs `cargo test --all-features` (doc tests included).
+# then runs `cargo test --workspace --all-features` (doc tests included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +17,4 @@ chromium --version 2>/dev/null || true
 chromedriver --version
 
 npm ci --prefix interop --no-audit --no-fund
-cargo test --all-features
+cargo test --workspace --all-features

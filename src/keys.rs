@@ -324,7 +324,16 @@ pub(crate) fn from_config(
             material: Vec::new(),
         });
     }
-    let not_a_key = || invalid("not a PEM public key of the kind this algorithm needs");
+    let not_a_key = || {
+        ConfigError::invalid(
+            setting,
+            format!(
+                "{alg:?} needs {} in PEM, found {}",
+                expected_key(alg),
+                found_key(key)
+            ),
+        )
+    };
     let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => {
             let point = pem_bytes(DecodingKey::from_ec_pem(key)).ok_or_else(not_a_key)?;
@@ -337,12 +346,98 @@ pub(crate) fn from_config(
         _ => {
             let pkcs1 = pem_bytes(DecodingKey::from_rsa_pem(key)).ok_or_else(not_a_key)?;
             let (n, e) = rsa_components_from_pkcs1(&pkcs1).ok_or_else(not_a_key)?;
+            let bits = rsa_bits(&strip_leading_zeros(n.clone()));
+            if !(2048..=8192).contains(&bits) {
+                return Err(ConfigError::invalid(
+                    setting,
+                    format!(
+                        "{alg:?} needs an RSA key of 2048 to 8192 bits, found one of {bits} bits"
+                    ),
+                ));
+            }
             rsa_key(None, n, e, &[alg])
         }
     };
-    key.ok_or_else(|| {
-        invalid("the key does not fit the algorithm (RSA keys need 2048 to 8192 bits)")
-    })
+    // The PEM parsed but the key is unusable for `alg`: the wrong curve, or
+    // an RSA exponent no verifier takes.
+    key.ok_or_else(not_a_key)
+}
+
+/// The key `alg` verifies with, as the configuration errors name it.
+fn expected_key(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::ES256 => "an EC P-256 public key",
+        Algorithm::ES384 => "an EC P-384 public key",
+        Algorithm::EdDSA => "an OKP (Ed25519) public key",
+        _ => "an RSA public key",
+    }
+}
+
+/// What a configured key is (type, curve, public or private), for errors;
+/// never any of its bytes.
+fn found_key(pem: &[u8]) -> String {
+    const RSA: &[u8] = &[
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    const EC: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+    const P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+    const P521: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23];
+    let contains = |der: &[u8], oid: &[u8]| der.windows(oid.len()).any(|w| w == oid);
+
+    let text = String::from_utf8_lossy(pem);
+    let Some(label) = text
+        .split("-----BEGIN ")
+        .nth(1)
+        .and_then(|rest| rest.split_once("-----"))
+        .map(|(label, _)| label.trim().to_owned())
+    else {
+        return "no PEM key (no -----BEGIN line)".to_owned();
+    };
+    let body: String = text
+        .lines()
+        .skip_while(|line| !line.starts_with("-----BEGIN"))
+        .skip(1)
+        .take_while(|line| !line.starts_with("-----END"))
+        .filter(|line| !line.contains(':'))
+        .collect::<String>()
+        .split_whitespace()
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap_or_default();
+    if label == "CERTIFICATE" {
+        return "a certificate (give its public key: openssl x509 -pubkey -noout)".to_owned();
+    }
+    if !label.ends_with("KEY") {
+        let printable =
+            label.len() <= 40 && label.bytes().all(|b| b.is_ascii_uppercase() || b == b' ');
+        return if printable {
+            format!("a PEM block labelled {label}, not a key")
+        } else {
+            "a PEM block that is not a key".to_owned()
+        };
+    }
+    let kind = if label.starts_with("RSA ") || contains(&der, RSA) {
+        "an RSA".to_owned()
+    } else if label.starts_with("EC ") || contains(&der, EC) {
+        let curve = [(P256, "P-256"), (P384, "P-384"), (P521, "P-521")]
+            .into_iter()
+            .find(|(oid, _)| contains(&der, oid))
+            .map_or("an unsupported curve", |(_, name)| name);
+        format!("an EC {curve}")
+    } else if contains(&der, ED25519) {
+        "an OKP (Ed25519)".to_owned()
+    } else {
+        "an unsupported or damaged".to_owned()
+    };
+    if label.contains("PRIVATE") {
+        // Naming the kind is all: never any of its bytes.
+        format!("{kind} private key (give the public key: openssl pkey -pubout)")
+    } else {
+        format!("{kind} public key")
+    }
 }
 
 /// What public-key material `secret` is or contains, if any: PEM armour

@@ -48,9 +48,16 @@
 //! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |
 //! | `JWT_ISS`, `JWT_AUD` | issuer and audience(s), comma separated |
 //! | `JWT_ALG` | `jwt_local`: the algorithm; `jwt_oidc`: optional allow-list |
-//! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
+//! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 (standard or URL-safe) of a PEM public key, or of the raw secret for HS* |
+//! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; meinGPT mode always reads `role`) |
 //!
-//! Anything invalid fails with one line naming the variable.
+//! Anything invalid fails with one line naming the variable; so does a
+//! variable that would have no effect in the chosen mode (`JWT_*` without
+//! `AUTH_TYPE`, `MEINGPT_JWKS_URL` with several organizations, …).
+//!
+//! The README has recipes for a production `main` (fail fast, logging,
+//! graceful shutdown), mixing public, optional and required routes, and
+//! testing your own service with [`testing::MockIssuer`].
 //!
 //! # Roles, teams, e-mail and scopes
 //!
@@ -147,6 +154,11 @@ pub mod fuzzing {
             .unwrap_or(0)
     }
 }
+
+/// README.md's code, compiled (and, where it can, run) by `cargo test --doc`.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme {}
 
 /// The response futures of this crate's services.
 pub mod future {

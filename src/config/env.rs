@@ -10,15 +10,23 @@
 //! | `JWT_AUD` | accepted audience(s), comma separated |
 //! | `JWT_ALG` | `jwt_local`: the algorithm (required); `jwt_oidc`: optional allow-list, comma separated |
 //! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
+//! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; a name or a dotted path) |
+//!
+//! A variable that would have no effect in the chosen mode is refused, never
+//! ignored: `JWT_*` without `AUTH_TYPE`, `MEINGPT_ISSUER` or
+//! `MEINGPT_JWKS_URL` without `MEINGPT_ORG_ID`, `MEINGPT_*` with `AUTH_TYPE`,
+//! `MEINGPT_JWKS_URL` with several organizations, `JWT_DECODE_KEY_B64` with
+//! `jwt_oidc`.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::Algorithm;
 
 use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 
 /// Every variable [`MeinGptAuth::from_env`] reads.
-pub(crate) const VARIABLES: [&str; 8] = [
+pub(crate) const VARIABLES: [&str; 9] = [
     "MEINGPT_ORG_ID",
     "MEINGPT_ISSUER",
     "MEINGPT_JWKS_URL",
@@ -27,7 +35,35 @@ pub(crate) const VARIABLES: [&str; 8] = [
     "JWT_AUD",
     "JWT_ALG",
     "JWT_DECODE_KEY_B64",
+    "JWT_ROLE_CLAIM",
 ];
+
+/// The variables of `AUTH_TYPE` modes; none of them has an effect without it.
+const JWT_VARIABLES: [&str; 5] = [
+    "JWT_ISS",
+    "JWT_AUD",
+    "JWT_ALG",
+    "JWT_DECODE_KEY_B64",
+    "JWT_ROLE_CLAIM",
+];
+
+/// What to do about a variable that is not set, for the one-line error.
+pub(crate) fn missing_hint(variable: &str) -> Option<&'static str> {
+    Some(match variable {
+        "MEINGPT_ORG_ID" => {
+            "set it to your meinGPT organization id (several: comma separated), \
+             or set AUTH_TYPE (jwt_oidc or jwt_local) for another issuer"
+        }
+        "JWT_ISS" => "the issuer (`iss`) tokens must carry, such as https://id.example.com",
+        "JWT_AUD" => "the audience(s) (`aud`) tokens must be issued for, comma separated",
+        "JWT_ALG" => "AUTH_TYPE=jwt_local needs the algorithm, such as RS256, ES256 or HS256",
+        "JWT_DECODE_KEY_B64" => {
+            "AUTH_TYPE=jwt_local needs the base64 of a PEM public key (base64 -w0 public.pem), \
+             or of the secret for HS*"
+        }
+        _ => return None,
+    })
+}
 
 /// An authenticator configured from `lookup` (the environment, or a map in
 /// tests). Every error names the variable at fault.
@@ -58,6 +94,7 @@ impl Names {
             "jwks_url" | "url" => Some(self.jwks_url),
             "static_key" => Some("JWT_DECODE_KEY_B64"),
             "algorithms" => Some("JWT_ALG"),
+            "role_claim" => Some("JWT_ROLE_CLAIM"),
             _ => None,
         }
     }
@@ -97,11 +134,41 @@ fn builder_from(
     }
     match auth_type.as_deref() {
         None => {
+            if let Some(name) = JWT_VARIABLES
+                .into_iter()
+                .find(|name| lookup(name).is_some())
+            {
+                return Err(ConfigError::invalid(
+                    name,
+                    "has no effect without AUTH_TYPE (jwt_oidc or jwt_local); \
+                     set AUTH_TYPE, or remove it for meinGPT mode (MEINGPT_ORG_ID)",
+                ));
+            }
+            if lookup("MEINGPT_ORG_ID").is_none()
+                && let Some(name) = ["MEINGPT_ISSUER", "MEINGPT_JWKS_URL"]
+                    .into_iter()
+                    .find(|name| lookup(name).is_some())
+            {
+                return Err(ConfigError::invalid(
+                    name,
+                    "has no effect without MEINGPT_ORG_ID; set MEINGPT_ORG_ID to your organization id",
+                ));
+            }
             let organizations = list(&required("MEINGPT_ORG_ID")?);
             if organizations.is_empty() {
                 return Err(ConfigError::invalid(
                     "MEINGPT_ORG_ID",
                     "no organization id in the list",
+                ));
+            }
+            if organizations.len() > 1 && lookup("MEINGPT_JWKS_URL").is_some() {
+                return Err(ConfigError::invalid(
+                    "MEINGPT_JWKS_URL",
+                    format!(
+                        "has no effect with {} organizations in MEINGPT_ORG_ID (each one's JWKS URL \
+                         is derived from MEINGPT_ISSUER); remove it, or set one organization",
+                        organizations.len()
+                    ),
                 ));
             }
             let mut builder = MeinGptAuthBuilder::default().organizations(organizations);
@@ -119,6 +186,13 @@ fn builder_from(
             Ok((builder, names))
         }
         Some("jwt_oidc") => {
+            if lookup("JWT_DECODE_KEY_B64").is_some() {
+                return Err(ConfigError::invalid(
+                    "JWT_DECODE_KEY_B64",
+                    "has no effect with AUTH_TYPE=jwt_oidc (keys come from the issuer's JWKS); \
+                     remove it, or use AUTH_TYPE=jwt_local",
+                ));
+            }
             let issuer = required("JWT_ISS")?;
             let mut builder = MeinGptAuth::oidc(issuer);
             for audience in list(&required("JWT_AUD")?) {
@@ -131,6 +205,9 @@ fn builder_from(
                     .collect::<Result<Vec<_>, _>>()?;
                 builder = builder.algorithms(algorithms);
             }
+            if let Some(claim) = var("JWT_ROLE_CLAIM")? {
+                builder = builder.role_claim(claim);
+            }
             Ok((builder, oidc_names()))
         }
         Some("jwt_local") => {
@@ -141,10 +218,7 @@ fn builder_from(
                 .chars()
                 .filter(|c| !c.is_ascii_whitespace())
                 .collect();
-            let bytes = STANDARD
-                .decode(&encoded)
-                .or_else(|_| STANDARD_NO_PAD.decode(&encoded))
-                .map_err(|_| ConfigError::invalid("JWT_DECODE_KEY_B64", "it is not base64"))?;
+            let bytes = decode_base64(&encoded)?;
             let key = if is_hmac(alg) {
                 StaticKey::secret(alg, bytes)
             } else {
@@ -153,6 +227,9 @@ fn builder_from(
             let mut builder = MeinGptAuth::static_key(issuer, key);
             for audience in audiences {
                 builder = builder.audience(audience);
+            }
+            if let Some(claim) = var("JWT_ROLE_CLAIM")? {
+                builder = builder.role_claim(claim);
             }
             Ok((builder, oidc_names()))
         }
@@ -169,6 +246,30 @@ fn oidc_names() -> Names {
         audience: "JWT_AUD",
         jwks_url: "JWT_ISS",
     }
+}
+
+/// `JWT_DECODE_KEY_B64`: standard or URL-safe base64, padded or not
+/// (whitespace already removed). The error never echoes the value.
+fn decode_base64(encoded: &str) -> Result<Vec<u8>, ConfigError> {
+    if encoded.starts_with("-----BEGIN") {
+        return Err(ConfigError::invalid(
+            "JWT_DECODE_KEY_B64",
+            "expected the base64 of a PEM key, found the PEM text itself; \
+             set it to the output of `base64 -w0 public.pem`",
+        ));
+    }
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    GeneralPurpose::new(&alphabet::STANDARD, config)
+        .decode(encoded)
+        .or_else(|_| GeneralPurpose::new(&alphabet::URL_SAFE, config).decode(encoded))
+        .map_err(|_| {
+            ConfigError::invalid(
+                "JWT_DECODE_KEY_B64",
+                "it is not base64: expected standard or URL-safe base64 (padding optional) \
+                 of a PEM public key, or of the secret for HS*",
+            )
+        })
 }
 
 fn is_hmac(alg: Algorithm) -> bool {
@@ -193,6 +294,7 @@ fn algorithm(name: &str) -> Result<Algorithm, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<MeinGptAuth, ConfigError> {
@@ -207,15 +309,116 @@ mod tests {
         from(vars).unwrap_err().setting()
     }
 
+    fn message(vars: &[(&str, &str)]) -> String {
+        from(vars).unwrap_err().to_string()
+    }
+
     #[test]
-    fn without_any_mode_the_organization_is_missing() {
+    fn without_any_mode_the_error_names_both_ways_to_configure() {
         assert_eq!(
-            from(&[]).unwrap_err().to_string(),
-            "MEINGPT_ORG_ID is not set"
+            message(&[]),
+            "MEINGPT_ORG_ID is not set: set it to your meinGPT organization id \
+             (several: comma separated), or set AUTH_TYPE (jwt_oidc or jwt_local) for another issuer"
+        );
+    }
+
+    #[test]
+    fn meingpt_variables_without_an_organization_are_refused() {
+        assert_eq!(
+            message(&[("MEINGPT_ISSUER", "https://x.example")]),
+            "MEINGPT_ISSUER is invalid: has no effect without MEINGPT_ORG_ID; \
+             set MEINGPT_ORG_ID to your organization id"
         );
         assert_eq!(
-            setting(&[("MEINGPT_ISSUER", "https://x.example")]),
-            "MEINGPT_ORG_ID"
+            setting(&[("MEINGPT_JWKS_URL", "https://x.example/jwks")]),
+            "MEINGPT_JWKS_URL"
+        );
+    }
+
+    #[test]
+    fn jwt_variables_without_auth_type_are_refused() {
+        for name in JWT_VARIABLES {
+            assert_eq!(
+                message(&[("MEINGPT_ORG_ID", "org"), (name, "x")]),
+                format!(
+                    "{name} is invalid: has no effect without AUTH_TYPE (jwt_oidc or jwt_local); \
+                     set AUTH_TYPE, or remove it for meinGPT mode (MEINGPT_ORG_ID)"
+                )
+            );
+            assert_eq!(setting(&[(name, "x")]), name);
+        }
+    }
+
+    #[test]
+    fn a_jwks_url_with_several_organizations_is_refused() {
+        assert_eq!(
+            message(&[
+                ("MEINGPT_ORG_ID", "a,b"),
+                ("MEINGPT_JWKS_URL", "https://x.example/k")
+            ]),
+            "MEINGPT_JWKS_URL is invalid: has no effect with 2 organizations in MEINGPT_ORG_ID \
+             (each one's JWKS URL is derived from MEINGPT_ISSUER); remove it, or set one organization"
+        );
+    }
+
+    #[test]
+    fn a_decode_key_with_oidc_is_refused() {
+        assert_eq!(
+            setting(&[
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "https://id.example"),
+                ("JWT_AUD", "a"),
+                ("JWT_DECODE_KEY_B64", "c2VjcmV0"),
+            ]),
+            "JWT_DECODE_KEY_B64"
+        );
+    }
+
+    #[test]
+    fn a_relative_jwks_url_asks_for_an_absolute_https_url() {
+        assert_eq!(
+            message(&[("MEINGPT_ORG_ID", "org"), ("MEINGPT_JWKS_URL", "not-a-url")]),
+            "MEINGPT_JWKS_URL is invalid: expected an absolute https:// URL such as \
+             https://app.meingpt.com (http:// only for loopback hosts), found a relative URL (no scheme)"
+        );
+    }
+
+    #[test]
+    fn the_role_claim_variable_sets_the_role_claim() {
+        let empty = from(&[
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", "https://id.example"),
+            ("JWT_AUD", "a"),
+            ("JWT_ROLE_CLAIM", " "),
+        ]);
+        assert_eq!(empty.unwrap_err().setting(), "JWT_ROLE_CLAIM");
+        let auth = from(&[
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", "https://id.example"),
+            ("JWT_AUD", "a"),
+            ("JWT_ROLE_CLAIM", "role"),
+        ]);
+        assert!(auth.is_ok());
+    }
+
+    #[test]
+    fn a_key_in_either_base64_alphabet_with_or_without_padding_decodes() {
+        use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+        // Bytes whose base64 has both '+'/'/' (standard) and '-'/'_' (URL-safe).
+        let bytes: Vec<u8> = (0..=255u8).rev().collect();
+        for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+            assert_eq!(decode_base64(&engine.encode(&bytes)).unwrap(), bytes);
+        }
+        let err = decode_base64("%%%").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "JWT_DECODE_KEY_B64 is invalid: it is not base64: expected standard or URL-safe \
+             base64 (padding optional) of a PEM public key, or of the secret for HS*"
+        );
+        let pem = decode_base64("-----BEGINPUBLICKEY-----MFkw").unwrap_err();
+        assert!(
+            pem.to_string().contains("found the PEM text itself"),
+            "{pem}"
         );
     }
 

@@ -96,7 +96,10 @@ impl ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Missing { setting } => write!(f, "{setting} is not set"),
+            Self::Missing { setting } => match env::missing_hint(setting) {
+                Some(hint) => write!(f, "{setting} is not set: {hint}"),
+                None => write!(f, "{setting} is not set"),
+            },
             Self::Invalid { setting, reason } => write!(f, "{setting} is invalid: {reason}"),
         }
     }
@@ -837,7 +840,19 @@ fn install_crypto_provider() {
 /// Parses a URL that keys or discovery may be fetched from: `https://`, or
 /// `http://` to a loopback host only.
 pub(crate) fn checked_url(raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| ConfigError::invalid("url", e.to_string()))?;
+    let url = Url::parse(raw).map_err(|error| {
+        let found = match error {
+            url::ParseError::RelativeUrlWithoutBase => "a relative URL (no scheme)".to_owned(),
+            other => format!("a URL that does not parse ({other})"),
+        };
+        ConfigError::invalid(
+            "url",
+            format!(
+                "expected an absolute https:// URL such as https://app.meingpt.com \
+                 (http:// only for loopback hosts), found {found}"
+            ),
+        )
+    })?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(ConfigError::invalid(
             "url",

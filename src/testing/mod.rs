@@ -209,14 +209,69 @@ impl MockIssuer {
     ///
     /// # Panics
     ///
-    /// If `organizations` is empty, or no loopback port can be bound (a
-    /// broken test machine).
+    /// If `organizations` is empty, or no port on `127.0.0.1` can be bound
+    /// (on such machines use [`bind_for_organizations`](Self::bind_for_organizations)).
     pub async fn for_organizations(organizations: &[&str]) -> Self {
-        assert!(!organizations.is_empty(), "at least one organization");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::bind_for_organizations(SocketAddr::from(([127, 0, 0, 1], 0)), organizations)
             .await
-            .expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local address");
+            .expect("bind 127.0.0.1:0")
+    }
+
+    /// Starts an issuer for the organization `org-test` listening on `addr`,
+    /// for test machines where only some loopback addresses or ports may be
+    /// used (such as `[::1]:0` or a fixed port). Its issuer origin is
+    /// `http://{addr}` with the port actually bound.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use meingpt_auth::testing::MockIssuer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    /// let issuer = MockIssuer::bind(addr).await?;
+    /// assert_eq!(issuer.addr().ip(), addr.ip());
+    /// assert_eq!(issuer.issuer(), format!("http://{}", issuer.addr()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When `addr` cannot be bound (in use, not available on this machine),
+    /// or is not a loopback address (`InvalidInput`): the issuer serves
+    /// plain `http://`, which the authenticator fetches from loopback
+    /// hosts only.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        Self::bind_for_organizations(addr, &["org-test"]).await
+    }
+
+    /// [`for_organizations`](Self::for_organizations), listening on `addr`
+    /// (see [`bind`](Self::bind)).
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    ///
+    /// # Panics
+    ///
+    /// If `organizations` is empty.
+    pub async fn bind_for_organizations(
+        addr: SocketAddr,
+        organizations: &[&str],
+    ) -> io::Result<Self> {
+        assert!(!organizations.is_empty(), "at least one organization");
+        if !addr.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "the mock issuer serves plain http://, fetched from loopback hosts only; \
+                     {addr} is not a loopback address"
+                ),
+            ));
+        }
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(IssuerState {
             organization: organizations[0].to_owned(),
             issuer: format!("http://{addr}"),
@@ -245,7 +300,7 @@ impl MockIssuer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { state, addr, task }
+        Ok(Self { state, addr, task })
     }
 
     /// The issuer origin (`iss`), such as `http://127.0.0.1:41234`.

@@ -8,6 +8,7 @@ mod attacks;
 #[cfg(unix)]
 mod browser;
 mod claims_and_config;
+mod configuration;
 mod custom_app;
 mod customgpt_jwt;
 mod interop;

@@ -18,12 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Variables that configure the examples; removed before `vars` are set.
-const CONFIGURATION: [&str; 10] = [
+const CONFIGURATION: [&str; 11] = [
     "AUTH_TYPE",
     "JWT_ISS",
     "JWT_AUD",
     "JWT_ALG",
     "JWT_DECODE_KEY_B64",
+    "JWT_ROLE_CLAIM",
     "RUST_LOG",
     "LISTEN_ADDR",
     "MCP_ALLOWED_HOSTS",
