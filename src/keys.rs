@@ -299,7 +299,6 @@ pub(crate) fn from_config(
     key: &[u8],
     setting: &'static str,
 ) -> Result<VerifyingKey, ConfigError> {
-    let invalid = |reason: &str| ConfigError::invalid(setting, reason.to_owned());
     if let Some((hmac_alg, min_len)) = hmac_params(alg) {
         if key.len() < min_len {
             return Err(ConfigError::invalid(
