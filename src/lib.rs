@@ -76,6 +76,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod body;
 pub mod claims;
 mod clock;
 pub mod config;
@@ -84,9 +85,10 @@ pub mod error;
 pub mod extract;
 pub mod frame;
 mod json;
-pub mod jwks;
+mod jwks;
 mod keys;
 pub mod layer;
+pub mod rejection;
 pub mod token;
 mod verify;
 
@@ -94,16 +96,26 @@ pub mod guard;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use body::AuthBody;
 pub use claims::{MeinGptUser, Role, Team};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
-pub use extract::{AuthRejection, Claims};
+pub use extract::{AuthRejection, Claims, MissingAuthLayer, Refused};
 pub use frame::{FrameAncestors, FrameAncestorsLayer, InvalidOrigin, frame_ancestors};
 pub use guard::{
     GuardLayer, require_any_role, require_role, require_team_id, require_team_name, require_user,
 };
+/// The signing algorithms, as the `jsonwebtoken` crate names them.
+///
+/// Re-exported rather than mirrored: the configuration, the test kit and
+/// applications that also sign or parse tokens with `jsonwebtoken` share
+/// one type. `jsonwebtoken` is therefore a public dependency: a release of
+/// this crate that moves to an incompatible `jsonwebtoken` is a breaking
+/// release. The crate uses nothing else of `jsonwebtoken` at run time (it
+/// verifies with aws-lc-rs itself) and installs no `jsonwebtoken` crypto
+/// provider, so a host application picks its own.
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};
