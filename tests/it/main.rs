@@ -4,6 +4,7 @@
 
 mod common;
 
+mod any_body;
 mod attacks;
 #[cfg(unix)]
 mod browser;
