@@ -18,5 +18,6 @@ mod layer;
 mod mcp_server;
 mod properties;
 mod quickstart;
+mod rejections;
 mod token_cache;
 mod verification;
