@@ -10,6 +10,7 @@ mod attacks;
 mod browser;
 mod custom_app;
 mod customgpt_jwt;
+mod grpc;
 mod interop;
 mod issuer_faults;
 mod issuers;
