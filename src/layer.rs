@@ -9,7 +9,7 @@
 //! never reaches the inner service.
 //!
 //! The layer works in front of any service whose response body is an
-//! [`http_body::Body`] of [`Bytes`](bytes::Bytes): axum, tonic, rmcp's
+//! [`http_body::Body`] of [`Bytes`]: axum, tonic, rmcp's
 //! `StreamableHttpService`, hyper services. Its responses carry
 //! [`AuthBody`], the inner body or the rejection's.
 //!
@@ -362,5 +362,25 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_an_authenticator_leaves_the_jsonwebtoken_crypto_provider_to_the_application() {
+        let auth = MeinGptAuth::builder()
+            .organization("clx0987654321")
+            .build()
+            .unwrap();
+        let _layer = auth.layer();
+        // A host application that uses jsonwebtoken itself picks its provider
+        // after the authenticator exists.
+        let installed = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
+        assert!(installed.is_ok(), "a crypto provider was already installed");
     }
 }

@@ -57,7 +57,13 @@
 //! `WWW-Authenticate: Bearer realm="…"` when no token was sent, `401
 //! invalid_token` for a bad one, `400 invalid_request` for malformed
 //! credentials, `403 insufficient_scope` from guards, and `503` with
-//! `Retry-After` when the issuer's keys cannot be had.
+//! `Retry-After` when the issuer's keys cannot be had. gRPC calls get the
+//! gRPC error shape instead (`grpc-status` 16, 7 or 14); an application
+//! renders refusals its own way with one hook (see [`rejection`]).
+//!
+//! The layer and the guards work in front of any Tower service whose body
+//! is an `http_body::Body` of `Bytes` (axum, tonic, rmcp, hyper); their
+//! responses carry [`AuthBody`].
 //!
 //! # Custom AI Apps
 //!
@@ -69,7 +75,7 @@
 //!
 //! | feature | enables |
 //! | --- | --- |
-//! | `axum` (default) | the [`MeinGptUser`] extractors and `IntoResponse` for rejections |
+//! | `axum` (default) | the [`MeinGptUser`] extractors and their [`AuthRejection`] |
 //! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
 
 #![forbid(unsafe_code)]
