@@ -1,9 +1,28 @@
-//! Why a request was refused, and how that is said over HTTP (RFC 6750 §3).
+//! Why a request was refused, and how that is said over HTTP (RFC 6750 §3)
+//! and over gRPC.
 //!
 //! Every rejection renders as a status code, a `WWW-Authenticate: Bearer …`
-//! challenge where RFC 6750 asks for one, and a small JSON body
-//! `{"error": …, "error_description": …}`. Descriptions are fixed strings:
-//! the token, its `kid` and its claim values are never echoed.
+//! challenge where RFC 6750 asks for one, `Cache-Control: no-store`, and a
+//! small JSON body `{"error": …, "error_description": …}`. Descriptions are
+//! fixed strings: the token, its `kid` and its claim values are never echoed.
+//!
+//! | [`AuthError`] | status | challenge `error=` | body `"error"` ([`AuthError::error_code`]) | gRPC status |
+//! | --- | --- | --- | --- | --- |
+//! | `MissingToken` | `401` | none (bare `Bearer realm="…"`) | `unauthorized` | `16` `UNAUTHENTICATED` |
+//! | `InvalidRequest` | `400` | `invalid_request` | `invalid_request` | `16` `UNAUTHENTICATED` |
+//! | `InvalidToken` | `401` | `invalid_token` | `invalid_token` | `16` `UNAUTHENTICATED` |
+//! | `InsufficientUserAuthentication` | `401` | `insufficient_user_authentication` (+ `max_age`) | `insufficient_user_authentication` | `16` `UNAUTHENTICATED` |
+//! | `InsufficientScope` | `403` | `insufficient_scope` | `insufficient_scope` | `7` `PERMISSION_DENIED` |
+//! | `KeysUnavailable` | `503` + `Retry-After` | no challenge | `temporarily_unavailable` | `14` `UNAVAILABLE` |
+//!
+//! A missing token carries no error code in its challenge, as RFC 6750 §3.1
+//! asks; its body says `"unauthorized"`.
+//!
+//! Requests whose `content-type` is `application/grpc…` are answered the way
+//! the gRPC protocol answers errors ([`AuthError::to_grpc_response`]): HTTP
+//! `200`, `content-type: application/grpc`, `grpc-status` and
+//! `grpc-message` in the headers of a trailers-only response with an empty
+//! body; the `WWW-Authenticate` challenge is kept as metadata.
 
 use std::fmt;
 use std::time::Duration;
@@ -174,15 +193,32 @@ impl AuthError {
         }
     }
 
-    /// The RFC 6750 error code (`invalid_token`, …); `None` for a missing token.
-    pub fn error_code(&self) -> Option<&'static str> {
+    /// The error code sent as the body's `"error"` (`invalid_token`, …;
+    /// `unauthorized` for a missing token). The `WWW-Authenticate`
+    /// challenge names the same code, except for a missing token, whose
+    /// challenge carries none (RFC 6750 §3.1), and for unavailable keys,
+    /// which get no challenge.
+    pub fn error_code(&self) -> &'static str {
         match self {
-            Self::MissingToken => None,
-            Self::InvalidRequest(_) => Some("invalid_request"),
-            Self::InvalidToken(_) => Some("invalid_token"),
-            Self::InsufficientScope => Some("insufficient_scope"),
-            Self::InsufficientUserAuthentication { .. } => Some("insufficient_user_authentication"),
-            Self::KeysUnavailable { .. } => Some("temporarily_unavailable"),
+            Self::MissingToken => "unauthorized",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InsufficientUserAuthentication { .. } => "insufficient_user_authentication",
+            Self::KeysUnavailable { .. } => "temporarily_unavailable",
+        }
+    }
+
+    /// The gRPC status code this error is answered with over gRPC
+    /// (`16` UNAUTHENTICATED, `7` PERMISSION_DENIED, `14` UNAVAILABLE).
+    pub fn grpc_status(&self) -> u16 {
+        match self {
+            Self::MissingToken
+            | Self::InvalidRequest(_)
+            | Self::InvalidToken(_)
+            | Self::InsufficientUserAuthentication { .. } => GRPC_UNAUTHENTICATED,
+            Self::InsufficientScope => GRPC_PERMISSION_DENIED,
+            Self::KeysUnavailable { .. } => GRPC_UNAVAILABLE,
         }
     }
 
@@ -214,7 +250,7 @@ impl AuthError {
             ),
             other => format!(
                 "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-                other.error_code().unwrap_or_default(),
+                other.error_code(),
                 other.description()
             ),
         };
@@ -227,7 +263,7 @@ impl AuthError {
         // backslashes, so no escaping is needed.
         format!(
             "{{\"error\":\"{}\",\"error_description\":\"{}\"}}",
-            self.error_code().unwrap_or("unauthorized"),
+            self.error_code(),
             self.description()
         )
     }
@@ -245,12 +281,72 @@ impl AuthError {
         if let Some(challenge) = self.challenge(realm) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
+        self.insert_challenge_and_retry(realm, headers);
+        response
+    }
+
+    /// Renders the gRPC answer: HTTP `200`, `content-type:
+    /// application/grpc`, `grpc-status` and `grpc-message` in the headers
+    /// of a trailers-only response (the body `B::default()` must be empty),
+    /// plus the `WWW-Authenticate` challenge and `Retry-After` as metadata.
+    pub fn to_grpc_response<B: Default>(&self, realm: &str) -> Response<B> {
+        let mut response = grpc_error(self.grpc_status(), self.description());
+        self.insert_challenge_and_retry(realm, response.headers_mut());
+        response
+    }
+
+    fn insert_challenge_and_retry(&self, realm: &str, headers: &mut http::HeaderMap) {
+        if let Some(challenge) = self.challenge(realm) {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        }
         if let Self::KeysUnavailable { retry_after } = self {
             let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        response
     }
+}
+
+const GRPC_PERMISSION_DENIED: u16 = 7;
+pub(crate) const GRPC_INTERNAL: u16 = 13;
+const GRPC_UNAVAILABLE: u16 = 14;
+const GRPC_UNAUTHENTICATED: u16 = 16;
+
+/// Whether `headers` belong to a gRPC request (`content-type:
+/// application/grpc`, `application/grpc+proto`, `application/grpc-web`, …).
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// A trailers-only gRPC error response: status and message in the headers.
+pub(crate) fn grpc_error<B: Default>(status: u16, message: &str) -> Response<B> {
+    let mut response = Response::new(B::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(status));
+    if let Ok(message) = HeaderValue::from_str(&grpc_percent_encode(message)) {
+        headers.insert("grpc-message", message);
+    }
+    response
+}
+
+/// `grpc-message` is percent-encoded UTF-8: bytes outside space..`~`, and
+/// `%` itself, become `%XX`.
+fn grpc_percent_encode(message: &str) -> String {
+    use std::fmt::Write;
+    let mut encoded = String::with_capacity(message.len());
+    for byte in message.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(char::from(byte));
+        } else {
+            let _ = write!(encoded, "%{byte:02X}");
+        }
+    }
+    encoded
 }
 
 impl fmt::Display for AuthError {
@@ -308,6 +404,24 @@ mod tests {
     }
 
     #[test]
+    fn grpc_answer_is_trailers_only_with_status_and_message_in_the_headers() {
+        let response: Response<String> = AuthError::InsufficientScope.to_grpc_response("api");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/grpc");
+        assert_eq!(response.headers()["grpc-status"], "7");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "the user lacks the role or team this resource requires"
+        );
+        assert!(response.body().is_empty());
+    }
+
+    #[test]
+    fn grpc_message_percent_encodes_what_the_protocol_reserves() {
+        assert_eq!(grpc_percent_encode("50% über\n"), "50%25 %C3%BCber%0A");
+    }
+
+    #[test]
     fn every_body_is_valid_json_with_error_and_description() {
         let errors = [
             AuthError::MissingToken,
@@ -321,7 +435,7 @@ mod tests {
         for error in errors {
             let body: serde_json::Value = serde_json::from_str(&error.body()).unwrap();
             assert_eq!(body["error_description"], error.description());
-            assert!(body["error"].is_string());
+            assert_eq!(body["error"], error.error_code());
         }
     }
 }

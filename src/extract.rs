@@ -46,50 +46,106 @@
 
 use std::fmt;
 
+use axum::body::Body;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
 
 use crate::claims::MeinGptUser;
 use crate::error::{AuthError, InvalidToken};
-use crate::guard::{MISSING_LAYER, missing_layer};
 use crate::layer::AuthContext;
+use crate::rejection::{MISSING_LAYER, is_grpc, missing_layer};
 use serde::de::DeserializeOwned;
 
-/// Why [`MeinGptUser`] could not be extracted.
-pub struct AuthRejection {
-    kind: RejectionKind,
-}
-
-enum RejectionKind {
-    MissingLayer,
-    Refused(AuthError, AuthContext),
+/// Why [`MeinGptUser`] (or [`Claims`]) could not be extracted.
+///
+/// Match on it to tell a server misconfiguration from a refused user:
+///
+/// ```
+/// use meingpt_auth::{AuthRejection, MeinGptUser};
+///
+/// async fn me(user: Result<MeinGptUser, AuthRejection>) -> String {
+///     match user {
+///         Ok(user) => user.sub().to_owned(),
+///         Err(AuthRejection::MissingAuthLayer(_)) => "misconfigured".into(),
+///         Err(AuthRejection::Refused(refused)) => refused.error().to_string(),
+///         Err(other) => other.body_text(),
+///     }
+/// }
+/// # let _ = me;
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No auth layer ran before the extractor (nor
+    /// [`MeinGptAuth::attach_user`](crate::MeinGptAuth::attach_user)): `500`.
+    MissingAuthLayer(MissingAuthLayer),
+    /// The request is not authenticated as the extractor requires (no
+    /// token behind an optional layer, or claims that do not fit `T`).
+    Refused(Refused),
 }
 
 impl AuthRejection {
     /// The status this rejection answers with (`401`, or `500` without the layer).
     pub fn status(&self) -> StatusCode {
-        match &self.kind {
-            RejectionKind::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
-            RejectionKind::Refused(error, _) => error.status(),
+        match self {
+            Self::MissingAuthLayer(rejection) => rejection.status(),
+            Self::Refused(rejection) => rejection.status(),
         }
     }
 
     /// A human-readable reason.
     pub fn body_text(&self) -> String {
-        match &self.kind {
-            RejectionKind::MissingLayer => MISSING_LAYER.to_owned(),
-            RejectionKind::Refused(error, _) => error.to_string(),
+        match self {
+            Self::MissingAuthLayer(rejection) => rejection.body_text(),
+            Self::Refused(rejection) => rejection.body_text(),
         }
     }
 }
 
-impl fmt::Debug for AuthRejection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthRejection")
-            .field("status", &self.status())
-            .finish()
+/// The auth layer is not applied outside the route: `500`, a server
+/// misconfiguration. See [`AuthRejection`].
+#[derive(Debug)]
+pub struct MissingAuthLayer {
+    grpc: bool,
+}
+
+impl MissingAuthLayer {
+    /// `500 Internal Server Error` (HTTP `200` with `grpc-status: 13` for a gRPC call).
+    pub fn status(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    /// The message naming the missing layer.
+    pub fn body_text(&self) -> String {
+        MISSING_LAYER.to_owned()
+    }
+}
+
+/// The request was not authenticated as the extractor requires. See
+/// [`AuthRejection`].
+#[derive(Debug)]
+pub struct Refused {
+    error: AuthError,
+    response: Box<Response<Bytes>>,
+}
+
+impl Refused {
+    /// Why the request was refused.
+    pub fn error(&self) -> &AuthError {
+        &self.error
+    }
+
+    /// The status of the refusal (`401` for a missing token).
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    /// The refusal's fixed description.
+    pub fn body_text(&self) -> String {
+        self.error.to_string()
     }
 }
 
@@ -108,17 +164,24 @@ impl IntoResponse for AuthRejection {
             status = self.status().as_u16(),
             "MeinGptUser extractor rejected the request"
         );
-        match self.kind {
-            RejectionKind::MissingLayer => missing_layer(),
-            RejectionKind::Refused(error, context) => context.reject(&error),
-        }
+        let response = match self {
+            Self::MissingAuthLayer(rejection) => missing_layer(rejection.grpc),
+            Self::Refused(rejection) => *rejection.response,
+        };
+        response.map(Body::from)
     }
 }
 
 fn context(parts: &Parts) -> Result<&AuthContext, AuthRejection> {
-    parts.extensions.get::<AuthContext>().ok_or(AuthRejection {
-        kind: RejectionKind::MissingLayer,
+    parts.extensions.get::<AuthContext>().ok_or_else(|| {
+        let grpc = is_grpc(&parts.headers);
+        AuthRejection::MissingAuthLayer(MissingAuthLayer { grpc })
     })
+}
+
+fn refused(context: &AuthContext, error: AuthError, parts: &Parts) -> AuthRejection {
+    let response = Box::new(context.reject(&error, parts));
+    AuthRejection::Refused(Refused { error, response })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for MeinGptUser {
@@ -126,13 +189,10 @@ impl<S: Send + Sync> FromRequestParts<S> for MeinGptUser {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let context = context(parts)?;
-        parts
-            .extensions
-            .get::<MeinGptUser>()
-            .cloned()
-            .ok_or_else(|| AuthRejection {
-                kind: RejectionKind::Refused(AuthError::MissingToken, context.clone()),
-            })
+        match parts.extensions.get::<MeinGptUser>() {
+            Some(user) => Ok(user.clone()),
+            None => Err(refused(context, AuthError::MissingToken, parts)),
+        }
     }
 }
 
@@ -176,24 +236,12 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let context = context(parts)?;
-        let refused = |error| AuthRejection {
-            kind: RejectionKind::Refused(error, context.clone()),
+        let Some(user) = parts.extensions.get::<MeinGptUser>() else {
+            return Err(refused(context, AuthError::MissingToken, parts));
         };
-        let user = parts
-            .extensions
-            .get::<MeinGptUser>()
-            .ok_or_else(|| refused(AuthError::MissingToken))?;
-        user.claims_as::<T>()
-            .map(Claims)
-            .map_err(|_| refused(AuthError::InvalidToken(InvalidToken::InvalidClaim)))
-    }
-}
-
-impl IntoResponse for AuthError {
-    /// Renders with the default realm `meingpt`; prefer
-    /// [`MeinGptAuth::reject`](crate::MeinGptAuth::reject), which uses the
-    /// configured one.
-    fn into_response(self) -> Response {
-        self.to_response("meingpt")
+        user.claims_as::<T>().map(Claims).map_err(|_| {
+            let error = AuthError::InvalidToken(InvalidToken::InvalidClaim);
+            refused(context, error, parts)
+        })
     }
 }

@@ -4,8 +4,26 @@
 //! The token is taken from the configured [`TokenSource`]s (by default
 //! `X-meinGPT-JWT`, then `Authorization: Bearer`), verified, and the
 //! [`MeinGptUser`] is inserted into the request extensions. A request that
-//! fails is answered by the layer itself (RFC 6750; see
-//! [`AuthError`]) and never reaches the inner service.
+//! fails is answered by the layer itself (RFC 6750, or the gRPC error shape
+//! for gRPC calls; see [`AuthError`] and [`rejection`](crate::rejection)) and
+//! never reaches the inner service.
+//!
+//! The layer works in front of any service whose response body is an
+//! [`http_body::Body`] of [`Bytes`]: axum, tonic, rmcp's
+//! `StreamableHttpService`, hyper services. Its responses carry
+//! [`AuthBody`], the inner body or the rejection's.
+//!
+//! A response to a request authenticated by a token that did not come in
+//! `Authorization` (a custom header such as `X-meinGPT-JWT`, or a cookie)
+//! gets `Cache-Control: private` unless the handler set `Cache-Control`
+//! itself: shared caches know `Authorization` is a credential (RFC 9111
+//! §3.5), not the other headers.
+//!
+//! # Your own middleware
+//!
+//! Middleware that authenticates by itself (calling
+//! [`MeinGptAuth::authenticate`]) makes the [`MeinGptUser`] extractor and
+//! the guards accept its result with [`MeinGptAuth::attach_user`].
 //!
 //! # Example
 //!
@@ -28,24 +46,29 @@
 //! ```
 //!
 //! [`TokenSource`]: crate::TokenSource
+//! [`MeinGptAuth::authenticate`]: crate::MeinGptAuth::authenticate
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Extensions, HeaderValue, Request, Response, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::MeinGptAuth;
+use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
-use crate::config::MeinGptAuth;
 use crate::error::AuthError;
+use crate::rejection::{Rejection, Renderer};
 
 /// Applies [`Auth`] to a service. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    auth: MeinGptAuth,
+    context: AuthContext,
     allow_anonymous: bool,
 }
 
@@ -53,7 +76,10 @@ impl AuthLayer {
     /// A layer that requires a valid token.
     pub fn new(auth: MeinGptAuth) -> Self {
         Self {
-            auth,
+            context: AuthContext {
+                auth,
+                renderer: Renderer::default(),
+            },
             allow_anonymous: false,
         }
     }
@@ -64,6 +90,17 @@ impl AuthLayer {
         self.allow_anonymous = allow;
         self
     }
+
+    /// Answers refused requests with `render` instead of the default RFC
+    /// 6750 (or gRPC) response; the guards and extractors behind this layer
+    /// use it too. See [`rejection`](crate::rejection) for an example.
+    pub fn render_rejections_with(
+        mut self,
+        render: impl Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.context.renderer = Renderer::with_hook(render);
+        self
+    }
 }
 
 impl<S> Layer<S> for AuthLayer {
@@ -72,7 +109,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Auth {
             inner,
-            auth: self.auth.clone(),
+            context: self.context.clone(),
             allow_anonymous: self.allow_anonymous,
         }
     }
@@ -82,7 +119,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    auth: MeinGptAuth,
+    context: AuthContext,
     allow_anonymous: bool,
 }
 
@@ -108,82 +145,242 @@ impl<S> Auth<S> {
     }
 }
 
-/// Marks a request as having passed the auth layer; carries what the
-/// extractors and guards need to answer the way the layer would.
-#[derive(Clone)]
+/// Marks a request as authenticated (by the layer, or by the
+/// application's middleware through [`MeinGptAuth::attach_user`]); carries
+/// what the extractors and guards need to answer as the layer would.
+#[derive(Clone, Debug)]
 pub(crate) struct AuthContext {
-    pub(crate) auth: MeinGptAuth,
+    auth: MeinGptAuth,
+    renderer: Renderer,
 }
 
 impl AuthContext {
-    pub(crate) fn reject<B: From<String>>(&self, error: &AuthError) -> Response<B> {
-        self.auth.reject(error)
+    pub(crate) fn reject(&self, error: &AuthError, request: &Parts) -> Response<Bytes> {
+        self.renderer.render(error, request, self.auth.realm())
+    }
+}
+
+impl MeinGptAuth {
+    /// Marks a request as authenticated by your own middleware, so that the
+    /// [`MeinGptUser`] extractor, `Option<MeinGptUser>` and the guards
+    /// behind it accept it as if [`layer`](Self::layer) had run: `Some(user)`
+    /// for a user from [`authenticate`](Self::authenticate), `None` for an
+    /// anonymous request (the extractor and guards then answer `401` with
+    /// this configuration's challenge). A request nobody marked is a
+    /// server misconfiguration and still gets the `500` that names the
+    /// layer.
+    ///
+    /// ```
+    /// use axum::{Router, body::Body, extract::Request, middleware::{self, Next}, routing::get};
+    /// use axum::response::{IntoResponse, Response};
+    /// use http::StatusCode;
+    /// use meingpt_auth::{MeinGptAuth, MeinGptUser};
+    /// use tower::ServiceExt;
+    ///
+    /// async fn authenticate(auth: MeinGptAuth, mut request: Request, next: Next) -> Response {
+    ///     match auth.authenticate(request.headers()).await {
+    ///         Ok(user) => {
+    ///             auth.attach_user(request.extensions_mut(), user);
+    ///             next.run(request).await
+    ///         }
+    ///         Err(error) => (error.status(), "please sign in").into_response(),
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let auth = MeinGptAuth::builder().organization("clx0987654321").build().unwrap();
+    /// let app = Router::new()
+    ///     .route("/me", get(|user: MeinGptUser| async move { user.sub().to_owned() }))
+    ///     .layer(middleware::from_fn(move |request, next| authenticate(auth.clone(), request, next)));
+    ///
+    /// // Anonymous: the extractor asks for a token (not a 500).
+    /// let response = app.oneshot(Request::get("/me").body(Body::empty()).unwrap()).await.unwrap();
+    /// assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    /// # }
+    /// ```
+    pub fn attach_user(&self, extensions: &mut Extensions, user: Option<MeinGptUser>) {
+        match user {
+            Some(user) => {
+                extensions.insert(user);
+            }
+            None => {
+                extensions.remove::<MeinGptUser>();
+            }
+        }
+        extensions.insert(AuthContext {
+            auth: self.clone(),
+            renderer: Renderer::default(),
+        });
     }
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: From<String> + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The clone goes back into `self`; the service that was polled
+        // ready goes with this request.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
-        let allow_anonymous = self.allow_anonymous;
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = request.into_parts();
+        let context = self.context.clone();
+        // Verifying is an `async fn` of `MeinGptAuth` (it may wait for the
+        // issuer's keys), and stable Rust cannot name its future: this is
+        // the one allocation per request. It holds only the request head and
+        // the authenticator, so the request body, the inner service and its
+        // future stay unboxed and need no `Send` or `'static`.
+        let verify: VerifyFuture = Box::pin(async move {
+            let outcome = context.auth.authenticate(&parts.headers).await;
+            Verified {
+                parts,
+                context,
+                outcome,
+            }
+        });
         ResponseFuture {
-            inner: Box::pin(async move {
-                let outcome = auth.authenticate(req.headers()).await;
-                match outcome {
-                    Ok(Some(user)) => {
-                        req.extensions_mut().insert::<MeinGptUser>(user);
-                    }
-                    Ok(None) if allow_anonymous => {}
-                    Ok(None) => return Ok(reject(&auth, &AuthError::MissingToken)),
-                    Err(error) => return Ok(reject(&auth, &error)),
-                }
-                req.extensions_mut().insert(AuthContext { auth });
-                inner.call(req).await
-            }),
+            state: State::Verifying {
+                verify,
+                inner: Some(inner),
+                body: Some(body),
+                allow_anonymous: self.allow_anonymous,
+            },
         }
     }
 }
 
-fn reject<B: From<String>>(auth: &MeinGptAuth, error: &AuthError) -> Response<B> {
-    tracing::debug!(
-        target: "meingpt_auth::layer",
-        status = error.status().as_u16(),
-        error = error.error_code().unwrap_or("missing_token"),
-        "request rejected"
-    );
-    auth.reject(error)
+/// What the verifying step hands back: the head, the context, the outcome.
+struct Verified {
+    parts: Parts,
+    context: AuthContext,
+    outcome: Result<Option<MeinGptUser>, AuthError>,
 }
 
-/// Response future of [`Auth`].
-pub struct ResponseFuture<T, E> {
-    inner: Pin<Box<dyn Future<Output = Result<T, E>> + Send>>,
-}
+type VerifyFuture = Pin<Box<dyn Future<Output = Verified> + Send>>;
 
-impl<T, E> Future for ResponseFuture<T, E> {
-    type Output = Result<T, E>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+pin_project_lite::pin_project! {
+    /// Response future of [`Auth`].
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, S::Future>,
     }
 }
 
-impl<T, E> fmt::Debug for ResponseFuture<T, E> {
+pin_project_lite::pin_project! {
+    #[project = StateProjection]
+    enum State<S, ReqBody, F> {
+        Verifying {
+            verify: VerifyFuture,
+            inner: Option<S>,
+            body: Option<ReqBody>,
+            allow_anonymous: bool,
+        },
+        Calling {
+            #[pin]
+            future: F,
+            // The token came from a header shared caches do not know.
+            private: bool,
+        },
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let mut state = self.as_mut().project().state;
+            match state.as_mut().project() {
+                StateProjection::Verifying {
+                    verify,
+                    inner,
+                    body,
+                    allow_anonymous,
+                } => {
+                    let Verified {
+                        mut parts,
+                        context,
+                        outcome,
+                    } = ready!(verify.as_mut().poll(cx));
+                    let private = match outcome {
+                        Ok(Some(user)) => {
+                            parts.extensions.insert(user);
+                            !parts.headers.contains_key(header::AUTHORIZATION)
+                        }
+                        Ok(None) if *allow_anonymous => false,
+                        Ok(None) => {
+                            return Poll::Ready(Ok(reject(
+                                &context,
+                                &AuthError::MissingToken,
+                                &parts,
+                            )));
+                        }
+                        Err(error) => return Poll::Ready(Ok(reject(&context, &error, &parts))),
+                    };
+                    parts.extensions.insert(context);
+                    let body = body.take().expect("polled after the request was sent on");
+                    let mut inner = inner.take().expect("polled after the request was sent on");
+                    let future = inner.call(Request::from_parts(parts, body));
+                    state.set(State::Calling { future, private });
+                }
+                StateProjection::Calling { future, private } => {
+                    let mut response = ready!(future.poll(cx))?;
+                    if *private && !response.headers().contains_key(header::CACHE_CONTROL) {
+                        response
+                            .headers_mut()
+                            .insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                    }
+                    return Poll::Ready(Ok(response.map(AuthBody::new)));
+                }
+            }
+        }
+    }
+}
+
+fn reject<B>(context: &AuthContext, error: &AuthError, parts: &Parts) -> Response<AuthBody<B>> {
+    context.reject(error, parts).map(AuthBody::rejection)
+}
+
+impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_an_authenticator_leaves_the_jsonwebtoken_crypto_provider_to_the_application() {
+        let auth = MeinGptAuth::builder()
+            .organization("clx0987654321")
+            .build()
+            .unwrap();
+        let _layer = auth.layer();
+        // A host application that uses jsonwebtoken itself picks its provider
+        // after the authenticator exists.
+        let installed = jsonwebtoken::crypto::CryptoProvider::install_default(
+            &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
+        );
+        assert!(installed.is_ok(), "a crypto provider was already installed");
     }
 }

@@ -90,7 +90,13 @@
 //! `WWW-Authenticate: Bearer realm="…"` when no token was sent, `401
 //! invalid_token` for a bad one, `400 invalid_request` for malformed
 //! credentials, `403 insufficient_scope` from guards, and `503` with
-//! `Retry-After` when the issuer's keys cannot be had.
+//! `Retry-After` when the issuer's keys cannot be had. gRPC calls get the
+//! gRPC error shape instead (`grpc-status` 16, 7 or 14); an application
+//! renders refusals its own way with one hook (see [`rejection`]).
+//!
+//! The layer and the guards work in front of any Tower service whose body
+//! is an `http_body::Body` of `Bytes` (axum, tonic, rmcp, hyper); their
+//! responses carry [`AuthBody`].
 //!
 //! # Custom AI Apps
 //!
@@ -102,13 +108,14 @@
 //!
 //! | feature | enables |
 //! | --- | --- |
-//! | `axum` (default) | the [`MeinGptUser`] extractors and `IntoResponse` for rejections |
+//! | `axum` (default) | the [`MeinGptUser`] extractors and their [`AuthRejection`] |
 //! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod body;
 pub mod claims;
 mod clock;
 pub mod config;
@@ -117,9 +124,10 @@ pub mod error;
 pub mod extract;
 pub mod frame;
 mod json;
-pub mod jwks;
+mod jwks;
 mod keys;
 pub mod layer;
+pub mod rejection;
 pub mod token;
 mod verify;
 
@@ -127,17 +135,27 @@ pub mod guard;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use body::AuthBody;
 pub use claims::{MeinGptUser, Role, Team};
 pub use clock::{Clock, SystemClock};
 pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
-pub use extract::{AuthRejection, Claims};
+pub use extract::{AuthRejection, Claims, MissingAuthLayer, Refused};
 pub use frame::{FrameAncestors, FrameAncestorsLayer, InvalidOrigin, frame_ancestors};
 pub use guard::{
     GuardLayer, require_all_scopes, require_any_role, require_any_scope, require_role,
     require_scope, require_team_id, require_team_name, require_user,
 };
+/// The signing algorithms, as the `jsonwebtoken` crate names them.
+///
+/// Re-exported rather than mirrored: the configuration, the test kit and
+/// applications that also sign or parse tokens with `jsonwebtoken` share
+/// one type. `jsonwebtoken` is therefore a public dependency: a release of
+/// this crate that moves to an incompatible `jsonwebtoken` is a breaking
+/// release. The crate uses nothing else of `jsonwebtoken` at run time (it
+/// verifies with aws-lc-rs itself) and installs no `jsonwebtoken` crypto
+/// provider, so a host application picks its own.
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};

@@ -598,7 +598,6 @@ impl MeinGptAuthBuilder {
 
     /// Checks the configuration and builds the authenticator.
     pub fn build(self) -> Result<MeinGptAuth, ConfigError> {
-        install_crypto_provider();
         self.check_common()?;
         let clock = SharedClock(self.clock.clone());
         let (issuer, algorithms, keys, audiences) = match &self.mode {
@@ -828,14 +827,6 @@ impl MeinGptAuthBuilder {
 
 /// Issuer, pre-check algorithms, keys, and audiences with their key source.
 type Built = (String, Vec<Algorithm>, Keys, Vec<(String, usize)>);
-
-/// Picks aws-lc-rs for jsonwebtoken, whatever features other crates in the
-/// build enabled on it (with both backends it would panic at first use).
-fn install_crypto_provider() {
-    let _ = jsonwebtoken::crypto::CryptoProvider::install_default(
-        &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER,
-    );
-}
 
 /// Parses a URL that keys or discovery may be fetched from: `https://`, or
 /// `http://` to a loopback host only.

@@ -10,6 +10,12 @@
 //!   behind [`MeinGptAuth::optional_layer`](crate::MeinGptAuth::optional_layer));
 //! - `500` naming the missing layer when the auth layer is not applied.
 //!
+//! Refusals are rendered like the layer's: RFC 6750 with the configured
+//! realm, the gRPC error shape for gRPC calls, or the layer's
+//! [`render_rejections_with`](crate::AuthLayer::render_rejections_with) hook.
+//! Guards work on any service whose body is an [`http_body::Body`] of
+//! [`Bytes`] (their responses carry [`AuthBody`]).
+//!
 //! # Example
 //!
 //! ```
@@ -43,17 +49,21 @@ pub use scope::{require_all_scopes, require_any_scope, require_scope};
 pub use team::{require_team_id, require_team_name};
 
 use std::fmt;
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use http::{Request, Response, StatusCode};
+use bytes::Bytes;
+use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
 use crate::layer::AuthContext;
+use crate::rejection::{is_grpc, missing_layer};
 
 type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
 
@@ -138,28 +148,23 @@ impl<S> Guard<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Guard<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: From<String>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, Response<ResBody>, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let extensions = req.extensions();
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let extensions = request.extensions();
         let Some(context) = extensions.get::<AuthContext>() else {
-            tracing::error!(
-                target: "meingpt_auth::guard",
-                "guard used without the auth layer; apply MeinGptAuth::layer() outside it"
-            );
-            return ResponseFuture::rejected(missing_layer());
+            return ResponseFuture::rejected(missing_layer(is_grpc(request.headers())));
         };
         let error = match extensions.get::<MeinGptUser>() {
             Some(user) if (self.predicate)(user) => {
-                return ResponseFuture::allowed(self.inner.call(req));
+                return ResponseFuture::allowed(self.inner.call(request));
             }
             Some(_) => AuthError::InsufficientScope,
             None => AuthError::MissingToken,
@@ -170,64 +175,66 @@ where
             status = error.status().as_u16(),
             "request refused by guard"
         );
-        ResponseFuture::rejected(context.reject(&error))
+        let context = context.clone();
+        let (parts, _body) = request.into_parts();
+        ResponseFuture::rejected(context.reject(&error, &parts))
     }
-}
-
-pub(crate) const MISSING_LAYER: &str = "Can't find the authenticated user. Is `MeinGptAuth::layer()` (or `optional_layer()`) applied outside this route?";
-
-pub(crate) fn missing_layer<B: From<String>>() -> Response<B> {
-    let mut response = Response::new(B::from(MISSING_LAYER.to_owned()));
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 pin_project_lite::pin_project! {
     /// Response future of [`Guard`].
-    pub struct ResponseFuture<F, T, E> {
+    pub struct ResponseFuture<F> {
         #[pin]
-        kind: Kind<F, T, E>,
+        kind: Kind<F>,
     }
 }
 
 pin_project_lite::pin_project! {
     #[project = KindProjection]
-    enum Kind<F, T, E> {
+    enum Kind<F> {
         Allowed { #[pin] future: F },
-        Rejected { response: Ready<Result<T, E>> },
+        Rejected { response: Option<Response<Bytes>> },
     }
 }
 
-impl<F, T, E> ResponseFuture<F, T, E> {
+impl<F> ResponseFuture<F> {
     fn allowed(future: F) -> Self {
         Self {
             kind: Kind::Allowed { future },
         }
     }
 
-    fn rejected(response: T) -> Self {
+    fn rejected(response: Response<Bytes>) -> Self {
         Self {
             kind: Kind::Rejected {
-                response: ready(Ok(response)),
+                response: Some(response),
             },
         }
     }
 }
 
-impl<F, T, E> std::future::Future for ResponseFuture<F, T, E>
+impl<F, B, E> Future for ResponseFuture<F>
 where
-    F: std::future::Future<Output = Result<T, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<T, E>;
+    type Output = Result<Response<AuthBody<B>>, E>;
 
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            KindProjection::Allowed { future } => future.poll(cx),
-            KindProjection::Rejected { response } => std::pin::Pin::new(response).poll(cx),
+            KindProjection::Allowed { future } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(AuthBody::new)))
+            }
+            KindProjection::Rejected { response } => {
+                let response = response.take().expect("polled after completion");
+                Poll::Ready(Ok(response.map(AuthBody::rejection)))
+            }
         }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

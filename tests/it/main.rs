@@ -4,6 +4,7 @@
 
 mod common;
 
+mod any_body;
 mod attacks;
 #[cfg(unix)]
 mod browser;
@@ -11,6 +12,7 @@ mod claims_and_config;
 mod configuration;
 mod custom_app;
 mod customgpt_jwt;
+mod grpc;
 mod interop;
 mod issuer_faults;
 mod issuers;
@@ -19,5 +21,6 @@ mod layer;
 mod mcp_server;
 mod properties;
 mod quickstart;
+mod rejections;
 mod token_cache;
 mod verification;
