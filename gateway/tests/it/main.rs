@@ -1,0 +1,1 @@
+//! Behaviour tests of `meingpt-gateway`: one binary, a module per topic.
