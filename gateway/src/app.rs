@@ -22,13 +22,35 @@ use crate::server::{self, Listener};
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// Runs the gateway until `shutdown` completes, then lets in-flight requests
-/// finish (up to [`SHUTDOWN_GRACE`]). Errors before serving (a socket that
-/// cannot be bound, TLS files that do not load) name the key at fault.
-pub async fn run(
-    settings: Settings,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ConfigError> {
+/// A gateway whose sockets are bound; [`serve`](Self::serve) runs it.
+pub struct Started {
+    listener: Listener,
+    metrics_listener: Option<Listener>,
+    stack: Stack,
+    metrics: Arc<Metrics>,
+    development: DevelopmentIssuer,
+}
+
+type Stack = crate::access_log::AccessLog<
+    tower_http::limit::RequestBodyLimit<
+        tower::util::MapRequest<Gateway, fn(Request<Limited<Body>>) -> Request<Body>>,
+    >,
+>;
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("listener", &self.listener)
+            .field("metrics_listener", &self.metrics_listener)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the authenticator (or starts the development issuer), binds the
+/// listeners, starts loading the issuer's keys and builds the stack. Errors
+/// (a socket that cannot be bound, TLS files that do not load) name the key
+/// at fault.
+pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
     let (auth, development) = resolve_auth(settings.auth).await?;
     let tls = settings
         .tls
@@ -47,28 +69,6 @@ pub async fn run(
         })?),
         None => None,
     };
-    let addr = listener
-        .local_addr()
-        .map_err(|e| ConfigError::new("listen", e.to_string()))?;
-    let base = format!("{}://{addr}", listener.scheme());
-    eprintln!("meingpt-gateway listening on {base}");
-    if let Some(metrics_listener) = &metrics_listener
-        && let Ok(metrics_addr) = metrics_listener.local_addr()
-    {
-        eprintln!("meingpt-gateway metrics on http://{metrics_addr}/metrics");
-    }
-    #[cfg(feature = "dev-issuer")]
-    if let Some(issuer) = &development {
-        println!(
-            "{}",
-            crate::dev::banner(
-                &base,
-                issuer,
-                &settings.forward_auth_path,
-                !settings.routes.is_empty()
-            )
-        );
-    }
 
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
@@ -77,46 +77,124 @@ pub async fn run(
     let gateway = Gateway::new(GatewayParts {
         auth,
         routes: settings.routes,
-        forward_auth_path: settings.forward_auth_path,
+        forward_auth_path: settings.forward_auth_path.clone(),
         client: upstream_client(settings.connect_timeout),
         response_timeout: settings.response_timeout,
         metrics: metrics.clone(),
         readiness,
     });
+    let to_body: fn(Request<Limited<Body>>) -> Request<Body> = |request| request.map(Body::new);
     let stack = ServiceBuilder::new()
         .layer(AccessLogLayer::new(metrics.clone()))
         .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .map_request(|request: Request<Limited<Body>>| request.map(Body::new))
+        .map_request(to_body)
         .service(gateway);
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        tracing::info!(target: "meingpt_gateway", "shutting down: finishing in-flight requests");
-        let _ = stop.send(true);
-    });
-    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
+    let started = Started {
+        listener,
+        metrics_listener,
+        stack,
+        metrics,
+        development,
     };
-    let main = server::serve(listener, stack, wait(stopped.clone()), SHUTDOWN_GRACE);
-    match metrics_listener {
-        Some(metrics_listener) => {
-            let metrics_service = tower::service_fn(move |request: Request<Body>| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, std::convert::Infallible>(metrics_response(&metrics, &request)) }
-            });
-            let metrics_server = server::serve(
-                metrics_listener,
-                metrics_service,
-                wait(stopped),
-                SHUTDOWN_GRACE,
-            );
-            tokio::join!(main, metrics_server);
-        }
-        None => main.await,
+    Ok(started)
+}
+
+impl Started {
+    /// The main listener's address.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
     }
-    // Keeps the development issuer serving its keys until the very end.
-    drop(development);
+
+    /// The main listener's base URL, `http://…` or `https://…`.
+    pub fn base_url(&self) -> String {
+        match self.listener.local_addr() {
+            Ok(addr) => format!("{}://{addr}", self.listener.scheme()),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// The metrics listener's address, when configured.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The embedded development issuer, when nothing was configured.
+    #[cfg(feature = "dev-issuer")]
+    pub fn development_issuer(&self) -> Option<&meingpt_auth::testing::MockIssuer> {
+        self.development.as_ref()
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests
+    /// finish (up to [`SHUTDOWN_GRACE`]).
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(target: "meingpt_gateway", "shutting down: finishing in-flight requests");
+            let _ = stop.send(true);
+        });
+        let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let main = server::serve(
+            self.listener,
+            self.stack,
+            wait(stopped.clone()),
+            SHUTDOWN_GRACE,
+        );
+        match self.metrics_listener {
+            Some(metrics_listener) => {
+                let metrics = self.metrics;
+                let metrics_service = tower::service_fn(move |request: Request<Body>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        Ok::<_, std::convert::Infallible>(metrics_response(&metrics, &request))
+                    }
+                });
+                let metrics_server = server::serve(
+                    metrics_listener,
+                    metrics_service,
+                    wait(stopped),
+                    SHUTDOWN_GRACE,
+                );
+                tokio::join!(main, metrics_server);
+            }
+            None => main.await,
+        }
+        // Keeps the development issuer serving its keys until the very end.
+        drop(self.development);
+    }
+}
+
+/// Starts the gateway, prints `meingpt-gateway listening on URL` to stderr
+/// (and, with the development issuer, demo tokens and an nginx snippet to
+/// stdout), and serves until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ConfigError> {
+    #[cfg(feature = "dev-issuer")]
+    let (forward_auth_path, proxying) = (
+        settings.forward_auth_path.clone(),
+        !settings.routes.is_empty(),
+    );
+    let started = start(settings).await?;
+    let base = started.base_url();
+    eprintln!("meingpt-gateway listening on {base}");
+    if let Some(metrics_addr) = started.metrics_addr() {
+        eprintln!("meingpt-gateway metrics on http://{metrics_addr}/metrics");
+    }
+    #[cfg(feature = "dev-issuer")]
+    if let Some(issuer) = started.development_issuer() {
+        println!(
+            "{}",
+            crate::dev::banner(&base, issuer, &forward_auth_path, proxying)
+        );
+    }
+    started.serve(shutdown).await;
     Ok(())
 }
 
