@@ -47,12 +47,15 @@ struct UpstreamState {
     count: AtomicUsize,
     /// Opened by the test to let `/sse` send its second event.
     sse_gate: Notify,
+    /// Opened by the test to let `/hold` answer.
+    hold_gate: Notify,
     /// Told when a request arrives.
     arrived: Notify,
 }
 
 /// A real HTTP upstream on 127.0.0.1 that records every request:
 /// `/sse` (two events, the second only once the test says so), `/slow/{ms}`,
+/// `/hold` (answers only once the test says so),
 /// `/ws` (WebSocket echo), `/api/*` of a third-party API that requires
 /// `Authorization: Bearer sk-test-secret`, and anything else echoing the
 /// request as JSON.
@@ -69,6 +72,7 @@ impl Upstream {
         let app = Router::new()
             .route("/sse", routing::get(sse))
             .route("/slow/{ms}", any(slow))
+            .route("/hold", any(hold))
             .route("/ws", routing::get(websocket))
             .route("/third-party/{*rest}", any(third_party))
             .fallback(echo)
@@ -105,6 +109,11 @@ impl Upstream {
     /// Lets `/sse` send its second event.
     pub fn open_sse_gate(&self) {
         self.state.sse_gate.notify_one();
+    }
+
+    /// Lets `/hold` answer.
+    pub fn open_hold_gate(&self) {
+        self.state.hold_gate.notify_one();
     }
 
     /// Waits until `n` requests have arrived.
@@ -180,6 +189,11 @@ async fn slow(axum::extract::Path(ms): axum::extract::Path<u64>) -> &'static str
     "finally\n"
 }
 
+async fn hold(State(state): State<Arc<UpstreamState>>) -> &'static str {
+    state.hold_gate.notified().await;
+    "held and answered\n"
+}
+
 async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap) -> Response {
     let user = headers
         .get("x-auth-request-user")
@@ -231,7 +245,8 @@ pub fn auth_toml(issuer: &MockIssuer) -> String {
 pub struct Gateway {
     pub base: String,
     pub metrics: Option<SocketAddr>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Dropping it shuts the gateway down.
+    _stop: oneshot::Sender<()>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -267,26 +282,13 @@ impl Gateway {
         Ok(Self {
             base,
             metrics,
-            stop: Some(stop),
+            _stop: stop,
             task: Some(task),
         })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
-    }
-
-    /// Asks the gateway to shut down and waits until it has.
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(PATIENCE, task)
-                .await
-                .expect("the gateway shut down in time")
-                .unwrap();
-        }
     }
 }
 
@@ -365,4 +367,16 @@ pub async fn get_raw(url: &str, headers: &[(&str, &str)]) -> u16 {
         .await
         .expect("the gateway answers");
     response.status().as_u16()
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "meingpt-gateway-test-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
