@@ -469,10 +469,7 @@ pub async fn assert_forward_auth_verdicts(
         .await
         .expect("request through the proxy");
     assert_eq!(response.status(), 401, "no token");
-    let challenge = response.headers()["www-authenticate"]
-        .to_str()
-        .expect("ASCII challenge")
-        .to_owned();
+    let challenge = challenge_of(&response);
     assert!(challenge.starts_with("Bearer"), "{challenge}");
     if gateway_body {
         let body: Value = json_of(response).await;
@@ -496,7 +493,7 @@ pub async fn assert_forward_auth_verdicts(
         .await
         .expect("request through the proxy");
     assert_eq!(response.status(), 401, "a forged token");
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    let challenge = challenge_of(&response);
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     assert_eq!(echo.requests(), before);
 
@@ -508,12 +505,12 @@ pub async fn assert_forward_auth_verdicts(
         .await
         .expect("request through the proxy");
     assert_eq!(response.status(), 403, "a member on /admin");
+    let challenge = challenge_of(&response);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
     if gateway_body {
-        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
-        assert!(
-            challenge.contains("error=\"insufficient_scope\""),
-            "{challenge}"
-        );
         let body: Value = json_of(response).await;
         assert_eq!(body["error"], "insufficient_scope", "{body}");
     }
@@ -625,4 +622,16 @@ pub async fn json_of(response: reqwest::Response) -> Value {
     let body = response.bytes().await.expect("a response body");
     serde_json::from_slice(&body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+}
+
+/// The one `WWW-Authenticate` challenge of `response`.
+pub fn challenge_of(response: &reqwest::Response) -> String {
+    let challenges: Vec<_> = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| value.to_str().expect("an ASCII challenge").to_owned())
+        .collect();
+    assert_eq!(challenges.len(), 1, "one challenge, not {challenges:?}");
+    challenges.into_iter().next().expect("one challenge")
 }
