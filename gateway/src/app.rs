@@ -130,6 +130,14 @@ impl Started {
     /// Serves until `shutdown` completes, then lets in-flight requests
     /// finish (up to [`SHUTDOWN_GRACE`]).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        // The development issuer keeps serving its keys until the very end.
+        let Self {
+            listener,
+            metrics_listener,
+            stack,
+            metrics,
+            development: _development,
+        } = self;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -139,15 +147,9 @@ impl Started {
         let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let main = server::serve(
-            self.listener,
-            self.stack,
-            wait(stopped.clone()),
-            SHUTDOWN_GRACE,
-        );
-        match self.metrics_listener {
+        let main = server::serve(listener, stack, wait(stopped.clone()), SHUTDOWN_GRACE);
+        match metrics_listener {
             Some(metrics_listener) => {
-                let metrics = self.metrics;
                 let metrics_service = tower::service_fn(move |request: Request<Body>| {
                     let metrics = metrics.clone();
                     async move {
@@ -164,8 +166,6 @@ impl Started {
             }
             None => main.await,
         }
-        // Keeps the development issuer serving its keys until the very end.
-        drop(self.development);
     }
 }
 
@@ -201,7 +201,11 @@ pub async fn run(
 #[cfg(feature = "dev-issuer")]
 type DevelopmentIssuer = Option<meingpt_auth::testing::MockIssuer>;
 #[cfg(not(feature = "dev-issuer"))]
-type DevelopmentIssuer = Option<std::convert::Infallible>;
+type DevelopmentIssuer = Option<NoDevelopmentIssuer>;
+
+/// This build has no development issuer.
+#[cfg(not(feature = "dev-issuer"))]
+enum NoDevelopmentIssuer {}
 
 async fn resolve_auth(source: AuthSource) -> Result<(MeinGptAuth, DevelopmentIssuer), ConfigError> {
     match source {

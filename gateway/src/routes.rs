@@ -99,11 +99,11 @@ impl Upstream {
             target.push_str(query);
         }
         let path_and_query = PathAndQuery::try_from(target)?;
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme("http")
             .authority(self.authority.clone())
             .path_and_query(path_and_query)
-            .build()?)
+            .build()
     }
 }
 

@@ -206,9 +206,8 @@ async fn client_sent_identity_headers_are_replaced_by_the_verified_ones() {
     assert_eq!(seen.header("x-auth-request-preferred-username"), None);
     assert_eq!(seen.header("x-auth-request-groups"), None);
     for (name, _) in SPOOFED {
-        assert_eq!(
+        assert!(
             seen.headers.get_all(name).iter().count() <= 1,
-            true,
             "{name} repeated"
         );
     }
