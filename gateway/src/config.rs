@@ -100,7 +100,8 @@ pub struct RouteConfig {
     /// The user needs to be in any of these teams (by name).
     #[serde(default)]
     pub team_names: Vec<String>,
-    /// Forward the meinGPT token headers to the upstream too.
+    /// Forward the token headers (`X-meinGPT-JWT`, `Authorization`) to the
+    /// upstream too; on a public route they pass through unverified.
     #[serde(default)]
     pub forward_token: bool,
     /// Remove the prefix from the path before forwarding.
@@ -337,12 +338,15 @@ pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
         let key = if path == "." { String::new() } else { path };
         let message = inner.message().to_owned();
         let field = unknown_field(&message).map(str::to_owned);
-        match (key.is_empty(), field) {
-            (true, Some(field)) => ConfigError::new(field, message),
-            (false, Some(field)) => ConfigError::new(format!("{key}.{field}"), message),
-            (true, None) => ConfigError::new("config", message),
-            (false, None) => ConfigError::new(key, message),
-        }
+        let key = match field {
+            // The path may or may not end at the unknown field already.
+            Some(field) if key.is_empty() => field,
+            Some(field) if key == field || key.ends_with(&format!(".{field}")) => key,
+            Some(field) => format!("{key}.{field}"),
+            None if key.is_empty() => "config".to_owned(),
+            None => key,
+        };
+        ConfigError::new(key, message)
     })
 }
 
@@ -382,8 +386,19 @@ fn seconds(key: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigErro
     }
 }
 
+/// The crate's error under `key`, without repeating the setting's name.
+fn crate_error_as(key: String, error: &meingpt_auth::ConfigError) -> ConfigError {
+    let reason = match error {
+        meingpt_auth::ConfigError::Missing { .. } => "is not set".to_owned(),
+        meingpt_auth::ConfigError::Invalid { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    ConfigError::new(key, reason)
+}
+
+/// The crate's error from the environment: it names the variable.
 fn crate_error(error: meingpt_auth::ConfigError) -> ConfigError {
-    ConfigError::new(error.setting(), error.to_string())
+    crate_error_as(error.setting().to_owned(), &error)
 }
 
 fn auth_from_file(auth: AuthConfig) -> Result<MeinGptAuth, ConfigError> {
@@ -406,12 +421,7 @@ fn auth_from_file(auth: AuthConfig) -> Result<MeinGptAuth, ConfigError> {
             "jwks_url" | "url" => "auth.jwks_url".to_owned(),
             other => format!("auth.{other}"),
         };
-        let reason = match &e {
-            meingpt_auth::ConfigError::Missing { .. } => "is not set".to_owned(),
-            meingpt_auth::ConfigError::Invalid { reason, .. } => reason.clone(),
-            other => other.to_string(),
-        };
-        ConfigError::new(key, reason)
+        crate_error_as(key, &e)
     })
 }
 
@@ -487,12 +497,6 @@ fn resolve_route(
                 "must not hold an empty string",
             ));
         }
-    }
-    if route.public && route.forward_token {
-        return Err(ConfigError::new(
-            key("forward_token"),
-            "a public route has no verified token to forward",
-        ));
     }
     let policy = if route.public {
         Policy::public()

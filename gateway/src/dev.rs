@@ -31,7 +31,8 @@ pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str, proxying
     }
     out.push_str(&format!(
         r#"
-nginx in front of your app (replace 127.0.0.1:8000), asking this gateway:
+nginx in front of your app (replace 127.0.0.1:8000), asking this gateway (a 401 carries
+the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403):
 
     location = {forward_auth_path} {{
         internal;
@@ -51,8 +52,6 @@ nginx in front of your app (replace 127.0.0.1:8000), asking this gateway:
         auth_request_set $auth_org $upstream_http_x_meingpt_org_id;
         auth_request_set $auth_role $upstream_http_x_meingpt_role;
         auth_request_set $auth_claims $upstream_http_x_meingpt_claims;
-        auth_request_set $auth_challenge $upstream_http_www_authenticate;
-        add_header WWW-Authenticate $auth_challenge always;
 
         proxy_set_header X-Auth-Request-User $auth_user;
         proxy_set_header X-Auth-Request-Email $auth_email;

@@ -102,7 +102,7 @@ fn check_names_the_key_of_each_error_in_one_line() {
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "{key}: not one line: {stderr}");
         assert!(
-            lines[0].starts_with(&format!("error: {key}")),
+            lines[0].starts_with(&format!("error: {key}: ")),
             "{key}: the error does not name it: {stderr}"
         );
     }
