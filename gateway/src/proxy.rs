@@ -129,12 +129,11 @@ impl Shared {
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
 
         let (parts, body) = request.into_parts();
-        let uri = match route
-            .upstream
-            .uri(route.upstream_path(parts.uri.path()), parts.uri.query())
-        {
-            Ok(uri) => uri,
-            Err(_) => return plain(StatusCode::BAD_REQUEST, "bad request\n"),
+        let uri = route
+            .upstream_path(parts.uri.path())
+            .and_then(|path| route.upstream.uri(path, parts.uri.query()).ok());
+        let Some(uri) = uri else {
+            return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         let mut headers = parts.headers;
         let payload = user

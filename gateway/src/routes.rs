@@ -138,14 +138,18 @@ impl Route {
         prefix_matches(&self.prefix, path)
     }
 
-    /// The path the upstream sees.
-    pub fn upstream_path<'p>(&self, path: &'p str) -> &'p str {
+    /// The path the upstream sees; `None` when the prefix is to be stripped
+    /// but the request spells it percent-encoded.
+    pub fn upstream_path<'p>(&self, path: &'p str) -> Option<&'p str> {
         if !self.strip_prefix || self.prefix == "/" {
-            return path;
+            return Some(path);
         }
-        match path.get(self.prefix.len()..) {
-            Some("") | None => "/",
-            Some(rest) => rest,
+        if !prefix_matches(&self.prefix, path) {
+            return None;
+        }
+        match &path[self.prefix.len()..] {
+            "" => Some("/"),
+            rest => Some(rest),
         }
     }
 }
@@ -160,12 +164,15 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// The index of the route whose prefix is the longest match for `path`.
+/// The index of the route whose prefix is the longest match for `path`,
+/// matched on the percent-decoded path: an upstream that decodes
+/// `/admin%2Fusers` into `/admin/users` must get the `/admin` policy.
 pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<(usize, &'r Route)> {
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
     routes
         .iter()
         .enumerate()
-        .filter(|(_, route)| route.matches(path))
+        .filter(|(_, route)| route.matches(&decoded))
         .max_by_key(|(_, route)| route.prefix.len())
 }
 
@@ -221,14 +228,17 @@ mod tests {
         assert_eq!(find(&routes, "/api/administrator").unwrap().0, 2);
         assert_eq!(find(&routes, "/other").unwrap().0, 0);
         assert!(find(&routes[1..], "/other").is_none());
+        assert_eq!(find(&routes, "/api%2Fadmin/x").unwrap().0, 1);
+        assert_eq!(find(&routes, "/%61pi").unwrap().0, 2);
     }
 
     #[test]
     fn strip_prefix_leaves_a_rooted_path() {
         let api = route("/api", true);
-        assert_eq!(api.upstream_path("/api"), "/");
-        assert_eq!(api.upstream_path("/api/x/y"), "/x/y");
-        assert_eq!(route("/api", false).upstream_path("/api/x"), "/api/x");
+        assert_eq!(api.upstream_path("/api"), Some("/"));
+        assert_eq!(api.upstream_path("/api/x/y"), Some("/x/y"));
+        assert_eq!(api.upstream_path("/%61pi/x"), None);
+        assert_eq!(route("/api", false).upstream_path("/api/x"), Some("/api/x"));
     }
 
     #[test]

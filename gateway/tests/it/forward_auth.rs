@@ -194,3 +194,18 @@ async fn forward_auth_reads_the_original_path_after_the_endpoint() {
     assert_eq!(refused, 403);
     assert_eq!(allowed, 200);
 }
+
+#[tokio::test]
+async fn forward_auth_matches_the_decoded_original_uri() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+
+    for uri in ["/admin%2Fusers", "/%61dmin"] {
+        let answer = get(
+            &gateway.url("/_meingpt/auth"),
+            &[("x-meingpt-jwt", &member), ("x-original-uri", uri)],
+        )
+        .await;
+        assert_eq!(answer.status, 403, "{uri}");
+    }
+}

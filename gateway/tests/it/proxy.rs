@@ -379,3 +379,16 @@ async fn request_bodies_are_forwarded() {
     assert_eq!(answer.json()["body_len"], 100_000);
     assert_eq!(upstream.last().method, "POST");
 }
+
+#[tokio::test]
+async fn percent_encoded_paths_get_the_policy_of_what_they_decode_to() {
+    let (issuer, upstream, gateway) = setup(ROUTES).await;
+    let member = issuer.demo_member().sign();
+
+    // An upstream that decodes these serves /admin/…: the admin policy applies.
+    for path in ["/admin%2Fusers", "/%61dmin/users", "/admin%2fusers"] {
+        let status = get_raw(&gateway.url(path), &[("x-meingpt-jwt", &member)]).await;
+        assert_eq!(status, 403, "{path}");
+    }
+    assert_eq!(upstream.count(), 0);
+}
