@@ -174,7 +174,7 @@ impl Shared {
             let rest = rest.map(str::to_owned);
             return self.forward_auth(request.headers(), rest.as_deref()).await;
         }
-        if has_dot_segments(path) {
+        if has_dot_segments(path) || routes::is_ambiguous(&self.routes, path) {
             return with_outcome(
                 plain(StatusCode::BAD_REQUEST, "bad request path\n"),
                 Mode::Proxy,
@@ -225,7 +225,9 @@ impl Shared {
     /// crate's rejection.
     async fn forward_auth(&self, headers: &HeaderMap, suffix: Option<&str>) -> Response<Body> {
         let original = original_path(headers).or(suffix);
-        if original.is_some_and(has_dot_segments) {
+        if original
+            .is_some_and(|path| has_dot_segments(path) || routes::is_ambiguous(&self.routes, path))
+        {
             return with_outcome(
                 plain(StatusCode::BAD_REQUEST, "bad request path\n"),
                 Mode::ForwardAuth,

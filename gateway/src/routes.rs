@@ -138,6 +138,10 @@ impl Route {
         prefix_matches(&self.prefix, path)
     }
 
+    fn matches_ignoring_case(&self, path: &str) -> bool {
+        prefix_matches(&self.prefix.to_lowercase(), path)
+    }
+
     /// The path the upstream sees; `None` when the prefix is to be stripped
     /// but the request spells it percent-encoded.
     pub fn upstream_path<'p>(&self, path: &'p str) -> Option<&'p str> {
@@ -174,6 +178,29 @@ pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<(usize, &'r Route)> {
         .enumerate()
         .filter(|(_, route)| route.matches(&decoded))
         .max_by_key(|(_, route)| route.prefix.len())
+}
+
+/// Whether `path` would pick another route if an upstream read it as some
+/// servers do: dropping `;parameters` from segments (Java servlet
+/// containers) or ignoring case. Such paths are refused rather than guessed.
+pub fn is_ambiguous(routes: &[Route], path: &str) -> bool {
+    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    let chosen = find(routes, path).map(|(index, _)| index);
+    let without_parameters: String = decoded
+        .split('/')
+        .map(|segment| segment.split(';').next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("/");
+    let lowercase = decoded.to_lowercase();
+    [without_parameters, lowercase].iter().any(|variant| {
+        let other = routes
+            .iter()
+            .enumerate()
+            .filter(|(_, route)| route.matches(variant) || route.matches_ignoring_case(variant))
+            .max_by_key(|(_, route)| route.prefix.len())
+            .map(|(index, _)| index);
+        other != chosen
+    })
 }
 
 /// Whether `path`, once percent-decoded, has a `.` or `..` segment (split on
@@ -230,6 +257,17 @@ mod tests {
         assert!(find(&routes[1..], "/other").is_none());
         assert_eq!(find(&routes, "/api%2Fadmin/x").unwrap().0, 1);
         assert_eq!(find(&routes, "/%61pi").unwrap().0, 2);
+    }
+
+    #[test]
+    fn paths_that_other_servers_read_differently_are_ambiguous() {
+        let routes = vec![route("/", false), route("/admin", false)];
+        assert!(is_ambiguous(&routes, "/admin;jsessionid=1/users"));
+        assert!(is_ambiguous(&routes, "/ADMIN/users"));
+        assert!(is_ambiguous(&routes, "/Admin"));
+        assert!(!is_ambiguous(&routes, "/admin/users;v=1"));
+        assert!(!is_ambiguous(&routes, "/Other/Path"));
+        assert!(!is_ambiguous(&routes, "/admin/Users"));
     }
 
     #[test]

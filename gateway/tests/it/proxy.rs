@@ -392,3 +392,19 @@ async fn percent_encoded_paths_get_the_policy_of_what_they_decode_to() {
     }
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn paths_other_servers_would_route_elsewhere_are_refused() {
+    let (issuer, upstream, gateway) = setup(ROUTES).await;
+    let member = issuer.demo_member().sign();
+
+    // A servlet container drops `;…` and some servers ignore case: both
+    // would serve /admin/… to a request the `/` route admitted.
+    for path in ["/admin;jsessionid=x/users", "/ADMIN/users", "/Admin"] {
+        let status = get_raw(&gateway.url(path), &[("x-meingpt-jwt", &member)]).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(upstream.count(), 0);
+    let status = get_raw(&gateway.url("/Hello/World"), &[("x-meingpt-jwt", &member)]).await;
+    assert_eq!(status, 200);
+}
