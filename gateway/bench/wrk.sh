@@ -132,6 +132,7 @@ run() {
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')"
+echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 read -r a_rps a_p99 < <(run "http://127.0.0.1:$upstream_port/")
 read -r b_rps b_p99 < <(run "http://127.0.0.1:$proxy_port/")
 read -r c_rps c_p99 < <(run -H "X-meinGPT-JWT: $token" "http://127.0.0.1:$gateway_port/")
