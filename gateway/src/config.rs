@@ -1,0 +1,680 @@
+//! Configuration: the TOML file ([`FileConfig`]), the environment-only mode,
+//! and the [`Settings`] both resolve to.
+//!
+//! Every error is one line that names the key (`route[1].upstream`) or the
+//! environment variable (`GATEWAY_UPSTREAM`) at fault, and never echoes a
+//! secret.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::uri::{Authority, Uri};
+use meingpt_auth::{FrameAncestorsLayer, MeinGptAuth, Role};
+use serde::Deserialize;
+
+use crate::identity;
+use crate::routes::{Policy, Route, Upstream};
+
+/// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// The default request body limit: 10 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+/// The default upstream connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default time an upstream has to send its response headers.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default path of the forward-auth endpoint.
+pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/_meingpt/auth";
+
+/// Paths the gateway answers itself, whatever the routes say.
+const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// The gateway's configuration file, exactly as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `host:port` to listen on; `LISTEN_ADDR` overrides it.
+    pub listen: Option<String>,
+    /// `host:port` for Prometheus `/metrics`; off when absent.
+    pub metrics_listen: Option<String>,
+    /// Request bodies above this many bytes are answered `413`.
+    pub max_body_bytes: Option<u64>,
+    /// Seconds to connect to an upstream before answering `502`.
+    pub connect_timeout_secs: Option<f64>,
+    /// Seconds an upstream has to send its response headers before `504`.
+    pub response_timeout_secs: Option<f64>,
+    /// The forward-auth endpoint.
+    pub forward_auth_path: Option<String>,
+    /// The issuer; when absent, `MeinGptAuth::from_env()`.
+    pub auth: Option<AuthConfig>,
+    /// TLS termination; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
+    /// The routes (`[[route]]`).
+    #[serde(default)]
+    pub route: Vec<RouteConfig>,
+}
+
+/// `[auth]`: the meinGPT organizations whose tokens are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Organization ids (the accepted `aud` values).
+    pub organizations: Vec<String>,
+    /// The meinGPT instance; `https://app.meingpt.com` when absent.
+    pub issuer: Option<String>,
+    /// Override of the derived JWKS URL.
+    pub jwks_url: Option<String>,
+}
+
+/// `[tls]`: certificate chain and private key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments; the longest wins.
+    pub prefix: String,
+    /// `http://host:port[/base]`.
+    pub upstream: String,
+    /// No authentication at all.
+    #[serde(default)]
+    pub public: bool,
+    /// The user needs any of these roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The user needs to be in any of these teams (by id).
+    #[serde(default)]
+    pub team_ids: Vec<String>,
+    /// The user needs to be in any of these teams (by name).
+    #[serde(default)]
+    pub team_names: Vec<String>,
+    /// Forward the token headers (`X-meinGPT-JWT`, `Authorization`) to the
+    /// upstream too; on a public route they pass through unverified.
+    #[serde(default)]
+    pub forward_token: bool,
+    /// Remove the prefix from the path before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Add `Content-Security-Policy: frame-ancestors …` for these origins.
+    pub frame_ancestors: Option<Vec<String>>,
+    /// Headers set on every forwarded request; `${VAR}` is read from the environment.
+    #[serde(default)]
+    pub inject_headers: BTreeMap<String, String>,
+}
+
+/// A configuration error: the key or variable at fault and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    key: String,
+    reason: String,
+}
+
+impl ConfigError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The key (`route[0].upstream`) or environment variable at fault.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One line, whatever the reason says.
+        let reason = self.reason.replace(['\n', '\r'], " ");
+        write!(f, "{}: {}", self.key, reason.trim())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where the authenticator comes from.
+pub enum AuthSource {
+    /// Configured by the file or the environment.
+    Configured(MeinGptAuth),
+    /// Nothing configured on a loopback address: the embedded development issuer.
+    Development,
+}
+
+impl fmt::Debug for AuthSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Configured(auth) => f.debug_tuple("Configured").field(auth).finish(),
+            Self::Development => f.write_str("Development"),
+        }
+    }
+}
+
+/// A complete, validated configuration.
+#[derive(Debug)]
+pub struct Settings {
+    /// The main listener.
+    pub listen: SocketAddr,
+    /// The metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+    /// Upstream connect timeout.
+    pub connect_timeout: Duration,
+    /// Upstream response-header timeout.
+    pub response_timeout: Duration,
+    /// The forward-auth endpoint.
+    pub forward_auth_path: String,
+    /// TLS files, checked to be readable and to hold a certificate and a key.
+    pub tls: Option<TlsConfig>,
+    /// The routes, in file order.
+    pub routes: Vec<Route>,
+    /// The authenticator.
+    pub auth: AuthSource,
+}
+
+impl Settings {
+    /// Reads and validates a TOML file; `env` stands for the environment
+    /// (`LISTEN_ADDR`, injected header variables, the crate's variables when
+    /// there is no `[auth]`).
+    pub fn from_file(
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let file = parse(&text)?;
+        Self::from_config(file, path.parent().unwrap_or(Path::new(".")), env)
+    }
+
+    /// Validates a parsed file; relative TLS paths are taken from `base`.
+    pub fn from_config(
+        file: FileConfig,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let listen = match env("LISTEN_ADDR") {
+            Some(value) => socket_addr("LISTEN_ADDR", &value)?,
+            None => socket_addr("listen", file.listen.as_deref().unwrap_or(DEFAULT_LISTEN))?,
+        };
+        let metrics_listen = file
+            .metrics_listen
+            .as_deref()
+            .map(|value| socket_addr("metrics_listen", value))
+            .transpose()?;
+        let max_body_bytes = match file.max_body_bytes {
+            Some(0) => return Err(ConfigError::new("max_body_bytes", "must be above zero")),
+            Some(bytes) => usize::try_from(bytes)
+                .map_err(|_| ConfigError::new("max_body_bytes", "too large"))?,
+            None => DEFAULT_MAX_BODY_BYTES as usize,
+        };
+        let connect_timeout = seconds("connect_timeout_secs", file.connect_timeout_secs)?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        let response_timeout = seconds("response_timeout_secs", file.response_timeout_secs)?
+            .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
+        let forward_auth_path = file
+            .forward_auth_path
+            .unwrap_or_else(|| DEFAULT_FORWARD_AUTH_PATH.to_owned());
+        if !forward_auth_path.starts_with('/') || forward_auth_path.contains(['?', '#']) {
+            return Err(ConfigError::new(
+                "forward_auth_path",
+                "must be a path starting with /",
+            ));
+        }
+        if RESERVED_PATHS.contains(&forward_auth_path.as_str()) {
+            return Err(ConfigError::new(
+                "forward_auth_path",
+                format!("{forward_auth_path} is reserved"),
+            ));
+        }
+        let tls = file.tls.map(|tls| TlsConfig {
+            cert: base.join(tls.cert),
+            key: base.join(tls.key),
+        });
+        if let Some(tls) = &tls {
+            crate::tls::server_config(tls)?;
+        }
+        let mut routes = Vec::with_capacity(file.route.len());
+        for (index, route) in file.route.into_iter().enumerate() {
+            let route = resolve_route(index, route, env)?;
+            if let Some(other) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
+                return Err(ConfigError::new(
+                    format!("route[{index}].prefix"),
+                    format!("{} is already the prefix of route[{other}]", route.prefix),
+                ));
+            }
+            routes.push(route);
+        }
+        let auth = match file.auth {
+            Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
+            None => AuthSource::Configured(MeinGptAuth::from_env().map_err(crate_error)?),
+        };
+        Ok(Self {
+            listen,
+            metrics_listen,
+            max_body_bytes,
+            connect_timeout,
+            response_timeout,
+            forward_auth_path,
+            tls,
+            routes,
+            auth,
+        })
+    }
+
+    /// The environment-only mode: the crate's variables, `GATEWAY_UPSTREAM`
+    /// (one route `/`, any signed-in user) and `LISTEN_ADDR`. With none of
+    /// the crate's variables set, the development issuer on a loopback
+    /// address, and an error elsewhere.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let listen = socket_addr(
+            "LISTEN_ADDR",
+            env("LISTEN_ADDR").as_deref().unwrap_or(DEFAULT_LISTEN),
+        )?;
+        let mut routes = Vec::new();
+        if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+            routes.push(Route {
+                prefix: "/".to_owned(),
+                upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
+                policy: Policy::signed_in(),
+                forward_token: false,
+                strip_prefix: false,
+                frame_ancestors: None,
+                inject_headers: Vec::new(),
+            });
+        }
+        let auth = if MeinGptAuth::configured_in_env() {
+            AuthSource::Configured(MeinGptAuth::from_env().map_err(crate_error)?)
+        } else if !cfg!(feature = "dev-issuer") {
+            return Err(ConfigError::new(
+                "MEINGPT_ORG_ID",
+                "not set (nor AUTH_TYPE): configure an issuer or pass --config",
+            ));
+        } else if !listen.ip().is_loopback() {
+            return Err(ConfigError::new(
+                "MEINGPT_ORG_ID",
+                format!(
+                    "not set (nor AUTH_TYPE), and the development issuer only runs on a \
+                     loopback LISTEN_ADDR, not {listen}"
+                ),
+            ));
+        } else {
+            AuthSource::Development
+        };
+        Ok(Self {
+            listen,
+            metrics_listen: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
+            forward_auth_path: DEFAULT_FORWARD_AUTH_PATH.to_owned(),
+            tls: None,
+            routes,
+            auth,
+        })
+    }
+}
+
+/// Parses the TOML text; the error names the key at fault.
+pub fn parse(text: &str) -> Result<FileConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|e| syntax_error(&e, text))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let key = if path == "." { String::new() } else { path };
+        let message = inner.message().to_owned();
+        let field = unknown_field(&message).map(str::to_owned);
+        let key = match field {
+            // The path may or may not end at the unknown field already.
+            Some(field) if key.is_empty() => field,
+            Some(field) if key == field || key.ends_with(&format!(".{field}")) => key,
+            Some(field) => format!("{key}.{field}"),
+            None if key.is_empty() => "config".to_owned(),
+            None => key,
+        };
+        ConfigError::new(key, message)
+    })
+}
+
+/// The field an "unknown field `x`" message is about.
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn syntax_error(error: &toml::de::Error, text: &str) -> ConfigError {
+    let line = error
+        .span()
+        .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+    let key = match line {
+        Some(line) => format!("line {line}"),
+        None => "config".to_owned(),
+    };
+    ConfigError::new(key, error.message())
+}
+
+fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("{value:?} is not an ip:port address")))
+}
+
+fn seconds(key: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigError> {
+    match value {
+        None => Ok(None),
+        Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+            Ok(Some(Duration::from_secs_f64(secs)))
+        }
+        Some(_) => Err(ConfigError::new(
+            key,
+            "must be above zero and at most 86400",
+        )),
+    }
+}
+
+/// The crate's error under `key`, without repeating the setting's name.
+fn crate_error_as(key: String, error: &meingpt_auth::ConfigError) -> ConfigError {
+    let reason = match error {
+        meingpt_auth::ConfigError::Missing { .. } => "is not set".to_owned(),
+        meingpt_auth::ConfigError::Invalid { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    };
+    ConfigError::new(key, reason)
+}
+
+/// The crate's error from the environment: it names the variable.
+fn crate_error(error: meingpt_auth::ConfigError) -> ConfigError {
+    crate_error_as(error.setting().to_owned(), &error)
+}
+
+fn auth_from_file(auth: AuthConfig) -> Result<MeinGptAuth, ConfigError> {
+    if auth.organizations.is_empty() {
+        return Err(ConfigError::new(
+            "auth.organizations",
+            "must name at least one organization",
+        ));
+    }
+    let mut builder = MeinGptAuth::builder().organizations(auth.organizations);
+    if let Some(issuer) = auth.issuer {
+        builder = builder.issuer(issuer);
+    }
+    if let Some(url) = auth.jwks_url {
+        builder = builder.jwks_url(url);
+    }
+    builder.build().map_err(|e| {
+        let key = match e.setting() {
+            "organization" | "audience" => "auth.organizations".to_owned(),
+            "jwks_url" | "url" => "auth.jwks_url".to_owned(),
+            other => format!("auth.{other}"),
+        };
+        crate_error_as(key, &e)
+    })
+}
+
+/// Parses an upstream URL: `http://host:port` with an optional base path.
+fn upstream_url(key: &str, value: &str) -> Result<Upstream, ConfigError> {
+    let uri: Uri = value
+        .parse()
+        .map_err(|_| ConfigError::new(key, format!("{value:?} is not a URL")))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(_) => {
+            return Err(ConfigError::new(
+                key,
+                "only http:// upstreams are supported (the gateway terminates TLS itself)",
+            ));
+        }
+        None => {
+            return Err(ConfigError::new(
+                key,
+                format!("{value:?} is not an http:// URL"),
+            ));
+        }
+    }
+    let authority: Authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| ConfigError::new(key, "has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(ConfigError::new(key, "must not carry credentials"));
+    }
+    if uri.query().is_some() {
+        return Err(ConfigError::new(key, "must not have a query string"));
+    }
+    let base = uri.path().trim_end_matches('/').to_owned();
+    Ok(Upstream::new(authority, base))
+}
+
+fn resolve_route(
+    index: usize,
+    route: RouteConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Route, ConfigError> {
+    let key = |field: &str| format!("route[{index}].{field}");
+    let prefix = normalize_prefix(&route.prefix).ok_or_else(|| {
+        ConfigError::new(
+            key("prefix"),
+            "must start with / and hold no ?, #, . or .. segments",
+        )
+    })?;
+    if RESERVED_PATHS.contains(&prefix.as_str()) {
+        return Err(ConfigError::new(
+            key("prefix"),
+            format!("{prefix} is reserved"),
+        ));
+    }
+    let upstream = upstream_url(&key("upstream"), &route.upstream)?;
+    let restricted =
+        !route.roles.is_empty() || !route.team_ids.is_empty() || !route.team_names.is_empty();
+    if route.public && restricted {
+        return Err(ConfigError::new(
+            key("public"),
+            "a public route cannot also require roles or teams",
+        ));
+    }
+    for (field, values) in [
+        ("roles", &route.roles),
+        ("team_ids", &route.team_ids),
+        ("team_names", &route.team_names),
+    ] {
+        if values.iter().any(|v| v.is_empty()) {
+            return Err(ConfigError::new(
+                key(field),
+                "must not hold an empty string",
+            ));
+        }
+    }
+    let policy = if route.public {
+        Policy::public()
+    } else {
+        Policy::new(
+            route.roles.iter().map(|r| Role::from(r.as_str())).collect(),
+            route.team_ids,
+            route.team_names,
+        )
+    };
+    let frame_ancestors = match route.frame_ancestors {
+        None => None,
+        Some(origins) => {
+            let mut origins = origins.iter();
+            let first = origins.next().ok_or_else(|| {
+                ConfigError::new(key("frame_ancestors"), "must name at least one origin")
+            })?;
+            let mut layer = FrameAncestorsLayer::new(first)
+                .map_err(|e| ConfigError::new(key("frame_ancestors"), e.to_string()))?;
+            for origin in origins {
+                layer = layer
+                    .allow(origin)
+                    .map_err(|e| ConfigError::new(key("frame_ancestors"), e.to_string()))?;
+            }
+            Some(layer)
+        }
+    };
+    let mut inject_headers = Vec::with_capacity(route.inject_headers.len());
+    for (name, template) in &route.inject_headers {
+        let field = key(&format!("inject_headers.{name}"));
+        let header = HeaderName::try_from(name.as_str())
+            .map_err(|_| ConfigError::new(&field, "is not a valid header name"))?;
+        if identity::is_identity_header(&header) {
+            return Err(ConfigError::new(
+                &field,
+                "identity headers are set by the gateway from the verified token",
+            ));
+        }
+        if identity::is_hop_by_hop(&header) || header == header::HOST {
+            return Err(ConfigError::new(
+                &field,
+                "cannot be injected (connection-level header)",
+            ));
+        }
+        let value = expand(template, env).map_err(|reason| ConfigError::new(&field, reason))?;
+        let mut value = HeaderValue::try_from(value).map_err(|_| {
+            ConfigError::new(
+                &field,
+                "the value (after ${VAR} expansion) is not a valid header value",
+            )
+        })?;
+        value.set_sensitive(true);
+        inject_headers.push((header, value));
+    }
+    Ok(Route {
+        prefix,
+        upstream,
+        policy,
+        forward_token: route.forward_token,
+        strip_prefix: route.strip_prefix,
+        frame_ancestors,
+        inject_headers,
+    })
+}
+
+/// `/api/` → `/api`; `/` stays; anything not a plain path is refused.
+fn normalize_prefix(prefix: &str) -> Option<String> {
+    if !prefix.starts_with('/') || prefix.contains(['?', '#']) {
+        return None;
+    }
+    if crate::routes::has_dot_segments(prefix) {
+        return None;
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    Some(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+/// Replaces every `${VAR}` in `template` with the variable's value. Errors
+/// name the variable, never a value.
+fn expand(template: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unclosed ${ in the value".to_owned())?;
+        let name = &after[..end];
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(format!("${{{name}}} is not a valid variable reference"));
+        }
+        let value = env(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        match parse(text).and_then(|f| Settings::from_config(f, Path::new("."), &no_env)) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e,
+        }
+    }
+
+    const AUTH: &str = "[auth]\norganizations = [\"org\"]\n";
+
+    #[test]
+    fn unknown_top_level_key_is_named() {
+        assert_eq!(error_of("lissten = \"127.0.0.1:1\"").key(), "lissten");
+    }
+
+    #[test]
+    fn unknown_route_key_is_named_with_its_route() {
+        let e = error_of(&format!(
+            "{AUTH}[[route]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:1\"\nrole = [\"x\"]\n"
+        ));
+        assert_eq!(e.key(), "route[0].role");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        assert_eq!(error_of("max_body_bytes = \"ten\"").key(), "max_body_bytes");
+    }
+
+    #[test]
+    fn https_upstream_is_refused_naming_the_route() {
+        let e = error_of(&format!(
+            "{AUTH}[[route]]\nprefix = \"/\"\nupstream = \"https://example.com\"\n"
+        ));
+        assert_eq!(e.key(), "route[0].upstream");
+    }
+
+    #[test]
+    fn missing_variable_is_named_without_the_value() {
+        let e = error_of(&format!(
+            "{AUTH}[[route]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:1\"\n\
+             [route.inject_headers]\nAuthorization = \"Bearer ${{GATEWAY_TEST_UNSET_KEY}}\"\n"
+        ));
+        assert_eq!(e.key(), "route[0].inject_headers.Authorization");
+        assert!(e.to_string().contains("GATEWAY_TEST_UNSET_KEY"), "{e}");
+    }
+
+    #[test]
+    fn expansion_replaces_every_variable() {
+        let env = |name: &str| (name == "K").then(|| "v".to_owned());
+        assert_eq!(expand("a ${K} b ${K}", &env).unwrap(), "a v b v");
+        assert!(expand("${K", &env).is_err());
+        assert!(expand("${}", &env).is_err());
+    }
+
+    #[test]
+    fn prefixes_are_normalized() {
+        assert_eq!(normalize_prefix("/api/").as_deref(), Some("/api"));
+        assert_eq!(normalize_prefix("/").as_deref(), Some("/"));
+        assert_eq!(normalize_prefix("api"), None);
+        assert_eq!(normalize_prefix("/a/../b"), None);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = error_of("listen = \"a\"\n[[route]\n");
+        assert_eq!(e.key(), "line 2");
+    }
+}

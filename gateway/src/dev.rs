@@ -1,0 +1,70 @@
+//! What the gateway prints when it runs with the embedded development
+//! issuer: demo tokens, curl commands and a working nginx configuration.
+
+use meingpt_auth::testing::MockIssuer;
+
+/// The banner for a gateway at `base` using `issuer`.
+pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str, proxying: bool) -> String {
+    let admin = issuer.demo_admin().sign();
+    let member = issuer.demo_member().sign();
+    let gateway = base
+        .strip_prefix("http://")
+        .or_else(|| base.strip_prefix("https://"))
+        .unwrap_or(base);
+    let mut out = format!(
+        "No issuer configured: using the embedded development issuer at {} \
+         (organization {}). Its tokens are valid for one hour; never use this in production.\n\n\
+         ADMIN={admin}\n\
+         MEMBER={member}\n\n\
+         Forward auth:\n\
+         curl -i {base}{forward_auth_path}\n\
+         curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}{forward_auth_path}\n",
+        issuer.issuer(),
+        issuer.organization(),
+    );
+    if proxying {
+        out.push_str(&format!(
+            "\nReverse proxy (GATEWAY_UPSTREAM):\n\
+             curl -i {base}/\n\
+             curl -i -H \"Authorization: Bearer $MEMBER\" {base}/\n"
+        ));
+    }
+    out.push_str(&format!(
+        r#"
+nginx in front of your app (replace 127.0.0.1:8000), asking this gateway (a 401 carries
+the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403):
+
+    location = {forward_auth_path} {{
+        internal;
+        proxy_pass http://{gateway};
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+        proxy_set_header X-Original-URI $request_uri;
+        proxy_set_header X-Original-Method $request_method;
+    }}
+
+    location / {{
+        auth_request {forward_auth_path};
+        auth_request_set $auth_user $upstream_http_x_auth_request_user;
+        auth_request_set $auth_email $upstream_http_x_auth_request_email;
+        auth_request_set $auth_username $upstream_http_x_auth_request_preferred_username;
+        auth_request_set $auth_groups $upstream_http_x_auth_request_groups;
+        auth_request_set $auth_org $upstream_http_x_meingpt_org_id;
+        auth_request_set $auth_role $upstream_http_x_meingpt_role;
+        auth_request_set $auth_claims $upstream_http_x_meingpt_claims;
+
+        proxy_set_header X-Auth-Request-User $auth_user;
+        proxy_set_header X-Auth-Request-Email $auth_email;
+        proxy_set_header X-Auth-Request-Preferred-Username $auth_username;
+        proxy_set_header X-Auth-Request-Groups $auth_groups;
+        proxy_set_header X-meinGPT-Org-Id $auth_org;
+        proxy_set_header X-meinGPT-Role $auth_role;
+        proxy_set_header X-meinGPT-Claims $auth_claims;
+        proxy_set_header X-meinGPT-JWT "";
+        proxy_set_header Authorization "";
+        proxy_pass http://127.0.0.1:8000;
+    }}
+"#
+    ));
+    out
+}

@@ -1,0 +1,189 @@
+//! The identity headers: what an upstream (proxy mode) or the asking proxy
+//! (forward-auth mode) learns about the verified user.
+//!
+//! | header | value |
+//! | --- | --- |
+//! | `X-Auth-Request-User` | `sub` |
+//! | `X-Auth-Request-Email` | e-mail (omitted when none) |
+//! | `X-Auth-Request-Preferred-Username` | username (omitted when none) |
+//! | `X-Auth-Request-Groups` | team ids, comma-separated (omitted when none) |
+//! | `X-meinGPT-Org-Id` | the audience the token was accepted for |
+//! | `X-meinGPT-Role` | the role (omitted when none) |
+//! | `X-meinGPT-Claims` | base64url (no padding) of the payload exactly as signed |
+//!
+//! Text values are percent-encoded as UTF-8 outside printable ASCII, and `%`
+//! itself is encoded, so a value decodes unambiguously; in team ids `,` is
+//! encoded too.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use meingpt_auth::{MeinGptUser, TokenSource};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// `X-Auth-Request-User`: the user's `sub`.
+pub const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+/// `X-Auth-Request-Email`.
+pub const EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+/// `X-Auth-Request-Preferred-Username`.
+pub const PREFERRED_USERNAME: HeaderName =
+    HeaderName::from_static("x-auth-request-preferred-username");
+/// `X-Auth-Request-Groups`: team ids, comma-separated.
+pub const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+/// `X-meinGPT-Org-Id`: the organization (audience) the token was accepted for.
+pub const ORG_ID: HeaderName = HeaderName::from_static("x-meingpt-org-id");
+/// `X-meinGPT-Role`.
+pub const ROLE: HeaderName = HeaderName::from_static("x-meingpt-role");
+/// `X-meinGPT-Claims`: the token's payload segment, exactly as signed.
+pub const CLAIMS: HeaderName = HeaderName::from_static("x-meingpt-claims");
+
+/// Every identity header; client-sent copies of all of them are removed.
+pub const IDENTITY_HEADERS: [HeaderName; 7] = [
+    USER,
+    EMAIL,
+    PREFERRED_USERNAME,
+    GROUPS,
+    ORG_ID,
+    ROLE,
+    CLAIMS,
+];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, plus the ones proxies treat so).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Bytes encoded in text values: controls, non-ASCII (always), `%`.
+const TEXT: &AsciiSet = &CONTROLS.add(b'%');
+/// In the comma-separated team list, `,` as well.
+const LIST_ITEM: &AsciiSet = &TEXT.add(b',');
+
+/// Whether `name` is one of the identity headers.
+pub fn is_identity_header(name: &HeaderName) -> bool {
+    IDENTITY_HEADERS.contains(name)
+}
+
+/// Whether `name` is a hop-by-hop header.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Removes every identity header.
+pub fn remove_identity(headers: &mut HeaderMap) {
+    for name in &IDENTITY_HEADERS {
+        headers.remove(name);
+    }
+}
+
+/// Removes the hop-by-hop headers and every header `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Removes the headers a token may be carried in (`X-meinGPT-JWT`,
+/// `Authorization`).
+pub fn remove_token(headers: &mut HeaderMap) {
+    headers.remove(meingpt_auth::MEINGPT_JWT_HEADER);
+    headers.remove(header::AUTHORIZATION);
+}
+
+/// The payload segment of the token the request carries (the first present
+/// of the default token sources), as it was signed.
+pub fn payload_segment(headers: &HeaderMap) -> Option<&str> {
+    let token = TokenSource::defaults()
+        .iter()
+        .find_map(|source| source.find(headers).ok().flatten())?;
+    let mut parts = token.split('.');
+    let (_, payload) = (parts.next()?, parts.next()?);
+    Some(payload)
+}
+
+/// Sets the identity headers for `user`; `payload` is the token's middle
+/// segment.
+pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser, payload: Option<&str>) {
+    remove_identity(headers);
+    headers.insert(USER, text(user.sub()));
+    if let Some(email) = user.email() {
+        headers.insert(EMAIL, text(email));
+    }
+    if let Some(username) = user.username() {
+        headers.insert(PREFERRED_USERNAME, text(username));
+    }
+    if !user.teams().is_empty() {
+        let groups: Vec<String> = user
+            .teams()
+            .iter()
+            .map(|team| utf8_percent_encode(&team.id, LIST_ITEM).to_string())
+            .collect();
+        headers.insert(GROUPS, value(groups.join(",")));
+    }
+    headers.insert(ORG_ID, text(user.organization_id()));
+    if let Some(role) = user.role() {
+        headers.insert(ROLE, text(role.as_str()));
+    }
+    if let Some(payload) = payload.and_then(|p| HeaderValue::from_str(p).ok()) {
+        headers.insert(CLAIMS, payload);
+    }
+}
+
+fn text(s: &str) -> HeaderValue {
+    value(utf8_percent_encode(s, TEXT).to_string())
+}
+
+fn value(s: String) -> HeaderValue {
+    // Percent-encoding leaves only printable ASCII and spaces.
+    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_ascii_text_is_percent_encoded_as_utf8() {
+        assert_eq!(text("Jürgen Groß"), "J%C3%BCrgen Gro%C3%9F");
+        assert_eq!(text("100%"), "100%25");
+        assert_eq!(text("a\r\nb"), "a%0D%0Ab");
+    }
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn payload_segment_is_the_middle_of_the_first_token_source() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer a.b.c"),
+        );
+        assert_eq!(payload_segment(&headers), Some("b"));
+        headers.insert("x-meingpt-jwt", HeaderValue::from_static("d.e.f"));
+        assert_eq!(payload_segment(&headers), Some("e"));
+    }
+}

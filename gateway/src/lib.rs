@@ -1,0 +1,27 @@
+//! `meingpt-gateway`: the `meingpt-auth` verifier in front of any HTTP
+//! service, as a reverse proxy or as a forward-auth endpoint for nginx,
+//! Caddy, Traefik or Envoy. See the package README for the configuration
+//! reference and the identity-header contract.
+//!
+//! The binary is thin: [`cli::parse`], [`config::Settings`], [`app::run`].
+//! Everything a request meets is a Tower stack: [`access_log`], the request
+//! body limit, [`gateway::Gateway`] (endpoints and dispatch), and per route
+//! the crate's `auth.layer()`, a policy guard and the frame-ancestors layer
+//! around a [`proxy::Proxy`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
+
+pub mod access_log;
+pub mod app;
+pub mod cli;
+pub mod config;
+#[cfg(feature = "dev-issuer")]
+pub mod dev;
+pub mod gateway;
+pub mod identity;
+pub mod metrics;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+pub mod tls;

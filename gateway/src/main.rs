@@ -1,0 +1,84 @@
+//! `meingpt-gateway`: parse the command line and the configuration, build
+//! the stack, serve until SIGTERM or Ctrl-C.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use meingpt_gateway::cli::{self, Command};
+use meingpt_gateway::config::Settings;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(command) => command,
+        Err(error) => return fail(error, 2),
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let load = |config: &Option<std::path::PathBuf>| match config {
+        Some(path) => Settings::from_file(path, &env),
+        None => Settings::from_env(&env),
+    };
+    match command {
+        Command::Help => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Command::Version => {
+            println!("meingpt-gateway {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Check { config } => match load(&config) {
+            Ok(_) => {
+                println!("ok");
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(error, 2),
+        },
+        Command::Run { config } => {
+            let settings = match load(&config) {
+                Ok(settings) => settings,
+                Err(error) => return fail(error, 2),
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(error) => return fail(format!("cannot start the runtime: {error}"), 1),
+            };
+            match runtime.block_on(meingpt_gateway::app::run(settings, shutdown_signal())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(error, 1),
+            }
+        }
+    }
+}
+
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,326 @@
+//! The reverse proxy: a Tower service that forwards one route's requests to
+//! its upstream with hyper-util's client.
+//!
+//! On the way up it removes hop-by-hop headers and every client-sent identity
+//! header, drops the token headers unless the route forwards them, sets the
+//! identity headers of the user the auth layer verified, `X-Forwarded-*`, and
+//! the route's injected headers. Bodies stream both ways frame by frame;
+//! WebSocket (any `Upgrade`) connections are bridged byte for byte after the
+//! upstream's `101`. Failures answer `502`/`504`/`413` with generic bodies.
+
+use std::convert::Infallible;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body_util::LengthLimitError;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meingpt_auth::MeinGptUser;
+use tower::Service;
+
+use crate::identity;
+use crate::metrics::{Metrics, UpstreamFailure, Verdict};
+use crate::routes::Route;
+
+/// The body type of every request and response inside the gateway.
+pub type Body = axum::body::Body;
+
+/// The upstream HTTP client (plain HTTP/1.1, pooled).
+pub type UpstreamClient = Client<HttpConnector, Body>;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What the server knows about the connection a request came in on.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// The upstream client, with the connect timeout applied.
+pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+    let mut connector = HttpConnector::new();
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+/// Forwards requests to one route's upstream. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    route: Route,
+    client: UpstreamClient,
+    response_timeout: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("prefix", &self.shared.route.prefix)
+            .field("upstream", &self.shared.route.upstream.to_string())
+            .finish()
+    }
+}
+
+impl Proxy {
+    /// A proxy for `route`.
+    pub fn new(
+        route: Route,
+        client: UpstreamClient,
+        response_timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                route,
+                client,
+                response_timeout,
+                metrics,
+            }),
+        }
+    }
+}
+
+impl Service<Request<Body>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(shared.forward(request).await) })
+    }
+}
+
+impl Shared {
+    async fn forward(&self, mut request: Request<Body>) -> Response<Body> {
+        let route = &self.route;
+        let user = request.extensions_mut().remove::<MeinGptUser>();
+        let verdict = if user.is_some() {
+            Verdict::Allowed
+        } else {
+            Verdict::Public
+        };
+        let info = request.extensions().get::<ClientInfo>().copied();
+        let upgrade = requested_upgrade(request.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
+
+        let (parts, body) = request.into_parts();
+        let uri = route
+            .upstream_path(parts.uri.path())
+            .and_then(|path| route.upstream.uri(path, parts.uri.query()).ok());
+        let Some(uri) = uri else {
+            return plain(StatusCode::BAD_REQUEST, "bad request path\n");
+        };
+        let mut headers = parts.headers;
+        let payload = user
+            .as_ref()
+            .and_then(|_| identity::payload_segment(&headers).map(str::to_owned));
+        let host = headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        identity::remove_hop_by_hop(&mut headers);
+        identity::remove_identity(&mut headers);
+        if !route.forward_token {
+            identity::remove_token(&mut headers);
+        }
+        headers.remove(header::HOST);
+        if let Some(user) = &user {
+            identity::insert_identity(&mut headers, user, payload.as_deref());
+        }
+        set_forwarded(&mut headers, info, host);
+        for (name, value) in &route.inject_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(protocol) = &upgrade {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            headers.insert(header::UPGRADE, protocol.clone());
+        }
+
+        let mut upstream_request = Request::new(body);
+        *upstream_request.method_mut() = parts.method;
+        *upstream_request.uri_mut() = uri;
+        *upstream_request.version_mut() = Version::HTTP_11;
+        *upstream_request.headers_mut() = headers;
+
+        let started = Instant::now();
+        let outcome =
+            tokio::time::timeout(self.response_timeout, self.client.request(upstream_request))
+                .await;
+        let mut response = match outcome {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) if body_limit_exceeded(&error) => {
+                return plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
+            }
+            Ok(Err(error)) => {
+                let failure = if error.is_connect() {
+                    UpstreamFailure::Connect
+                } else {
+                    UpstreamFailure::Other
+                };
+                self.metrics.upstream_failure(failure);
+                tracing::warn!(
+                    target: "meingpt_gateway::proxy",
+                    route = %route.prefix,
+                    upstream = %route.upstream,
+                    error = %ErrorChain(&error),
+                    "upstream request failed"
+                );
+                return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+            }
+            Err(_) => {
+                self.metrics.upstream_failure(UpstreamFailure::Timeout);
+                tracing::warn!(
+                    target: "meingpt_gateway::proxy",
+                    route = %route.prefix,
+                    upstream = %route.upstream,
+                    timeout_ms = self.response_timeout.as_millis() as u64,
+                    "upstream did not answer in time"
+                );
+                return plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n");
+            }
+        };
+        self.metrics.upstream_latency(started.elapsed());
+
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        if switching && let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut response);
+            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        }
+        let (mut parts, body) = response.into_parts();
+        let upgrade_answer = parts.headers.get(header::UPGRADE).cloned();
+        identity::remove_hop_by_hop(&mut parts.headers);
+        if switching && let Some(protocol) = upgrade_answer {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, protocol);
+        }
+        parts.extensions = http::Extensions::new();
+        parts.extensions.insert(verdict);
+        Response::from_parts(parts, Body::new(body))
+    }
+}
+
+/// The protocol a request asks to upgrade to (`Connection: upgrade` +
+/// `Upgrade: …`).
+fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// `X-Forwarded-For` gets the peer appended; `-Proto` and `-Host` are set.
+fn set_forwarded(headers: &mut HeaderMap, info: Option<ClientInfo>, host: Option<HeaderValue>) {
+    if let Some(info) = info {
+        let peer = info.peer.ip().to_string();
+        let value = match headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+        {
+            Some(earlier) => format!("{earlier}, {peer}"),
+            None => peer,
+        };
+        headers.remove(&X_FORWARDED_FOR);
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+        let proto = if info.tls { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    match host {
+        Some(host) => {
+            headers.insert(X_FORWARDED_HOST, host);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections.
+async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = tokio::join!(client, upstream);
+    let (Ok(client), Ok(upstream)) = (client, upstream) else {
+        tracing::debug!(target: "meingpt_gateway::proxy", "upgrade did not complete");
+        return;
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(target: "meingpt_gateway::proxy", %error, "upgraded connection ended");
+    }
+}
+
+/// Whether the request body failed because it went over the size limit.
+fn body_limit_exceeded(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<LengthLimitError>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}
+
+/// An error and its causes on one line (no request data is in them).
+struct ErrorChain<'e>(&'e (dyn StdError + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut current = self.0.source();
+        while let Some(error) = current {
+            write!(f, ": {error}")?;
+            current = error.source();
+        }
+        Ok(())
+    }
+}
+
+/// A short plain-text answer from the gateway itself.
+pub fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

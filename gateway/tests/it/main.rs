@@ -1,0 +1,11 @@
+//! Behaviour tests of `meingpt-gateway`: one binary, a module per topic.
+
+mod common;
+mod config;
+mod forward_auth;
+mod lifecycle;
+mod limits;
+mod proxy;
+mod secrets;
+mod streaming;
+mod tls;

@@ -1,0 +1,637 @@
+//! The components the rig starts: gateway replicas, an upstream that echoes
+//! the headers it got, nginx, Caddy and a Python MCP server, each on an
+//! ephemeral loopback port and stopped on every path out of a test.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use meingpt_auth::testing::MockIssuer;
+use serde_json::{Map, Value};
+
+/// How long a component may take to start listening.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The repository's root (the workspace root).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the gateway package lives in the workspace root")
+        .to_owned()
+}
+
+/// A file of `gateway/deploy/`, as the repository has it.
+pub fn deploy_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `text` with every `(from, to)` replaced; each `from` must occur in it, so
+/// a configuration edited without its test fails here, not later.
+pub fn substitute(text: &str, replacements: &[(&str, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "the deployed configuration no longer mentions {from:?}; update the rig with it"
+        );
+        text = text.replace(from, to);
+    }
+    text
+}
+
+/// A directory under the system's temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "meingpt-rig-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` inside the directory; returns its path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write a temporary file");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback port nobody listened on a moment ago (for programs that
+/// cannot report the port they bound).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// Where `program` is on `PATH` (or in /usr/sbin, where Debian puts nginx).
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The program a test needs, or `None` when `skip_var=1` is set; panics
+/// with how to install it when it is missing.
+pub fn require(program: &str, skip_var: &str, install: &str) -> Option<PathBuf> {
+    if std::env::var(skip_var).as_deref() == Ok("1") {
+        eprintln!("{skip_var}=1: skipping this test");
+        return None;
+    }
+    match find_program(program) {
+        Some(path) => Some(path),
+        None => panic!(
+            "this test needs {program}: {install} (`bash scripts/test.sh` installs it; \
+             or set {skip_var}=1 to skip the test)"
+        ),
+    }
+}
+
+/// A child process, killed and reaped on every path out of a test. Its
+/// stdout and stderr lines are collected on threads.
+pub struct Process {
+    name: String,
+    child: Child,
+    output: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Process {
+    pub fn spawn(name: &str, mut command: Command) -> Self {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (send, lines) = mpsc::channel();
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+        let stderr: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+        for pipe in [stdout, stderr] {
+            let output = output.clone();
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    output.lock().unwrap().push(line.clone());
+                    let _ = send.send(line);
+                }
+            });
+        }
+        Self {
+            name: name.to_owned(),
+            child,
+            output,
+            lines,
+        }
+    }
+
+    /// Waits for a line that contains `marker`; returns it.
+    pub fn wait_for_line(&mut self, marker: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .lines
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(line) if line.contains(marker) => return line,
+                Ok(_) => {}
+                Err(_) => {
+                    if let Some(status) = self.child.try_wait().expect("try_wait") {
+                        std::thread::sleep(Duration::from_millis(100));
+                        panic!(
+                            "{} exited ({status}) before printing {marker:?}:\n{}",
+                            self.name,
+                            self.output()
+                        );
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} did not print {marker:?} within {PATIENCE:?}:\n{}",
+                        self.name,
+                        self.output()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Waits until `addr` accepts connections (for programs that print no
+    /// line when they are ready).
+    pub fn wait_for_port(&mut self, addr: SocketAddr, log: Option<&Path>) {
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            let log = || {
+                log.and_then(|path| std::fs::read_to_string(path).ok())
+                    .unwrap_or_default()
+            };
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "{} exited ({status}) instead of listening on {addr}:\n{}\n{}",
+                    self.name,
+                    self.output(),
+                    log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not listen on {addr} within {PATIENCE:?}:\n{}\n{}",
+                self.name,
+                self.output(),
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the process printed so far, one line each.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().join("\n")
+    }
+
+    /// How many printed lines contain `text`.
+    pub fn lines_containing(&self, text: &str) -> usize {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(text))
+            .count()
+    }
+
+    /// Stops the process at once, as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `meingpt-gateway`.
+pub struct Gateway {
+    pub process: Process,
+    pub addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway with `[auth]` pointing at `issuer` and the given
+    /// `[[route]]` tables (TOML text), listening on an ephemeral port.
+    pub fn start(issuer: &MockIssuer, routes: &str) -> Self {
+        let dir = TempDir::new("gateway");
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\n\n[auth]\norganizations = [\"{}\"]\nissuer = \"{}\"\njwks_url = \"{}\"\n\n{routes}",
+            issuer.organization(),
+            issuer.issuer(),
+            issuer.jwks_url()
+        );
+        let path = dir.write("gateway.toml", &config);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_meingpt-gateway"));
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("MEINGPT_")
+                || name.starts_with("JWT_")
+                || ["AUTH_TYPE", "LISTEN_ADDR", "GATEWAY_UPSTREAM", "RUST_LOG"]
+                    .contains(&name.as_ref())
+            {
+                command.env_remove(name.as_ref());
+            }
+        }
+        command.arg("--config").arg(&path);
+        let mut process = Process::spawn("meingpt-gateway", command);
+        let line = process.wait_for_line("meingpt-gateway listening on http://");
+        let addr = line
+            .rsplit("http://")
+            .next()
+            .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self {
+            process,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// How many requests to `path` the access log shows.
+    pub fn logged_requests_to(&self, path: &str) -> usize {
+        self.process.lines_containing(path)
+    }
+}
+
+/// An upstream app on loopback that answers every request with the
+/// headers it received, as JSON `{name: [values…]}` (names lowercase), and
+/// counts the requests.
+pub struct Echo {
+    pub addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Echo {
+    pub async fn start() -> Self {
+        let requests = Arc::new(AtomicUsize::new(0));
+        async fn echo(State(requests): State<Arc<AtomicUsize>>, headers: HeaderMap) -> Json<Value> {
+            requests.fetch_add(1, Ordering::SeqCst);
+            let mut seen: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            for (name, value) in &headers {
+                seen.entry(name.as_str().to_owned())
+                    .or_default()
+                    .push(Value::String(
+                        String::from_utf8_lossy(value.as_bytes()).into(),
+                    ));
+            }
+            Json(Value::Object(
+                seen.into_iter()
+                    .map(|(name, values)| (name, Value::Array(values)))
+                    .collect::<Map<_, _>>(),
+            ))
+        }
+        let app = Router::new().fallback(echo).with_state(requests.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the echo upstream");
+        let addr = listener.local_addr().expect("local addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, requests }
+    }
+
+    /// How many requests reached the upstream so far.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// The one value of header `name` in an echoed header map, `None` when the
+/// upstream did not get it; panics when it got several.
+pub fn echoed(headers: &Value, name: &str) -> Option<String> {
+    let values = headers.get(name)?.as_array().expect("an array of values");
+    assert_eq!(
+        values.len(),
+        1,
+        "the upstream got {name} {} times: {values:?}",
+        values.len()
+    );
+    Some(values[0].as_str().expect("a string").to_owned())
+}
+
+/// An HTTP client that never uses a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(PATIENCE)
+        .build()
+        .expect("an HTTP client")
+}
+
+/// The routes the forward-auth tests use: `/admin` for admins, `/public`
+/// for anyone, everything else for any signed-in user.
+pub fn forward_auth_routes(upstream: SocketAddr) -> String {
+    format!(
+        "[[route]]\nprefix = \"/\"\nupstream = \"http://{upstream}\"\n\n\
+         [[route]]\nprefix = \"/admin\"\nupstream = \"http://{upstream}\"\nroles = [\"admin\"]\n\n\
+         [[route]]\nprefix = \"/public\"\nupstream = \"http://{upstream}\"\npublic = true\n"
+    )
+}
+
+/// The identity headers of the gateway's contract, lowercase.
+pub const IDENTITY_HEADERS: [&str; 7] = [
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
+    "x-meingpt-org-id",
+    "x-meingpt-role",
+    "x-meingpt-claims",
+];
+
+/// The verdicts a proxy in front of the gateway must hand out, checked
+/// through the proxy at `front` (`http://127.0.0.1:PORT`) whose app is
+/// `echo`. With `gateway_body` the proxy passes the gateway's own 401/403
+/// answer on (Caddy does; nginx answers with its own error page).
+pub async fn assert_forward_auth_verdicts(
+    front: &str,
+    issuer: &MockIssuer,
+    echo: &Echo,
+    gateway_body: bool,
+) {
+    let http = client();
+    let admin = issuer.demo_admin().sign();
+    let member = issuer.demo_member().sign();
+
+    // An admin on the admin route: through, with the identity from the token.
+    let before = echo.requests();
+    let response = http
+        .get(format!("{front}/admin/report?month=11"))
+        .header("x-meingpt-jwt", &admin)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200, "an admin on /admin");
+    let seen: Value = json_of(response).await;
+    assert_eq!(echo.requests(), before + 1);
+    assert_eq!(
+        echoed(&seen, "x-auth-request-user").as_deref(),
+        Some("admin-1")
+    );
+    assert_eq!(
+        echoed(&seen, "x-auth-request-email").as_deref(),
+        Some("ada@example.com")
+    );
+    assert_eq!(
+        echoed(&seen, "x-auth-request-preferred-username").as_deref(),
+        Some("Ada Admin")
+    );
+    assert_eq!(
+        echoed(&seen, "x-auth-request-groups").as_deref(),
+        Some("team-eng")
+    );
+    assert_eq!(
+        echoed(&seen, "x-meingpt-org-id").as_deref(),
+        Some(issuer.organization())
+    );
+    assert_eq!(echoed(&seen, "x-meingpt-role").as_deref(), Some("admin"));
+    assert_eq!(
+        echoed(&seen, "x-meingpt-claims").as_deref(),
+        admin.split('.').nth(1),
+        "X-meinGPT-Claims is the token's payload segment as signed"
+    );
+    assert_eq!(
+        echoed(&seen, "x-meingpt-jwt"),
+        None,
+        "the app never sees the token"
+    );
+    assert_eq!(echoed(&seen, "authorization"), None);
+
+    // `Authorization: Bearer` works as well as X-meinGPT-JWT.
+    let response = http
+        .get(format!("{front}/notes"))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200, "a member with a bearer token");
+    let seen: Value = json_of(response).await;
+    assert_eq!(
+        echoed(&seen, "x-auth-request-user").as_deref(),
+        Some("member-1")
+    );
+    assert_eq!(
+        echoed(&seen, "authorization"),
+        None,
+        "the app never sees the token"
+    );
+
+    // No token: 401 with a Bearer challenge; the app sees nothing.
+    let before = echo.requests();
+    let response = http
+        .get(format!("{front}/notes"))
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 401, "no token");
+    let challenge = challenge_of(&response);
+    assert!(challenge.starts_with("Bearer"), "{challenge}");
+    if gateway_body {
+        let body: Value = json_of(response).await;
+        assert_eq!(body["error"], "unauthorized", "{body}");
+    }
+    assert_eq!(
+        echo.requests(),
+        before,
+        "a refused request never reaches the app"
+    );
+
+    // A forged token: 401 invalid_token.
+    // (the admin's header and claims under the member's signature)
+    let (signed, _) = admin.rsplit_once('.').expect("a JWS");
+    let (_, signature) = member.rsplit_once('.').expect("a JWS");
+    let forged = format!("{signed}.{signature}");
+    let response = http
+        .get(format!("{front}/notes"))
+        .header("x-meingpt-jwt", forged)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 401, "a forged token");
+    let challenge = challenge_of(&response);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert_eq!(echo.requests(), before);
+
+    // A member on the admin route: 403; the app sees nothing.
+    let response = http
+        .get(format!("{front}/admin/report"))
+        .header("x-meingpt-jwt", &member)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 403, "a member on /admin");
+    let challenge = challenge_of(&response);
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    if gateway_body {
+        let body: Value = json_of(response).await;
+        assert_eq!(body["error"], "insufficient_scope", "{body}");
+    }
+    assert_eq!(echo.requests(), before);
+
+    // Spoofed identity headers from the client are replaced by the token's,
+    // and one the token does not carry (an e-mail) is removed.
+    let quiet = issuer.demo_member().sub("member-2").without("email").sign();
+    let spoof = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Auth-Request-User", "admin-1")
+            .header("X-Auth-Request-Email", "boss@example.com")
+            .header("X-Auth-Request-Preferred-Username", "Boss")
+            .header("X-Auth-Request-Groups", "team-eng")
+            .header("X-meinGPT-Org-Id", "another-org")
+            .header("X-meinGPT-Role", "admin")
+            .header("X-meinGPT-Claims", "eyJzdWIiOiJhZG1pbi0xIn0")
+    };
+    let response = spoof(http.get(format!("{front}/notes")))
+        .header("x-meingpt-jwt", &quiet)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200, "a member with spoofed headers");
+    let seen: Value = json_of(response).await;
+    assert_eq!(
+        echoed(&seen, "x-auth-request-user").as_deref(),
+        Some("member-2")
+    );
+    assert_eq!(echoed(&seen, "x-auth-request-email"), None, "{seen}");
+    assert_eq!(
+        echoed(&seen, "x-auth-request-preferred-username").as_deref(),
+        Some("Max Member")
+    );
+    assert_eq!(
+        echoed(&seen, "x-auth-request-groups").as_deref(),
+        Some("team-mkt")
+    );
+    assert_eq!(
+        echoed(&seen, "x-meingpt-org-id").as_deref(),
+        Some(issuer.organization())
+    );
+    assert_eq!(echoed(&seen, "x-meingpt-role").as_deref(), Some("member"));
+    assert_eq!(
+        echoed(&seen, "x-meingpt-claims").as_deref(),
+        quiet.split('.').nth(1)
+    );
+
+    // A token with nothing but a subject: only the headers it vouches for
+    // reach the app, whatever the client sent.
+    let bare = issuer
+        .token()
+        .sub("member-3")
+        .without("email")
+        .without("username")
+        .without("role")
+        .sign();
+    let response = spoof(http.get(format!("{front}/notes")))
+        .header("x-meingpt-jwt", &bare)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200, "a bare token with spoofed headers");
+    let seen: Value = json_of(response).await;
+    assert_eq!(
+        echoed(&seen, "x-auth-request-user").as_deref(),
+        Some("member-3")
+    );
+    for name in [
+        "x-auth-request-email",
+        "x-auth-request-preferred-username",
+        "x-auth-request-groups",
+        "x-meingpt-role",
+    ] {
+        assert_eq!(echoed(&seen, name), None, "{name} reached the app: {seen}");
+    }
+    assert_eq!(
+        echoed(&seen, "x-meingpt-org-id").as_deref(),
+        Some(issuer.organization())
+    );
+    assert_eq!(
+        echoed(&seen, "x-meingpt-claims").as_deref(),
+        bare.split('.').nth(1)
+    );
+
+    // Spoofed headers alone are no way in...
+    let before = echo.requests();
+    let response = spoof(http.get(format!("{front}/admin/report")))
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 401, "spoofed headers without a token");
+    assert_eq!(echo.requests(), before);
+
+    // ...and on a public route they never reach the app.
+    let response = spoof(http.get(format!("{front}/public/page")))
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200, "a public route without a token");
+    let seen: Value = json_of(response).await;
+    for name in IDENTITY_HEADERS {
+        assert_eq!(echoed(&seen, name), None, "{name} reached the app: {seen}");
+    }
+}
+
+/// The JSON body of `response`.
+pub async fn json_of(response: reqwest::Response) -> Value {
+    let body = response.bytes().await.expect("a response body");
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&body)))
+}
+
+/// The one `WWW-Authenticate` challenge of `response`.
+pub fn challenge_of(response: &reqwest::Response) -> String {
+    let challenges: Vec<_> = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|value| value.to_str().expect("an ASCII challenge").to_owned())
+        .collect();
+    assert_eq!(challenges.len(), 1, "one challenge, not {challenges:?}");
+    challenges.into_iter().next().expect("one challenge")
+}

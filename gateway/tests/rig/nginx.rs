@@ -1,0 +1,164 @@
+//! nginx (Debian's package) with `auth_request` to gateway replicas, using
+//! `gateway/deploy/nginx.conf` itself with the test's ports put in.
+//!
+//! Needs `nginx` (`apt-get install nginx`); `MEINGPT_SKIP_NGINX=1` skips.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+
+use meingpt_auth::testing::MockIssuer;
+use serde_json::Value;
+
+use crate::common::{
+    Echo, Gateway, Process, TempDir, assert_forward_auth_verdicts, client, deploy_file,
+    forward_auth_routes, free_port, json_of, require, substitute,
+};
+
+/// A running nginx with the deployed configuration.
+struct Nginx {
+    url: String,
+    _process: Process,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx as a foreground child with its own prefix in a
+    /// temporary directory, `gateway/deploy/nginx.conf` included in its
+    /// `http {}` block with the addresses replaced by the test's.
+    fn start(binary: &Path, gateways: [SocketAddr; 2], app: SocketAddr) -> Self {
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let site = substitute(
+            &deploy_file("nginx.conf"),
+            &[
+                ("127.0.0.1:3000", &gateways[0].to_string()),
+                ("127.0.0.1:3001", &gateways[1].to_string()),
+                ("127.0.0.1:9000", &app.to_string()),
+                ("127.0.0.1:8080", &listen),
+            ],
+        );
+        dir.write("meingpt.conf", &site);
+        let prefix = dir.path().display();
+        let main = format!(
+            "daemon off;\n\
+             worker_processes 1;\n\
+             pid {prefix}/nginx.pid;\n\
+             error_log {prefix}/error.log notice;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n\
+             \taccess_log off;\n\
+             \tclient_body_temp_path {prefix}/client_body;\n\
+             \tproxy_temp_path {prefix}/proxy;\n\
+             \tfastcgi_temp_path {prefix}/fastcgi;\n\
+             \tuwsgi_temp_path {prefix}/uwsgi;\n\
+             \tscgi_temp_path {prefix}/scgi;\n\
+             \tinclude {prefix}/meingpt.conf;\n\
+             }}\n"
+        );
+        let conf = dir.write("nginx.conf", &main);
+        let mut command = Command::new(binary);
+        command
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf);
+        let mut process = Process::spawn("nginx", command);
+        process.wait_for_port(
+            listen.parse().expect("a socket address"),
+            Some(&dir.path().join("error.log")),
+        );
+        Self {
+            url: format!("http://{listen}"),
+            _process: process,
+            _dir: dir,
+        }
+    }
+}
+
+fn nginx() -> Option<std::path::PathBuf> {
+    require("nginx", "MEINGPT_SKIP_NGINX", "run `apt-get install nginx`")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nginx_auth_request_allows_refuses_and_overwrites_spoofed_identity_headers() {
+    let Some(binary) = nginx() else { return };
+    let issuer = MockIssuer::start().await;
+    let echo = Echo::start().await;
+    let first = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
+    let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
+    let nginx = Nginx::start(&binary, [first.addr, second.addr], echo.addr);
+
+    assert_forward_auth_verdicts(&nginx.url, &issuer, &echo, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_one_of_two_gateway_replicas_stopped_mid_run_every_nginx_verdict_stays_right() {
+    let Some(binary) = nginx() else { return };
+    let issuer = MockIssuer::start().await;
+    let echo = Echo::start().await;
+    let mut first = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
+    let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
+    let nginx = Nginx::start(&binary, [first.addr, second.addr], echo.addr);
+    let http = client();
+    let admin = issuer.demo_admin().sign();
+    let member = issuer.demo_member().sign();
+
+    // (token, expected status, expected user at the app)
+    let cases: [(Option<&str>, u16, Option<&str>); 3] = [
+        (Some(&admin), 200, Some("admin-1")),
+        (Some(&member), 403, None),
+        (None, 401, None),
+    ];
+    let run = async |rounds: usize| {
+        for round in 0..rounds {
+            for (token, status, user) in &cases {
+                let mut request = http.get(format!("{}/admin/round-{round}", nginx.url));
+                if let Some(token) = token {
+                    request = request.header("x-meingpt-jwt", *token);
+                }
+                let response = request.send().await.expect("request through nginx");
+                assert_eq!(
+                    response.status(),
+                    *status,
+                    "round {round}, expected {status}"
+                );
+                if let Some(user) = user {
+                    let seen: Value = json_of(response).await;
+                    assert_eq!(seen["x-auth-request-user"][0], *user);
+                }
+            }
+        }
+    };
+
+    run(10).await;
+    let served = |gateway: &Gateway| gateway.logged_requests_to("/_meingpt/auth");
+    assert!(
+        served(&first) > 0 && served(&second) > 0,
+        "nginx spreads the sub-requests over both replicas ({} and {})",
+        served(&first),
+        served(&second)
+    );
+
+    first.process.kill();
+    let before = served(&second);
+    run(10).await;
+    assert_eq!(
+        served(&second) - before,
+        10 * cases.len(),
+        "the remaining replica answered every sub-request"
+    );
+    assert_eq!(
+        echo.requests(),
+        20,
+        "only the admin's requests reached the app"
+    );
+    assert_eq!(
+        issuer.fetch_count(),
+        2,
+        "each replica fetched the issuer's keys once"
+    );
+}
