@@ -58,20 +58,6 @@ use tokio::task::JoinHandle;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
 
-/// Configuration from the environment ([`MeinGptAuth::from_env`]) — or,
-/// when none of its variables is set, an embedded development issuer on
-/// loopback, returned so that it keeps serving its JWKS and can mint tokens.
-/// This is how the examples start with no configuration.
-pub async fn auth_from_env_or_dev_issuer()
--> Result<(MeinGptAuth, Option<MockIssuer>), crate::ConfigError> {
-    if MeinGptAuth::configured_in_env() {
-        return MeinGptAuth::from_env().map(|auth| (auth, None));
-    }
-    let issuer = MockIssuer::start().await;
-    let auth = issuer.auth().build()?;
-    Ok((auth, Some(issuer)))
-}
-
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///
 /// Every fault still counts the request in

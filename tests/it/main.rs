@@ -9,6 +9,7 @@ mod attacks;
 mod browser;
 mod custom_app;
 mod customgpt_jwt;
+mod dev_issuer;
 mod interop;
 mod issuer_faults;
 mod issuers;
