@@ -132,6 +132,8 @@ struct IssuerState {
     discovery: Mutex<Option<Value>>,
     discovery_fetches: AtomicUsize,
     next_kid: AtomicUsize,
+    /// `true` while JWKS answers are held back.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl IssuerState {
@@ -211,6 +213,7 @@ impl MockIssuer {
             discovery: Mutex::new(None),
             discovery_fetches: AtomicUsize::new(0),
             next_kid: AtomicUsize::new(1),
+            held: tokio::sync::watch::Sender::new(false),
         });
         for organization in organizations {
             let key = state.new_key();
@@ -297,6 +300,19 @@ impl MockIssuer {
     /// Serves the JWKS normally again.
     pub fn recover(&self) {
         *lock(&self.state.fault) = None;
+    }
+
+    /// Holds back every JWKS answer, faulty or not, until
+    /// [`release`](Self::release): requests are counted in
+    /// [`fetch_count`](Self::fetch_count) as they arrive, then wait. Lets a
+    /// test keep a fetch in flight for as long as it needs.
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Lets the held JWKS answers, and all later ones, go out.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
     }
 
     /// Adds a new key, publishes it beside the old ones and signs with it
@@ -444,6 +460,8 @@ async fn serve_jwks(
         keys.fetches += 1;
         keys.published.clone()
     };
+    // Only fails if the issuer is gone, and then nobody waits for the answer.
+    let _ = state.held.subscribe().wait_for(|held| !held).await;
     let fault = lock(&state.fault).clone();
     let json_body =
         |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();

@@ -10,6 +10,7 @@ mod browser;
 mod custom_app;
 mod customgpt_jwt;
 mod dev_issuer;
+mod evidence;
 mod interop;
 mod issuer_faults;
 mod issuers;
