@@ -350,6 +350,42 @@ async fn an_oct_key_in_a_jwks_is_never_taken() {
     assert_eq!(issuer.fetch_count(), 1);
 }
 
+#[tokio::test]
+async fn more_unknown_kids_than_the_negative_cache_holds_still_cost_one_fetch_per_cooldown() {
+    // The negative cache remembers 10,000 unknown `kid`s; a flood past that
+    // bound evicts entries, which must not turn into fetches.
+    const FLOOD: usize = 10_500;
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer.auth().clock(clock.clone()).build().unwrap();
+    assert!(auth.verify(&issuer.token().sign()).await.is_ok());
+    assert_eq!(issuer.fetch_count(), 1);
+
+    // The `kid` is looked up before the signature is checked, so the flood
+    // needs no signatures.
+    let (header, claims) = issuer.token().into_parts();
+    let payload = b64(Value::Object(claims).to_string());
+    let with_kid = |kid: &str| {
+        let mut header = header.clone();
+        header.insert("kid".into(), json!(kid));
+        format!("{}.{payload}.c2lnbmF0dXJl", b64(Value::Object(header).to_string()))
+    };
+    let kids: Vec<String> = (0..FLOOD).map(|_| random_kid()).collect();
+    clock.advance(Duration::from_secs(31));
+    for kid in kids.iter().chain(&kids[..100]) {
+        let refused = auth.verify(&with_kid(kid)).await.unwrap_err();
+        assert_eq!(refused.to_string(), UNKNOWN_KEY);
+    }
+    assert_eq!(issuer.fetch_count(), 2, "one refetch for the whole flood");
+    assert!(auth.verify(&issuer.token().sign()).await.is_ok());
+
+    // The next cooldown allows the next single refetch.
+    clock.advance(Duration::from_secs(31));
+    assert!(auth.verify(&with_kid(&kids[0])).await.is_err());
+    assert!(auth.verify(&with_kid(&kids[FLOOD - 1])).await.is_err());
+    assert_eq!(issuer.fetch_count(), 3);
+}
+
 // ---------------------------------------------------------------------------
 // The documented defaults: TTL 10 min, stale 6 h, timeout 5 s, 256 KiB
 // ---------------------------------------------------------------------------
