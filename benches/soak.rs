@@ -350,8 +350,13 @@ async fn soak(binary: &str, target: u64) {
     );
     println!("wrong verdicts: {}", wrong.load(Ordering::Relaxed));
     println!("5xx answers: {}", server_errors.load(Ordering::Relaxed));
-    let refused: u64 = tolerated.iter().map(|t| t.count.load(Ordering::Relaxed)).sum();
-    println!("valid tokens of a just-published key refused until the server learned it (allowed): {refused}");
+    let refused: u64 = tolerated
+        .iter()
+        .map(|t| t.count.load(Ordering::Relaxed))
+        .sum();
+    println!(
+        "valid tokens of a just-published key refused until the server learned it (allowed): {refused}"
+    );
     for g in 1..3 {
         let t = &tolerated[g];
         let learned = learned_at[g].load(Ordering::Acquire) as f64 / 1000.0;

@@ -368,7 +368,10 @@ async fn more_unknown_kids_than_the_negative_cache_holds_still_cost_one_fetch_pe
     let with_kid = |kid: &str| {
         let mut header = header.clone();
         header.insert("kid".into(), json!(kid));
-        format!("{}.{payload}.c2lnbmF0dXJl", b64(Value::Object(header).to_string()))
+        format!(
+            "{}.{payload}.c2lnbmF0dXJl",
+            b64(Value::Object(header).to_string())
+        )
     };
     let kids: Vec<String> = (0..FLOOD).map(|_| random_kid()).collect();
     clock.advance(Duration::from_secs(31));
