@@ -84,6 +84,9 @@ fn assert_invalid_token(answer: &Answer, description: &str) {
 // Cache-Control: no-store
 // ---------------------------------------------------------------------------
 
+/// What is sent (a name, the URL, the headers) and the status expected.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16);
+
 #[tokio::test]
 async fn every_kind_of_rejection_says_cache_control_no_store() {
     let issuer = MockIssuer::start().await;
@@ -108,7 +111,7 @@ async fn every_kind_of_rejection_says_cache_control_no_store() {
     let member = issuer.token().role("member").sign();
     let old_login = issuer.token().claim("auth_time", now() - 3600).sign();
     let forged = format!("{}x", issuer.token().sign());
-    let cases: [(&str, String, Vec<(&str, &str)>, u16); 8] = [
+    let cases: [Case<'_>; 8] = [
         ("no token", format!("{base}/me"), vec![], 401),
         (
             "invalid token",
