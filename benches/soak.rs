@@ -359,7 +359,10 @@ async fn soak(binary: &str, target: u64) {
     );
     for g in 1..3 {
         let t = &tolerated[g];
-        let learned = learned_at[g].load(Ordering::Acquire) as f64 / 1000.0;
+        let learned = match learned_at[g].load(Ordering::Acquire) {
+            0 => "never (the next key was published first)".to_owned(),
+            ms => format!("at {:.1} s", ms as f64 / 1000.0),
+        };
         let count = t.count.load(Ordering::Relaxed);
         let window = if count == 0 {
             "none".to_owned()
@@ -371,7 +374,7 @@ async fn soak(binary: &str, target: u64) {
             )
         };
         println!(
-            "  key generation {g}: published at {:.1} s, first served to the server at {learned:.1} s; refused: {window}",
+            "  key generation {g}: published at {:.1} s, first served to the server {learned}; refused: {window}",
             published_at[g]
         );
     }
