@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: the quickstart's routes under wrk on loopback.
 #   /health            no auth
-#   /health + header   no auth, but the same 800-byte token header sent
-#                      (a control: what the bigger request alone costs)
+#   /health + header   no auth, but the same token header sent (a control:
+#                      what the bigger request alone costs; the token's size
+#                      in bytes is printed)
 #   /me (repeated)     one token on every request (the MCP case)
 #   /me (distinct)     20,000 distinct tokens, rotated by a Lua script
-# Prints requests/s, p50 and p99 for each, the ratios to /health, and how
-# many times the JWKS was fetched. Runs ROUNDS rounds of the three, side by
-# side, and reports the median round.
+# Runs ROUNDS rounds of the four runs, one after another in each round. For
+# each route it prints the median over the rounds of requests/s, p50 and
+# p99, and the median over the rounds of that round's ratio to /health (both
+# measured in the same round); then every round's requests/s and ratio, the
+# total number of requests, the JWKS fetches and the server's peak RSS.
+# The table is printed as BENCHMARKS.md shows it.
 #
 # Usage: benches/http_load.sh [DURATION_SECONDS] [ROUNDS] [CONNECTIONS]
+# (defaults: 8 s, 3 rounds, 32 connections; BENCHMARKS.md uses 8 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-8}
@@ -59,9 +64,10 @@ done
 
 fetches=$(grep -c 'GET /jwks.json' "$work/jwks.log" || true)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[1]}/status")
-python3 - "$work" "$ROUNDS" "$fetches" "$rss_kb" "$CONNECTIONS" "$DURATION" <<'PY'
+python3 - "$work" "$ROUNDS" "$fetches" "$rss_kb" "$CONNECTIONS" "$DURATION" "${#one}" <<'PY'
 import re, sys, statistics
-work, rounds, fetches, rss_kb, conns, duration = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+work, rounds, fetches, rss_kb, conns, duration, token_bytes = sys.argv[1:8]
+rounds = int(rounds)
 def parse(path):
     text = open(path).read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -69,22 +75,40 @@ def parse(path):
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", text, re.M)
         value, unit = float(m.group(1)), m.group(2)
         return value * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    total = int(re.search(r"^\s+(\d+) requests in", text, re.M).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-    return rps, pct(50), pct(99), int(non2xx.group(1)) if non2xx else 0
-rows = {}
+    return {"rps": rps, "p50": pct(50), "p99": pct(99), "total": total,
+            "non2xx": int(non2xx.group(1)) if non2xx else 0}
 names = ["health", "health_header", "repeated", "distinct"]
+labels = {
+    "health": "`/health` (no auth)",
+    "health_header": f"`/health` + the same {token_bytes}-byte token header (control)",
+    "repeated": "`/me`, one repeated token",
+    "distinct": "`/me`, 20,000 distinct tokens",
+}
+runs = {name: [parse(f"{work}/{name}.{r}.txt") for r in range(1, rounds + 1)] for name in names}
+# The ratio is taken within each round, against that round's /health.
+ratios = {name: [run["rps"] / base["rps"] for run, base in zip(runs[name], runs["health"])] for name in names}
+median = statistics.median
+print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds of the four runs; token {token_bytes} bytes")
+print("medians over the rounds; the ratio is the median of each round's ratio to that round's /health")
+print()
+print("| route | req/s | p50 | p99 | ÷ /health | rounds (req/s) |")
+print("| --- | ---: | ---: | ---: | ---: | --- |")
 for name in names:
-    runs = [parse(f"{work}/{name}.{r}.txt") for r in range(1, rounds + 1)]
-    runs.sort(key=lambda r: r[0])
-    rows[name] = runs[len(runs) // 2]
-    rows[name + "_all"] = [round(r[0]) for r in runs]
-base = rows["health"][0]
-print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds side by side; median round shown")
-print(f"{'route':<30}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs /health':>12}{'non-2xx':>9}   all rounds req/s")
-labels = {"health": "/health (no auth)", "health_header": "/health + token header", "repeated": "/me, one repeated token", "distinct": "/me, 20,000 distinct tokens"}
+    r = runs[name]
+    rps = [run["rps"] for run in r]
+    print(f"| {labels[name]} | {median(rps):,.0f} | {median(run['p50'] for run in r):.3f} ms "
+          f"| {median(run['p99'] for run in r):.3f} ms | {median(ratios[name]):.2f}× "
+          f"| {min(rps):,.0f} – {max(rps):,.0f} |")
+print()
 for name in names:
-    rps, p50, p99, bad = rows[name]
-    print(f"{labels[name]:<30}{rps:>10.0f}{p50:>9.3f}{p99:>9.3f}{rps / base:>11.2f}x{bad:>9}   {rows[name + '_all']}")
+    print(f"{name}: per round req/s {[round(run['rps']) for run in runs[name]]}, "
+          f"ratio to /health {[round(x, 2) for x in ratios[name]]}")
+total = sum(run["total"] for name in names for run in runs[name])
+non2xx = sum(run["non2xx"] for name in names for run in runs[name])
+print(f"requests in all runs: {total:,}")
+print(f"non-2xx answers: {non2xx}")
 print(f"JWKS fetches during the whole run: {fetches}")
 print(f"server peak RSS: {int(rss_kb) / 1024:.1f} MiB")
 PY

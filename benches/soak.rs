@@ -207,7 +207,9 @@ async fn soak(binary: &str, target: u64) {
     let sent = Arc::new(AtomicU64::new(0));
     let wrong = Arc::new(AtomicU64::new(0));
     let server_errors = Arc::new(AtomicU64::new(0));
-    let tolerated = Arc::new(AtomicU64::new(0));
+    // Per key generation: refusals of its valid tokens before the server
+    // learned it, and the first and last of them (ms since start).
+    let tolerated: Arc<[Tolerated; 3]> = Arc::new(Default::default());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let mut workers = tokio::task::JoinSet::new();
@@ -260,7 +262,7 @@ async fn soak(binary: &str, target: u64) {
                     }
                     (Expect::Valid(_), 200) | (Expect::Attack, 400 | 401 | 431) => {}
                     (Expect::Valid(g), 401) if g > 0 && !learned(g) => {
-                        tolerated.fetch_add(1, Ordering::Relaxed);
+                        tolerated[g].record(started.elapsed().as_millis() as u64);
                     }
                     _ => {
                         if wrong.fetch_add(1, Ordering::Relaxed) < 5 {
@@ -272,6 +274,7 @@ async fn soak(binary: &str, target: u64) {
         });
     }
 
+    let mut published_at = [0.0f64; 3];
     let mut samples = Vec::new();
     let (mut rotated_1, mut failing, mut recovered, mut rotated_2) = (false, false, false, false);
     let mut fetches_at_rotation = 0;
@@ -282,6 +285,7 @@ async fn soak(binary: &str, target: u64) {
             issuer.publish(&kid_2);
             fetches_at_rotation = issuer.fetch_count();
             published.store(2, Ordering::Release);
+            published_at[1] = t.as_secs_f64();
             rotated_1 = true;
         }
         if !failing && t >= Duration::from_secs(40) {
@@ -298,6 +302,7 @@ async fn soak(binary: &str, target: u64) {
             issuer.publish(&kid_3);
             fetches_at_rotation = issuer.fetch_count();
             published.store(3, Ordering::Release);
+            published_at[2] = t.as_secs_f64();
             rotated_2 = true;
         }
         // A fetch served while the issuer is healthy carries the newest key.
@@ -345,10 +350,34 @@ async fn soak(binary: &str, target: u64) {
     );
     println!("wrong verdicts: {}", wrong.load(Ordering::Relaxed));
     println!("5xx answers: {}", server_errors.load(Ordering::Relaxed));
+    let refused: u64 = tolerated
+        .iter()
+        .map(|t| t.count.load(Ordering::Relaxed))
+        .sum();
     println!(
-        "valid tokens of a just-rotated key refused within the cooldown (allowed): {}",
-        tolerated.load(Ordering::Relaxed)
+        "valid tokens of a just-published key refused until the server learned it (allowed): {refused}"
     );
+    for g in 1..3 {
+        let t = &tolerated[g];
+        let learned = match learned_at[g].load(Ordering::Acquire) {
+            0 => "never (the next key was published first)".to_owned(),
+            ms => format!("at {:.1} s", ms as f64 / 1000.0),
+        };
+        let count = t.count.load(Ordering::Relaxed);
+        let window = if count == 0 {
+            "none".to_owned()
+        } else {
+            format!(
+                "{count} from {:.1} s to {:.1} s",
+                t.first.load(Ordering::Relaxed) as f64 / 1000.0,
+                t.last.load(Ordering::Relaxed) as f64 / 1000.0
+            )
+        };
+        println!(
+            "  key generation {g}: published at {:.1} s, first served to the server {learned}; refused: {window}",
+            published_at[g]
+        );
+    }
     println!("JWKS fetches seen by the issuer: {}", issuer.fetch_count());
     println!("server RSS (MiB) over time [s: requests sent → RSS]:");
     for (t, n, rss) in samples.iter().filter(|s| s.2 > 0) {
@@ -357,4 +386,29 @@ async fn soak(binary: &str, target: u64) {
     println!("server peak RSS: {:.1} MiB", peak as f64 / 1024.0);
     assert_eq!(wrong.load(Ordering::Relaxed), 0, "wrong verdicts");
     assert_eq!(server_errors.load(Ordering::Relaxed), 0, "5xx answers");
+}
+
+/// Refusals of one key generation's valid tokens that the soak allows.
+struct Tolerated {
+    count: AtomicU64,
+    first: AtomicU64,
+    last: AtomicU64,
+}
+
+impl Default for Tolerated {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            first: AtomicU64::new(u64::MAX),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Tolerated {
+    fn record(&self, at_ms: u64) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.first.fetch_min(at_ms, Ordering::Relaxed);
+        self.last.fetch_max(at_ms, Ordering::Relaxed);
+    }
 }

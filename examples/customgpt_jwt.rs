@@ -26,9 +26,14 @@
 //!   public key are printed.
 //! - `CUSTOMGPT_ISSUER` (`iss`, default the app's own `http://LISTEN_ADDR`)
 //!   and `CUSTOMGPT_AUDIENCE` (`aud`, default `customgpt`).
-//! - The meinGPT side as in the quickstart (`MEINGPT_ORG_ID`, …); with none
-//!   of it an embedded development issuer starts and a member token is
-//!   printed. `LISTEN_ADDR` sets where to listen (default `127.0.0.1:3000`).
+//! - The meinGPT side as in the quickstart (`MEINGPT_ORG_ID`, …).
+//!   `LISTEN_ADDR` sets where to listen (default `127.0.0.1:3000`).
+//! - With none of these variables set and a loopback `LISTEN_ADDR` (or
+//!   `MEINGPT_DEV_ISSUER=1`), an embedded development issuer starts and a
+//!   member token is printed (`examples/common/dev_issuer.rs`, not part of
+//!   the production path). `CUSTOMGPT_PRIVATE_KEY_PEM` counts as
+//!   configuration, so a real signing key never mints tokens for the
+//!   development issuer's users.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,11 +54,15 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use meingpt_auth::testing::auth_from_env_or_dev_issuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tracing_subscriber::EnvFilter;
+
+// Development only: the embedded issuer when nothing is configured.
+#[path = "common/dev_issuer.rs"]
+mod dev_issuer;
+use dev_issuer::DevIssuer;
 
 /// How long a minted token lives: short, the platform asks again.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(300);
@@ -241,6 +250,17 @@ async fn main() -> ExitCode {
         }
     };
 
+    // Decided before a development key is written, so a refusal leaves no
+    // file behind.
+    let customgpt = [
+        "CUSTOMGPT_PRIVATE_KEY_PEM",
+        "CUSTOMGPT_ISSUER",
+        "CUSTOMGPT_AUDIENCE",
+    ];
+    let dev_issuer = match DevIssuer::start_unless_configured(addr, &customgpt).await {
+        Ok(dev_issuer) => dev_issuer,
+        Err(error) => return fail(error),
+    };
     // The signing key: configured, or a development key made now.
     let (key_path, dev_key) = match std::env::var_os("CUSTOMGPT_PRIVATE_KEY_PEM") {
         Some(path) => (PathBuf::from(path), false),
@@ -268,9 +288,18 @@ async fn main() -> ExitCode {
     };
     let (kid, jwks) = jwks_of(&pair);
 
-    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
-        Ok(chosen) => chosen,
-        Err(error) => return fail(error),
+    let auth = match &dev_issuer {
+        None => MeinGptAuth::from_env(),
+        Some(dev_issuer) => dev_issuer.auth(),
+    };
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(error) => {
+            if dev_key {
+                let _ = std::fs::remove_file(&key_path);
+            }
+            return fail(error);
+        }
     };
     if dev_issuer.is_none()
         && let Err(error) = auth.preload().await
@@ -306,12 +335,10 @@ async fn main() -> ExitCode {
     }
     match &dev_issuer {
         Some(issuer) => {
-            let member = issuer.demo_member().team("team-eng", "Engineering").sign();
+            let member = issuer.member_token_in_team("team-eng", "Engineering");
             println!(
-                "No configuration set: using an embedded development issuer at {} \
-                 (organization {}). Its tokens are valid for one hour.\n",
-                issuer.issuer(),
-                issuer.organization()
+                "No configuration set: using {}. Its tokens are valid for one hour.\n",
+                issuer.describe()
             );
             println!("MEMBER={member}\n");
             println!("curl -i -X POST -H \"X-meinGPT-JWT: $MEMBER\" {base}/api/customgpt-jwt");

@@ -21,9 +21,10 @@
 //! the `MeinGptUser` in `parts.extensions`. The user is read per request,
 //! never remembered from the MCP session's `initialize`.
 //!
-//! Configuration is the quickstart's: with no configuration it starts an
-//! embedded development issuer on loopback and prints an admin and a member
-//! token; with `MEINGPT_ORG_ID` (and `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`) or
+//! Configuration is the quickstart's: with nothing configured and a loopback
+//! `LISTEN_ADDR` (or `MEINGPT_DEV_ISSUER=1`) it starts an embedded
+//! development issuer and prints an admin and a member token
+//! (`examples/common/dev_issuer.rs`, not part of the production path); with `MEINGPT_ORG_ID` (and `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`) or
 //! `AUTH_TYPE=jwt_oidc|jwt_local` it verifies real tokens. `LISTEN_ADDR`
 //! sets where it listens (default `127.0.0.1:3000`); the MCP endpoint is
 //! `/mcp`, and `/health` is public.
@@ -42,7 +43,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use meingpt_auth::testing::auth_from_env_or_dev_issuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser, Role};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
@@ -53,6 +53,11 @@ use rmcp::{ErrorData, Json, ServerHandler, schemars, tool, tool_handler, tool_ro
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+// Development only: the embedded issuer when nothing is configured.
+#[path = "common/dev_issuer.rs"]
+mod dev_issuer;
+use dev_issuer::DevIssuer;
 
 /// The MCP server: two tools that know who is calling.
 #[derive(Debug, Clone)]
@@ -196,6 +201,10 @@ async fn main() -> ExitCode {
         }
     };
 
+    let dev_issuer = match DevIssuer::start_unless_configured(addr, &["MCP_ALLOWED_HOSTS"]).await {
+        Ok(dev_issuer) => dev_issuer,
+        Err(error) => return fail(error),
+    };
     // rmcp's Host allow-list: loopback by default; a real host name must be listed.
     let shutdown = CancellationToken::new();
     let mut mcp =
@@ -220,11 +229,14 @@ async fn main() -> ExitCode {
         Err(_) => {}
     }
 
-    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
-        Ok(chosen) => chosen,
+    let auth = match &dev_issuer {
+        None => MeinGptAuth::from_env(),
+        Some(dev_issuer) => dev_issuer.auth(),
+    };
+    let auth = match auth {
+        Ok(auth) => auth,
         Err(error) => return fail(error),
     };
-
     if dev_issuer.is_none()
         && let Err(error) = auth.preload().await
     {
@@ -241,13 +253,11 @@ async fn main() -> ExitCode {
 
     match &dev_issuer {
         Some(issuer) => {
-            let admin = issuer.demo_admin().sign();
-            let member = issuer.demo_member().sign();
+            let admin = issuer.admin_token();
+            let member = issuer.member_token();
             println!(
-                "No configuration set: using an embedded development issuer at {} \
-                 (organization {}). Its tokens are valid for one hour.\n",
-                issuer.issuer(),
-                issuer.organization()
+                "No configuration set: using {}. Its tokens are valid for one hour.\n",
+                issuer.describe()
             );
             println!("ADMIN={admin}");
             println!("MEMBER={member}\n");

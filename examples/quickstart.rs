@@ -4,15 +4,19 @@
 //! cargo run --example quickstart
 //! ```
 //!
-//! With no configuration it starts an embedded development issuer on
-//! loopback and prints curl commands with an admin and a member token.
-//! Configured from the environment, it verifies real tokens instead: meinGPT
+//! Configured from the environment, it verifies real tokens: meinGPT
 //! (`MEINGPT_ORG_ID`, `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`), any OpenID
 //! Connect issuer (`AUTH_TYPE=jwt_oidc`, `JWT_ISS`, `JWT_AUD`) or a static
 //! key (`AUTH_TYPE=jwt_local`, `JWT_ISS`, `JWT_AUD`, `JWT_ALG`,
 //! `JWT_DECODE_KEY_B64`). Users without meinGPT claims get empty role and
 //! teams.
 //! `LISTEN_ADDR` sets where it listens (default `127.0.0.1:3000`).
+//!
+//! With nothing configured and a loopback `LISTEN_ADDR` (or with
+//! `MEINGPT_DEV_ISSUER=1`), it starts an embedded development issuer and
+//! prints curl commands with an admin and a member token; that fallback
+//! lives in `examples/common/dev_issuer.rs`, apart from the production path
+//! (`MeinGptAuth::from_env()`), and stays out of a real service.
 //!
 //! Routes: `GET /health` (public), `GET /me` (any user), `GET /admin` (role
 //! admin), `GET /engineering` (members of the team whose id is
@@ -23,9 +27,13 @@ use std::process::ExitCode;
 
 use axum::routing::get;
 use axum::{Json, Router};
-use meingpt_auth::testing::auth_from_env_or_dev_issuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser, Role, require_role, require_team_id};
 use tracing_subscriber::EnvFilter;
+
+// Development only: the embedded issuer when nothing is configured.
+#[path = "common/dev_issuer.rs"]
+mod dev_issuer;
+use dev_issuer::DevIssuer;
 
 /// The team `/engineering` admits, by id: ids are unique and survive a
 /// rename, while two teams may share a name and any name can change. Put
@@ -80,11 +88,18 @@ async fn main() -> ExitCode {
         }
     };
 
-    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
-        Ok(chosen) => chosen,
+    let dev_issuer = match DevIssuer::start_unless_configured(addr, &[]).await {
+        Ok(dev_issuer) => dev_issuer,
         Err(error) => return fail(error),
     };
-
+    let auth = match &dev_issuer {
+        None => MeinGptAuth::from_env(),
+        Some(dev_issuer) => dev_issuer.auth(),
+    };
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(error) => return fail(error),
+    };
     if dev_issuer.is_none()
         && let Err(error) = auth.preload().await
     {
@@ -101,13 +116,11 @@ async fn main() -> ExitCode {
 
     match &dev_issuer {
         Some(issuer) => {
-            let admin = issuer.demo_admin().sign();
-            let member = issuer.demo_member().sign();
+            let admin = issuer.admin_token();
+            let member = issuer.member_token();
             println!(
-                "No configuration set: using an embedded development issuer at {} \
-                 (organization {}). Its tokens are valid for one hour.\n",
-                issuer.issuer(),
-                issuer.organization()
+                "No configuration set: using {}. Its tokens are valid for one hour.\n",
+                issuer.describe()
             );
             println!("ADMIN={admin}");
             println!("MEMBER={member}\n");

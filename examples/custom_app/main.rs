@@ -21,7 +21,9 @@
 //!   token refreshes; default `MEINGPT_ISSUER`, else `https://app.meingpt.com`.
 //! - The token issuer, as in the quickstart: `MEINGPT_ORG_ID` (with
 //!   `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`) or `AUTH_TYPE=jwt_oidc|jwt_local`.
-//!   With none of them, an embedded development issuer starts on loopback
+//!   With none of these variables set and a loopback `LISTEN_ADDR` (or
+//!   `MEINGPT_DEV_ISSUER=1`), an embedded development issuer starts
+//!   (`examples/common/dev_issuer.rs`, not part of the production path)
 //!   and the app prints a link with a member's token (open it directly:
 //!   outside meinGPT the page signs in but cannot refresh).
 //! - `LISTEN_ADDR`: where to listen, default `127.0.0.1:3000`.
@@ -31,9 +33,13 @@ mod app;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use meingpt_auth::testing::auth_from_env_or_dev_issuer;
-use meingpt_auth::{DEFAULT_ISSUER, FrameAncestorsLayer};
+use meingpt_auth::{DEFAULT_ISSUER, FrameAncestorsLayer, MeinGptAuth};
 use tracing_subscriber::EnvFilter;
+
+// Development only: the embedded issuer when nothing is configured.
+#[path = "../common/dev_issuer.rs"]
+mod dev_issuer;
+use dev_issuer::DevIssuer;
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
@@ -77,8 +83,16 @@ async fn main() -> ExitCode {
         }
     };
 
-    let (auth, dev_issuer) = match auth_from_env_or_dev_issuer().await {
-        Ok(chosen) => chosen,
+    let dev_issuer = match DevIssuer::start_unless_configured(addr, &["MEINGPT_ORIGIN"]).await {
+        Ok(dev_issuer) => dev_issuer,
+        Err(error) => return fail(error),
+    };
+    let auth = match &dev_issuer {
+        None => MeinGptAuth::from_env(),
+        Some(dev_issuer) => dev_issuer.auth(),
+    };
+    let auth = match auth {
+        Ok(auth) => auth,
         Err(error) => return fail(error),
     };
     if dev_issuer.is_none()
@@ -100,12 +114,10 @@ async fn main() -> ExitCode {
     );
     match &dev_issuer {
         Some(issuer) => {
-            let member = issuer.demo_member().sign();
+            let member = issuer.member_token();
             println!(
-                "No configuration set: using an embedded development issuer at {} \
-                 (organization {}). Its tokens are valid for one hour.\n",
-                issuer.issuer(),
-                issuer.organization()
+                "No configuration set: using {}. Its tokens are valid for one hour.\n",
+                issuer.describe()
             );
             println!("Open {base}/#token={member}");
         }

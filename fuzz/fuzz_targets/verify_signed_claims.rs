@@ -4,6 +4,7 @@
 #![no_main]
 
 use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -12,6 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use meingpt_auth::{Algorithm, MeinGptAuth, StaticKey};
 
 const SECRET: [u8; 32] = [7u8; 32];
+/// The clock skew tolerated on `exp`, in seconds.
+const LEEWAY: u64 = 30;
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
@@ -21,6 +24,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 static AUTH: LazyLock<MeinGptAuth> = LazyLock::new(|| {
     MeinGptAuth::static_key("iss", StaticKey::secret(Algorithm::HS256, SECRET))
         .audience("aud")
+        .leeway(Duration::from_secs(LEEWAY))
         .verified_token_cache(64)
         .build()
         .unwrap()
@@ -46,6 +50,16 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(user.issuer(), "iss");
             assert_eq!(user.organization_id(), "aud");
             assert!(!user.sub().is_empty());
+            // Read after verifying: the clock only moves forward.
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let exp = user.expires_at();
+            assert!(
+                exp.saturating_add(LEEWAY as i64) > now,
+                "accepted exp {exp} at {now}"
+            );
         }
     }
 });

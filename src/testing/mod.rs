@@ -58,20 +58,6 @@ use tokio::task::JoinHandle;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
 
-/// Configuration from the environment ([`MeinGptAuth::from_env`]) — or,
-/// when none of its variables is set, an embedded development issuer on
-/// loopback, returned so that it keeps serving its JWKS and can mint tokens.
-/// This is how the examples start with no configuration.
-pub async fn auth_from_env_or_dev_issuer()
--> Result<(MeinGptAuth, Option<MockIssuer>), crate::ConfigError> {
-    if MeinGptAuth::configured_in_env() {
-        return MeinGptAuth::from_env().map(|auth| (auth, None));
-    }
-    let issuer = MockIssuer::start().await;
-    let auth = issuer.auth().build()?;
-    Ok((auth, Some(issuer)))
-}
-
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///
 /// Every fault still counts the request in
@@ -146,6 +132,8 @@ struct IssuerState {
     discovery: Mutex<Option<Value>>,
     discovery_fetches: AtomicUsize,
     next_kid: AtomicUsize,
+    /// `true` while JWKS answers are held back.
+    held: tokio::sync::watch::Sender<bool>,
 }
 
 impl IssuerState {
@@ -280,6 +268,7 @@ impl MockIssuer {
             discovery: Mutex::new(None),
             discovery_fetches: AtomicUsize::new(0),
             next_kid: AtomicUsize::new(1),
+            held: tokio::sync::watch::Sender::new(false),
         });
         for organization in organizations {
             let key = state.new_key();
@@ -366,6 +355,19 @@ impl MockIssuer {
     /// Serves the JWKS normally again.
     pub fn recover(&self) {
         *lock(&self.state.fault) = None;
+    }
+
+    /// Holds back every JWKS answer, faulty or not, until
+    /// [`release`](Self::release): requests are counted in
+    /// [`fetch_count`](Self::fetch_count) as they arrive, then wait. Lets a
+    /// test keep a fetch in flight for as long as it needs.
+    pub fn hold(&self) {
+        self.state.held.send_replace(true);
+    }
+
+    /// Lets the held JWKS answers, and all later ones, go out.
+    pub fn release(&self) {
+        self.state.held.send_replace(false);
     }
 
     /// Adds a new key, publishes it beside the old ones and signs with it
@@ -513,6 +515,8 @@ async fn serve_jwks(
         keys.fetches += 1;
         keys.published.clone()
     };
+    // Only fails if the issuer is gone, and then nobody waits for the answer.
+    let _ = state.held.subscribe().wait_for(|held| !held).await;
     let fault = lock(&state.fault).clone();
     let json_body =
         |body: String| ([(header::CONTENT_TYPE, "application/json")], body).into_response();

@@ -28,8 +28,8 @@ use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -65,6 +65,8 @@ struct MeinGptState {
     origins: Arc<Origins>,
     /// The token the app is opened with.
     first_token: String,
+    /// The token another site frames the app with.
+    stranger_token: String,
     /// How many refreshes the meinGPT page answered.
     refreshes_served: AtomicUsize,
 }
@@ -74,8 +76,8 @@ struct World {
     issuer: Arc<MockIssuer>,
     origins: Arc<Origins>,
     state: Arc<MeinGptState>,
-    /// `/api/me` requests the app received.
-    api_calls: Arc<AtomicUsize>,
+    /// The `Authorization` header of each `/api/me` request, in order.
+    api_credentials: Arc<Mutex<Vec<String>>>,
 }
 
 async fn bind() -> (tokio::net::TcpListener, SocketAddr) {
@@ -126,12 +128,18 @@ impl World {
             .build()
             .expect("auth configuration");
         let frame = FrameAncestorsLayer::new(&origins.meingpt).expect("meinGPT origin");
-        let api_calls = Arc::new(AtomicUsize::new(0));
-        let counter = api_calls.clone();
+        let api_credentials = Arc::new(Mutex::new(Vec::new()));
+        let credentials = api_credentials.clone();
         let app = custom_app::router(&auth, &frame).layer(middleware::from_fn(
             move |request: Request, next: Next| {
                 if request.uri().path() == "/api/me" {
-                    counter.fetch_add(1, Ordering::SeqCst);
+                    let authorization = request
+                        .headers()
+                        .get("authorization")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    credentials.lock().unwrap().push(authorization);
                 }
                 next.run(request)
             },
@@ -142,6 +150,7 @@ impl World {
             issuer: issuer.clone(),
             origins: origins.clone(),
             first_token: member_token(&issuer),
+            stranger_token: issuer.token().sub("framed-elsewhere").sign(),
             refreshes_served: AtomicUsize::new(0),
         });
         let meingpt = Router::new()
@@ -160,7 +169,7 @@ impl World {
             issuer,
             origins,
             state,
-            api_calls,
+            api_credentials,
         }
     }
 
@@ -244,7 +253,7 @@ async fn stranger_embedding_page(State(state): State<Arc<MeinGptState>>) -> Html
 <h1>Another site</h1>
 <iframe id="app" src="{app}/#token={token}" onload="window.appFrameLoaded = true"></iframe>"#,
         app = state.origins.app,
-        token = state.first_token,
+        token = state.stranger_token,
     ))
 }
 
@@ -653,35 +662,27 @@ async fn another_site_cannot_embed_the_app() {
     .await;
     browser.enter_top_frame(0).await;
     let inside = browser
-        .client()
-        .execute(
+        .run(
             "return { marker: document.getElementById('meingpt-custom-app') !== null, \
              href: location.href }",
             vec![],
         )
         .await;
-    if let Ok(inside) = &inside {
-        assert_eq!(
-            inside["marker"], false,
-            "the app rendered inside another site"
-        );
-        assert!(
-            !inside["href"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with(&world.origins.app),
-            "the frame holds the app's document"
-        );
-    }
-    // Give a rendered app the time to call its API; nothing may arrive.
-    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
-        world.api_calls.load(Ordering::SeqCst),
-        0,
-        "the app ran inside another site"
+        inside["marker"], false,
+        "the app rendered inside another site"
+    );
+    assert!(
+        !inside["href"]
+            .as_str()
+            .expect("the frame's address")
+            .starts_with(&world.origins.app),
+        "the frame holds the app's document: {inside}"
     );
 
-    // The same check sees the app on meinGPT's page.
+    // The same check sees the app on meinGPT's page. A rendered app calls
+    // its API while its frame loads, so a call from the other site's frame
+    // would have reached the app before this one.
     browser
         .client()
         .goto(&format!("{}/", world.origins.meingpt))
@@ -693,7 +694,19 @@ async fn another_site_cannot_embed_the_app() {
         (view.present && view.state.as_deref() == Some("signed-in")).then_some(())
     })
     .await;
-    assert!(world.api_calls.load(Ordering::SeqCst) >= 1);
+    let credentials = world.api_credentials.lock().unwrap().clone();
+    assert!(!credentials.is_empty());
+    assert!(
+        !credentials
+            .iter()
+            .any(|sent| sent.contains(&world.state.stranger_token)),
+        "the app ran inside another site"
+    );
+    assert_eq!(
+        credentials[0],
+        format!("Bearer {}", world.state.first_token),
+        "the first API call came from somewhere else than meinGPT's page"
+    );
 
     browser.quit().await;
 }

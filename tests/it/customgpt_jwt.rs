@@ -24,7 +24,7 @@ fn binary() -> PathBuf {
 }
 
 /// A PEM file that is removed when dropped.
-struct KeyFile(PathBuf);
+pub(crate) struct KeyFile(pub(crate) PathBuf);
 
 impl Drop for KeyFile {
     fn drop(&mut self) {
@@ -47,7 +47,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 
 /// A new RSA-2048 key: its private half in a PEM file, and the public half
 /// to verify with.
-fn key_file(name: &str) -> (KeyFile, DecodingKey) {
+pub(crate) fn key_file(name: &str) -> (KeyFile, DecodingKey) {
     let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
     let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("customgpt-{name}-{}.pem", std::process::id()));

@@ -184,21 +184,60 @@ fn assert_keys_unavailable(seen: &Seen, retry_after_secs: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_requests_at_cold_start_share_one_fetch() {
-    let h = Harness::start(|b| b).await;
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer.auth().clock(clock.clone()).build().unwrap();
+    // Counts requests as they reach the server, before the auth layer.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let counter = arrived.clone();
+    let router = app(&auth).layer(tower::util::MapRequestLayer::new(
+        move |request: axum::extract::Request| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            request
+        },
+    ));
+    let me = format!("{}/me", serve(router).await);
     let tokens = sign_all(
         (0..200)
-            .map(|i| h.token().sub(&format!("user-{i}")))
+            .map(|i| token_at(&issuer, &clock).sub(&format!("user-{i}")))
             .collect(),
     )
     .await;
 
-    let seen = h.get_all(tokens).await;
+    // The first fetch stays open until all 200 requests are in the server.
+    issuer.hold();
+    let client = reqwest::Client::new();
+    let requests: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let client = client.clone();
+            let me = me.clone();
+            tokio::spawn(async move { send(&client, &me, &token).await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while arrived.load(Ordering::SeqCst) < 200 || issuer.fetch_count() < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} requests and {} fetches arrived",
+            arrived.load(Ordering::SeqCst),
+            issuer.fetch_count()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        issuer.fetch_count(),
+        1,
+        "a second fetch while the first is open"
+    );
+    issuer.release();
 
-    for (i, seen) in seen.iter().enumerate() {
+    for (i, request) in requests.into_iter().enumerate() {
+        let seen = request.await.unwrap();
         assert_eq!(seen.status, 200, "request {i}: {}", seen.body);
         assert_eq!(seen.json()["sub"], format!("user-{i}"));
     }
-    assert_eq!(h.issuer.fetch_count(), 1);
+    assert_eq!(issuer.fetch_count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -580,6 +619,8 @@ enum RawBody {
     Chunked(Vec<String>),
     /// This chunk, then nothing, ever.
     Stalled(String),
+    /// This chunk, then chunks of blanks for as long as the client reads.
+    Endless(String),
 }
 
 /// Serves every request on a loopback port with `body`; returns the URL and
@@ -623,6 +664,14 @@ async fn serve_raw(body: RawBody) -> (String, Arc<AtomicUsize>) {
                         let _ = stream.write_all(out.as_bytes()).await;
                         std::future::pending::<()>().await;
                     }
+                    RawBody::Endless(data) => {
+                        out.push_str(&chunk(&data));
+                        let blanks = chunk(&" ".repeat(1024));
+                        if stream.write_all(out.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        while stream.write_all(blanks.as_bytes()).await.is_ok() {}
+                    }
                 }
             });
         }
@@ -664,6 +713,31 @@ async fn a_jwks_streamed_without_content_length_is_cut_at_the_size_cap() {
     assert_eq!(seen.status, 200, "{}", seen.body);
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     assert_eq!(h.issuer.fetch_count(), 0);
+}
+
+#[tokio::test]
+async fn an_endless_jwks_without_content_length_gets_503_before_the_timeout() {
+    // A client that reads the whole body before checking its size would
+    // read until the timeout; the cap must stop the read as it streams.
+    let timeout = Duration::from_secs(5);
+    let (jwks_url, hits) = serve_raw(RawBody::Endless("{\"keys\":[".to_owned())).await;
+    let h = Harness::start(|b| {
+        b.jwks_url(jwks_url)
+            .jwks_max_size(4096)
+            .jwks_timeout(timeout)
+    })
+    .await;
+
+    let started = Instant::now();
+    let seen = h.get_valid().await;
+    let elapsed = started.elapsed();
+
+    assert_keys_unavailable(&seen, 5);
+    assert!(
+        elapsed < timeout,
+        "took {elapsed:?}: the body was read until the timeout"
+    );
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

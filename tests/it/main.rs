@@ -13,6 +13,8 @@ mod configuration;
 mod custom_app;
 mod customgpt_jwt;
 mod grpc;
+mod dev_issuer;
+mod evidence;
 mod interop;
 mod issuer_faults;
 mod issuers;

@@ -187,6 +187,7 @@ async fn token_expired_ten_seconds_ago_is_still_accepted_thanks_to_the_leeway() 
     let token = issuer.token().expires_at(now() - 10).sign();
     let seen = get_with_token(&me, &token).await;
     assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(issuer.fetch_count(), 1);
 }
 
 #[tokio::test]
@@ -200,6 +201,7 @@ async fn token_used_before_its_nbf_is_rejected() {
 
     let within_leeway = issuer.token().not_before(now() + 10).sign();
     assert_eq!(get_with_token(&me, &within_leeway).await.status, 200);
+    assert_eq!(issuer.fetch_count(), 1);
 }
 
 #[tokio::test]
@@ -211,6 +213,7 @@ async fn token_issued_in_the_future_is_rejected() {
 
     let within_leeway = issuer.token().issued_at(now() + 10).sign();
     assert_eq!(get_with_token(&me, &within_leeway).await.status, 200);
+    assert_eq!(issuer.fetch_count(), 1);
 }
 
 #[tokio::test]
@@ -242,6 +245,7 @@ async fn leeway_is_configurable_on_the_builder() {
     }
     let expired_300s = issuer.token().expires_at(now() - 300).sign();
     assert_refused(&lenient, &expired_300s, EXPIRED).await;
+    assert_eq!(issuer.fetch_count(), 2, "one fetch per authenticator");
 
     assert!(
         issuer
@@ -404,6 +408,7 @@ async fn logs_name_each_rejection_but_never_the_token_the_email_or_the_username(
             StatusCode::UNAUTHORIZED
         ]
     );
+    assert_eq!(issuer.fetch_count(), 1);
 
     let text = log.text();
     assert!(!text.is_empty(), "nothing was logged");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Variables that configure the examples; removed before `vars` are set.
-const CONFIGURATION: [&str; 11] = [
+const CONFIGURATION: &[&str] = &[
     "AUTH_TYPE",
     "JWT_ISS",
     "JWT_AUD",
@@ -29,12 +29,16 @@ const CONFIGURATION: [&str; 11] = [
     "LISTEN_ADDR",
     "MCP_ALLOWED_HOSTS",
     "CUSTOMGPT_PRIVATE_KEY_PEM",
+    "CUSTOMGPT_ISSUER",
+    "CUSTOMGPT_AUDIENCE",
+    "JWKS_CA_FILE",
     "MEINGPT_ORIGIN",
 ];
 
 /// `<target>/debug/examples/NAME`, next to this test's
 /// `<target>/debug/deps/TEST-<hash>`; fails if it is missing or older than
-/// the crate or `sources` (paths relative to the crate root).
+/// the crate, `examples/common` or `sources` (paths relative to the crate
+/// root).
 pub fn example_binary(name: &str, sources: &[&str]) -> PathBuf {
     let hint = format!(
         "run `cargo build --all-features --example {name}` (or a plain `cargo test`, which builds examples)"
@@ -69,7 +73,10 @@ pub fn example_binary(name: &str, sources: &[&str]) -> PathBuf {
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut newest_source = None;
-    for path in ["src", "Cargo.toml"].iter().chain(sources) {
+    for path in ["src", "Cargo.toml", "examples/common"]
+        .iter()
+        .chain(sources)
+    {
         newest(&root.join(path), &mut newest_source);
     }
     let built = std::fs::metadata(&binary)
@@ -258,4 +265,31 @@ pub fn value_of(lines: &[String], prefix: &str) -> Option<String> {
         .iter()
         .find_map(|line| line.strip_prefix(prefix))
         .map(str::to_owned)
+}
+
+/// Runs `command` and asserts it exits non-zero at once with one stderr
+/// line starting `error:`, without panicking or printing anything on stdout
+/// (no token, no listening address); returns that line.
+pub fn assert_refused(command: Command) -> String {
+    let described = format!("{command:?}");
+    let mut running = Running::spawn(command);
+    let status = running.wait_exit();
+    let stdout = running.read_to_end().to_vec();
+    let stderr = running.stderr();
+    assert!(!status.success(), "{described}: exited with {status}");
+    assert!(
+        stdout.is_empty(),
+        "{described}: printed on stdout: {stdout:#?}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{described}: stderr is not one line: {stderr:?}"
+    );
+    assert!(
+        lines[0].starts_with("error: "),
+        "{described}: stderr is not an error: {stderr:?}"
+    );
+    lines[0].to_owned()
 }
