@@ -1,7 +1,7 @@
 //! The verified user: [`MeinGptUser`], its [`Role`] and its [`Team`]s.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
@@ -91,11 +91,26 @@ pub struct Team {
 /// handlers by value (or as `Option<MeinGptUser>` on routes that also serve
 /// anonymous users). Cloning is cheap: the claims are shared.
 ///
+/// Each claim is held once: the typed accessors read fields parsed when the
+/// token was verified, and [`claims`](Self::claims) reads the token's payload
+/// as sent, parsed into a map on first use (per clone; the shared data keeps
+/// only the payload's bytes).
+///
 /// `Debug` prints the subject, organization, role and teams but never the
 /// e-mail address or the user's name.
-#[derive(Clone)]
 pub struct MeinGptUser {
     inner: Arc<UserClaims>,
+    /// The payload as a JSON map, parsed on first use of `claims()`.
+    claims: OnceLock<Map<String, Value>>,
+}
+
+impl Clone for MeinGptUser {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            claims: OnceLock::new(),
+        }
+    }
 }
 
 /// How roles and the e-mail address are read from the claims.
@@ -130,7 +145,8 @@ struct UserClaims {
     jti: Option<String>,
     iat: Option<i64>,
     exp: i64,
-    claims: Map<String, Value>,
+    /// The verified payload (JSON), byte for byte as the token carried it.
+    payload: Box<[u8]>,
 }
 
 impl MeinGptUser {
@@ -221,17 +237,48 @@ impl MeinGptUser {
 
     /// All claims of the token as sent, for anything custom.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.claims.get_or_init(|| {
+            crate::json::parse_object(&self.inner.payload).unwrap_or_default()
+        })
     }
 
     /// One claim by name, for anything custom.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.inner.claims.get(name)
+        self.claims().get(name)
     }
 
     /// The claims as your own type (any `serde::Deserialize`).
     pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.inner.claims)
+        serde_json::from_slice(&self.inner.payload)
+    }
+
+    /// About how many bytes this user holds in memory (shared data included),
+    /// for the verified-token cache's budget.
+    pub(crate) fn weight(&self) -> usize {
+        let user = &*self.inner;
+        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        let roles: usize = user
+            .roles
+            .iter()
+            .map(|role| std::mem::size_of::<Role>() + role.as_str().len())
+            .sum();
+        let teams: usize = user
+            .teams
+            .iter()
+            .map(|team| std::mem::size_of::<Team>() + team.id.len() + team.name.len())
+            .sum();
+        std::mem::size_of::<Self>()
+            + std::mem::size_of::<UserClaims>()
+            + user.sub.len()
+            + user.organization_id.len()
+            + user.issuer.len()
+            + text(&user.email)
+            + text(&user.username)
+            + text(&user.organization_name)
+            + text(&user.jti)
+            + roles
+            + teams
+            + user.payload.len()
     }
 }
 
@@ -268,9 +315,11 @@ impl Serialize for MeinGptUser {
 }
 
 /// Claims already checked by the verifier (`iss`, `aud`, times), turned
-/// into a user. Fails on any member of the wrong JSON type.
+/// into a user; `payload` is their JSON as the token carried it. Fails on
+/// any member of the wrong JSON type.
 pub(crate) fn user_from_claims(
-    claims: Map<String, Value>,
+    claims: &Map<String, Value>,
+    payload: Box<[u8]>,
     organization_id: &str,
     issuer: &str,
     exp: i64,
@@ -313,8 +362,9 @@ pub(crate) fn user_from_claims(
             teams,
             iat,
             exp,
-            claims,
+            payload,
         }),
+        claims: OnceLock::new(),
     })
 }
 
@@ -379,8 +429,10 @@ mod tests {
         claims: Map<String, Value>,
         rules: &ClaimRules,
     ) -> Result<MeinGptUser, InvalidToken> {
+        let payload = serde_json::to_vec(&claims).unwrap().into_boxed_slice();
         user_from_claims(
-            claims,
+            &claims,
+            payload,
             "org",
             "https://app.meingpt.com",
             2_000_000_000,

@@ -32,7 +32,7 @@ use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
 
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 
 /// The fetch timeout every test configures.

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 const UNSUPPORTED_ALGORITHM: &str = "the token's signing algorithm is not accepted";
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const BAD_SIGNATURE: &str = "the token's signature is invalid";
 const EXPIRED: &str = "the token has expired";
 const WRONG_AUDIENCE: &str = "the token is meant for another audience";
