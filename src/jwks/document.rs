@@ -58,7 +58,10 @@ pub(crate) fn parse_jwks(
     let mut skipped = 0;
     let mut ambiguous: Vec<String> = Vec::new();
     for entry in entries {
-        let Some(key) = entry.as_object().and_then(|jwk| from_jwk(jwk, algorithms)) else {
+        // A JWK is a JSON object (RFC 7517 §4); anything else makes the
+        // document malformed, not merely a key unusable.
+        let jwk = entry.as_object().ok_or(DocumentError::NotAJwks)?;
+        let Some(key) = from_jwk(jwk, algorithms) else {
             skipped += 1;
             continue;
         };

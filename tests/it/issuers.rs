@@ -757,7 +757,7 @@ async fn a_token_for_an_unlisted_organization_is_refused_without_any_fetch() {
     let token = issuer.token().audience("org-c").sign();
     get_with_token(&format!("{base}/me"), &token)
         .await
-        .assert_invalid_token(WRONG_AUDIENCE);
+        .assert_invalid_token(UNKNOWN_KEY);
 
     assert_eq!(issuer.fetch_count(), 0);
 }
