@@ -36,7 +36,10 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 fn mint(n: usize, teams: usize) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let teams: Vec<Value> = (0..teams)
         .map(|team| json!({"id": format!("{team:03}"), "name": ""}))
         .collect();

@@ -237,9 +237,8 @@ impl MeinGptUser {
 
     /// All claims of the token as sent, for anything custom.
     pub fn claims(&self) -> &Map<String, Value> {
-        self.claims.get_or_init(|| {
-            crate::json::parse_object(&self.inner.payload).unwrap_or_default()
-        })
+        self.claims
+            .get_or_init(|| crate::json::parse_object(&self.inner.payload).unwrap_or_default())
     }
 
     /// One claim by name, for anything custom.
@@ -334,7 +333,7 @@ pub(crate) fn user_from_claims(
     let roles = roles_from(claims.get(&rules.role_claim))?;
     let mut email = None;
     for name in ["email", "upn", "preferred_username"] {
-        if let Some(found) = optional_string(&claims, name)? {
+        if let Some(found) = optional_string(claims, name)? {
             email = Some(found);
             break;
         }
@@ -355,9 +354,9 @@ pub(crate) fn user_from_claims(
             organization_id: organization_id.to_owned(),
             issuer: issuer.to_owned(),
             email,
-            username: optional_string(&claims, "username")?,
-            organization_name: optional_string(&claims, "organizationName")?,
-            jti: optional_string(&claims, "jti")?,
+            username: optional_string(claims, "username")?,
+            organization_name: optional_string(claims, "organizationName")?,
+            jti: optional_string(claims, "jti")?,
             roles,
             teams,
             iat,

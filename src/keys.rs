@@ -257,7 +257,12 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
                 return None;
             }
             let point = [&[4u8][..], &x, &y].concat();
-            public_key(kid, KeyKind::Ec(alg), point, named.or_else(|| implied(alg))?)
+            public_key(
+                kid,
+                KeyKind::Ec(alg),
+                point,
+                named.or_else(|| implied(alg))?,
+            )
         }
         "OKP" => {
             if jwk.get("crv")?.as_str()? != "Ed25519" {

@@ -97,7 +97,9 @@ impl VerifiedTokens {
     pub(crate) fn new(max_entries: u64, max_bytes: u64) -> Self {
         // Each entry weighs its bytes, and at least a share of the budget
         // such that no more than `max_entries` fit.
-        let floor = max_bytes.div_ceil(max_entries.max(1)).min(u64::from(u32::MAX)) as u32;
+        let floor = max_bytes
+            .div_ceil(max_entries.max(1))
+            .min(u64::from(u32::MAX)) as u32;
         let entries = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))

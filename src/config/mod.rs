@@ -42,7 +42,7 @@ use crate::jwks::{JwksCache, JwksSettings, KeysError, Location, SourceConfig, So
 use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, Verifier, VerifiedTokens};
+use crate::verify::{Keys, VerifiedTokens, Verifier};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";

@@ -169,10 +169,7 @@ mod tests {
             assert_eq!(parse(vec![rsa_jwk(bits)]).unwrap().0.len(), 1, "{bits}");
         }
         for bits in [1024, 2040, 8200] {
-            assert!(
-                parse(vec![rsa_jwk(bits)]).unwrap().0.is_empty(),
-                "{bits}"
-            );
+            assert!(parse(vec![rsa_jwk(bits)]).unwrap().0.is_empty(), "{bits}");
         }
     }
 

@@ -3,10 +3,10 @@
 //! A key set comes from a JWKS URL, or (OpenID Connect) from the `jwks_uri`
 //! of the issuer's discovery document, which is fetched, checked (its
 //! `issuer` must equal the configured one exactly) and refreshed with the
-//! keys. [`fetch`] holds the HTTP policy, [`document`] reads the documents,
+//! keys. `fetch` holds the HTTP policy, `document` reads the documents,
 //! and this module the cache policy.
 //!
-//! Each key source has one immutable [`Snapshot`] (its keys, algorithms,
+//! Each key source has one immutable snapshot (its keys, algorithms,
 //! when they were fetched, the last attempt and failure), replaced as a whole
 //! by an atomic swap. What the cache promises:
 //!

@@ -33,6 +33,9 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     panic!("{what} did not happen within 3 s");
 }
 
+/// A JWKS the issuer serves, made from its keys.
+type Document = fn(&MockIssuer) -> String;
+
 fn jwks_body(keys: &[Value]) -> String {
     json!({ "keys": keys }).to_string()
 }
@@ -59,7 +62,7 @@ fn token_at(builder: TokenBuilder, clock: &MockClock) -> TokenBuilder {
 
 #[tokio::test]
 async fn a_jwks_without_usable_keys_withdraws_the_old_keys_for_fresh_and_remembered_tokens() {
-    let withdrawn: [(&str, fn(&MockIssuer) -> String); 4] = [
+    let withdrawn: [(&str, Document); 4] = [
         ("no keys at all", |_| jwks_body(&[])),
         ("the key re-marked for encryption", |issuer| {
             jwks_body(&[current_key_with(issuer, "use", json!("enc"))])
@@ -389,10 +392,8 @@ async fn unknown_key_bad_signature_and_unserved_audience_look_identical_before_v
     let bad_signature = with_foreign_signature(&issuer.token_for("org-a").sign(), &donor);
     let unknown_key = issuer.token_for("org-b").kid(&random_kid()).sign();
     let other_orgs_key = issuer.token_for("org-a").audience("org-b").sign();
-    let unserved = with_foreign_signature(
-        &issuer.token_for("org-a").audience("org-c").sign(),
-        &donor,
-    );
+    let unserved =
+        with_foreign_signature(&issuer.token_for("org-a").audience("org-c").sign(), &donor);
 
     let reference = everything_seen(&me, &bad_signature).await;
     assert_eq!(reference.0, 401);
@@ -466,5 +467,8 @@ async fn the_verified_token_cache_stays_within_its_byte_budget() {
     assert!((1..=30).contains(&count), "{count} entries");
 
     let claims_twice = auth.verify(&first).await.unwrap();
-    assert_eq!(claims_twice.claims()["teams"].as_array().unwrap().len(), 510);
+    assert_eq!(
+        claims_twice.claims()["teams"].as_array().unwrap().len(),
+        510
+    );
 }
