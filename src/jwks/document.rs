@@ -200,6 +200,39 @@ mod tests {
     }
 
     #[test]
+    fn a_key_set_without_usable_keys_is_an_answer() {
+        assert!(
+            parse_jwks(b"{\"keys\":[]}", &[Algorithm::RS256])
+                .unwrap()
+                .0
+                .is_empty()
+        );
+        let mut enc = rsa_jwk(2048);
+        enc["use"] = json!("enc");
+        let (keys, skipped) = parse(vec![enc]).unwrap();
+        assert!(keys.is_empty());
+        assert_eq!(skipped, 1);
+        assert_eq!(
+            parse_jwks(b"{\"keys\":[\"k1\"]}", &[Algorithm::RS256]).unwrap_err(),
+            DocumentError::NotAJwks
+        );
+    }
+
+    #[test]
+    fn an_rsa_key_without_alg_verifies_exactly_one_algorithm() {
+        let doc = serde_json::to_vec(&json!({ "keys": [rsa_jwk(2048)] })).unwrap();
+        let rsa = [Algorithm::RS512, Algorithm::RS256, Algorithm::PS256];
+        let (keys, _) = parse_jwks(&doc, &rsa).unwrap();
+        let fitting: Vec<_> = rsa.into_iter().filter(|alg| keys[0].fits(*alg)).collect();
+        assert_eq!(fitting, [Algorithm::RS256]);
+        let (keys, _) = parse_jwks(&doc, &[Algorithm::PS384, Algorithm::ES256]).unwrap();
+        assert!(keys[0].fits(Algorithm::PS384));
+        let (keys, skipped) = parse_jwks(&doc, &[Algorithm::RS512, Algorithm::PS256]).unwrap();
+        assert!(keys.is_empty());
+        assert_eq!(skipped, 1);
+    }
+
+    #[test]
     fn documents_that_are_not_key_sets_are_refused() {
         for body in [
             &b"[]"[..],

@@ -628,6 +628,32 @@ mod tests {
         assert!(set.find(Some("k2"), Algorithm::ES256).is_none());
     }
 
+    #[tokio::test]
+    async fn a_transport_error_names_the_url_once() {
+        // A port nobody listens on: the connection is refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks", closed.local_addr().unwrap());
+        drop(closed);
+        let cache = JwksCache::new(
+            vec![SourceConfig {
+                location: Location::Jwks(Url::parse(&url).unwrap()),
+                setting: "MEINGPT_JWKS_URL / `jwks_url`",
+            }],
+            None,
+            JwksSettings::default(),
+            SharedClock(Arc::new(crate::clock::SystemClock)),
+        )
+        .unwrap();
+        let text = cache.preload().await.unwrap_err().to_string();
+        assert_eq!(text.matches(url.as_str()).count(), 1, "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "cannot load signing keys from {url} (set by MEINGPT_JWKS_URL / `jwks_url`): "
+            )),
+            "{text}"
+        );
+    }
+
     #[test]
     fn keys_error_names_the_url_once_and_the_setting() {
         let error = KeysError {
