@@ -110,7 +110,7 @@ pub(crate) struct Snapshot {
     algorithms: Vec<Algorithm>,
     /// When the keys were fetched; `None`: never.
     fetched_at: Option<Duration>,
-    /// Counts key sets fetched by this cache; a new one for every
+    /// Counts the key sets fetched for this source: one more for every
     /// well-formed JWKS.
     generation: u64,
     /// When the last fetch started, successful or not.
@@ -207,7 +207,6 @@ pub(crate) struct JwksCache {
     fetcher: Fetcher,
     settings: JwksSettings,
     clock: SharedClock,
-    generations: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for JwksCache {
@@ -289,7 +288,6 @@ impl JwksCache {
             fetcher,
             settings,
             clock,
-            generations: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -509,15 +507,11 @@ impl JwksCache {
                             .unwrap_or(key)
                     })
                     .collect();
-                let generation = self
-                    .generations
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1;
                 let snapshot = Arc::new(Snapshot {
                     keys,
                     algorithms,
                     fetched_at: Some(now),
-                    generation,
+                    generation: previous.generation + 1,
                     last_attempt: Some(started),
                     last_failure: None,
                 });
