@@ -252,32 +252,45 @@ impl MeinGptUser {
     }
 
     /// About how many bytes this user holds in memory (shared data included),
-    /// for the verified-token cache's budget.
+    /// for the verified-token cache's budget. Each heap block is counted as
+    /// the allocator hands it out: at least 32 bytes, in steps of 16.
     pub(crate) fn weight(&self) -> usize {
+        fn heap(len: usize) -> usize {
+            if len == 0 {
+                0
+            } else {
+                (len + 8).next_multiple_of(16).max(32)
+            }
+        }
         let user = &*self.inner;
-        let text = |value: &Option<String>| value.as_ref().map_or(0, String::len);
+        let text = |value: &Option<String>| value.as_ref().map_or(0, |v| heap(v.len()));
         let roles: usize = user
             .roles
             .iter()
-            .map(|role| std::mem::size_of::<Role>() + role.as_str().len())
+            .map(|role| match role {
+                Role::Other(name) => heap(name.len()),
+                _ => 0,
+            })
             .sum();
         let teams: usize = user
             .teams
             .iter()
-            .map(|team| std::mem::size_of::<Team>() + team.id.len() + team.name.len())
+            .map(|team| heap(team.id.len()) + heap(team.name.len()))
             .sum();
         std::mem::size_of::<Self>()
-            + std::mem::size_of::<UserClaims>()
-            + user.sub.len()
-            + user.organization_id.len()
-            + user.issuer.len()
+            + heap(std::mem::size_of::<UserClaims>() + 16)
+            + heap(user.sub.len())
+            + heap(user.organization_id.len())
+            + heap(user.issuer.len())
             + text(&user.email)
             + text(&user.username)
             + text(&user.organization_name)
             + text(&user.jti)
+            + heap(user.roles.len() * std::mem::size_of::<Role>())
             + roles
+            + heap(user.teams.len() * std::mem::size_of::<Team>())
             + teams
-            + user.payload.len()
+            + heap(user.payload.len())
     }
 }
 

@@ -208,7 +208,8 @@ impl Verifier {
         let verified = self.verify_fresh(token).await?;
         let user = verified.user.clone();
         if !verified.lifetime.is_zero() {
-            let weight = (ENTRY_OVERHEAD + token.len() + user.weight()).min(u32::MAX as usize);
+            let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + user.weight())
+                .min(u32::MAX as usize);
             cache.entries.insert(
                 hash,
                 Arc::new(Entry {
