@@ -92,35 +92,45 @@ fn main() {
         let started = Instant::now();
         let next = Arc::new(AtomicUsize::new(0));
         let client = reqwest::Client::new();
-        let workers: Vec<_> = (0..8)
-            .map(|_| {
-                let (next, client, url) = (next.clone(), client.clone(), url.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        if n >= count {
-                            break;
+        let mut halfway = 0;
+        for until in [count / 2, count] {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (next, client, url) = (next.clone(), client.clone(), url.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= until {
+                                next.fetch_min(until, Ordering::Relaxed);
+                                break;
+                            }
+                            let response = client
+                                .get(&url)
+                                .header("x-meingpt-jwt", mint(n, teams))
+                                .send()
+                                .await
+                                .unwrap();
+                            assert_eq!(response.status(), 200);
+                            let _ = response.bytes().await.unwrap();
                         }
-                        let response = client
-                            .get(&url)
-                            .header("x-meingpt-jwt", mint(n, teams))
-                            .send()
-                            .await
-                            .unwrap();
-                        assert_eq!(response.status(), 200);
-                        let _ = response.bytes().await.unwrap();
-                    }
+                    })
                 })
-            })
-            .collect();
-        for worker in workers {
-            worker.await.unwrap();
+                .collect();
+            for worker in workers {
+                worker.await.unwrap();
+            }
+            if until < count {
+                halfway = rss_kib("VmRSS:");
+            }
         }
         println!(
             "{which}: {count} distinct tokens of {token_size} bytes in {:.1} s; \
-             RSS before {} MiB, after {} MiB (peak {} MiB); {} tokens remembered",
+             RSS before {} MiB, after {} {} MiB, after {count} {} MiB (peak {} MiB); \
+             {} tokens remembered",
             started.elapsed().as_secs_f64(),
             before / 1024,
+            count / 2,
+            halfway / 1024,
             rss_kib("VmRSS:") / 1024,
             rss_kib("VmHWM:") / 1024,
             auth.verified_token_count(),
