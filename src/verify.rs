@@ -10,8 +10,11 @@
 //!    string if present; `crit`, `b64` and nested tokens (`cty: JWT`)
 //!    refused; `jku`, `x5u`, `jwk`, `x5c` ignored — keys come only from the
 //!    configured JWKS;
-//! 4. the key: by `kid` from the JWKS cache, or the single fitting key;
-//! 5. the signature;
+//! 4. the key: by `kid` from the JWKS cache, or the single fitting key
+//!    (several meinGPT organizations: from the key set of each configured
+//!    organization the token's `aud` names, until one verifies);
+//! 5. the signature. Until it has verified, an unknown key, a bad signature
+//!    and an audience not served are one refusal with one description;
 //! 6. the claims: a JSON object without duplicate members; `iss` exact;
 //!    `aud` (string or array of strings) containing a configured audience;
 //!    `exp` required; `nbf` and `iat` not in the future (with leeway);
