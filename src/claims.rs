@@ -1,7 +1,7 @@
 //! The verified user: [`MeinGptUser`], its [`Role`] and its [`Team`]s.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
@@ -91,11 +91,26 @@ pub struct Team {
 /// handlers by value (or as `Option<MeinGptUser>` on routes that also serve
 /// anonymous users). Cloning is cheap: the claims are shared.
 ///
+/// Each claim is held once: the typed accessors read fields parsed when the
+/// token was verified, and [`claims`](Self::claims) reads the token's payload
+/// as sent, parsed into a map on first use (per clone; the shared data keeps
+/// only the payload's bytes).
+///
 /// `Debug` prints the subject, organization, role and teams but never the
 /// e-mail address or the user's name.
-#[derive(Clone)]
 pub struct MeinGptUser {
     inner: Arc<UserClaims>,
+    /// The payload as a JSON map, parsed on first use of `claims()`.
+    claims: OnceLock<Map<String, Value>>,
+}
+
+impl Clone for MeinGptUser {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            claims: OnceLock::new(),
+        }
+    }
 }
 
 /// How roles and the e-mail address are read from the claims.
@@ -136,9 +151,12 @@ struct UserClaims {
     roles: Vec<Role>,
     teams: Vec<Team>,
     jti: Option<String>,
+    /// The `scope` and `scp` items, in that order.
+    scopes: Vec<Box<str>>,
     iat: Option<i64>,
     exp: i64,
-    claims: Map<String, Value>,
+    /// The verified payload (JSON), byte for byte as the token carried it.
+    payload: Box<[u8]>,
 }
 
 impl MeinGptUser {
@@ -246,10 +264,7 @@ impl MeinGptUser {
     /// string of scopes separated by spaces or an array of scopes. Empty
     /// when the token has neither.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        ["scope", "scp"]
-            .into_iter()
-            .filter_map(|name| self.inner.claims.get(name))
-            .flat_map(scope_items)
+        self.inner.scopes.iter().map(|scope| &**scope)
     }
 
     /// Whether the token grants `scope` (exact, case-sensitive match).
@@ -259,17 +274,60 @@ impl MeinGptUser {
 
     /// All claims of the token as sent, for anything custom.
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.inner.claims
+        self.claims
+            .get_or_init(|| crate::json::parse_object(&self.inner.payload).unwrap_or_default())
     }
 
     /// One claim by name, for anything custom.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.inner.claims.get(name)
+        self.claims().get(name)
     }
 
     /// The claims as your own type (any `serde::Deserialize`).
     pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&self.inner.claims)
+        serde_json::from_slice(&self.inner.payload)
+    }
+
+    /// About how many bytes this user holds in memory (shared data included),
+    /// for the verified-token cache's budget. Each heap block is counted as
+    /// the allocator hands it out: at least 32 bytes, in steps of 16.
+    pub(crate) fn weight(&self) -> usize {
+        fn heap(len: usize) -> usize {
+            if len == 0 {
+                0
+            } else {
+                (len + 8).next_multiple_of(16).max(32)
+            }
+        }
+        let user = &*self.inner;
+        let text = |value: &Option<String>| value.as_ref().map_or(0, |v| heap(v.len()));
+        let roles: usize = user
+            .roles
+            .iter()
+            .map(|role| match role {
+                Role::Other(name) => heap(name.len()),
+                _ => 0,
+            })
+            .sum();
+        let teams: usize = user
+            .teams
+            .iter()
+            .map(|team| heap(team.id.len()) + heap(team.name.len()))
+            .sum();
+        std::mem::size_of::<Self>()
+            + heap(std::mem::size_of::<UserClaims>() + 16)
+            + heap(user.sub.len())
+            + heap(user.organization_id.len())
+            + heap(user.issuer.len())
+            + text(&user.email)
+            + text(&user.username)
+            + text(&user.organization_name)
+            + text(&user.jti)
+            + heap(user.roles.len() * std::mem::size_of::<Role>())
+            + roles
+            + heap(user.teams.len() * std::mem::size_of::<Team>())
+            + teams
+            + heap(user.payload.len())
     }
 }
 
@@ -306,9 +364,11 @@ impl Serialize for MeinGptUser {
 }
 
 /// Claims already checked by the verifier (`iss`, `aud`, times), turned
-/// into a user. Fails on any member of the wrong JSON type.
+/// into a user; `payload` is their JSON as the token carried it. Fails on
+/// any member of the wrong JSON type.
 pub(crate) fn user_from_claims(
-    claims: Map<String, Value>,
+    claims: &Map<String, Value>,
+    payload: Box<[u8]>,
     organization_id: &str,
     issuer: &str,
     exp: i64,
@@ -320,11 +380,14 @@ pub(crate) fn user_from_claims(
         Some(Value::String(_)) | None => return Err(InvalidToken::MissingClaim),
         Some(_) => return Err(InvalidToken::InvalidClaim),
     };
-    let roles = roles_from(claim_at_path(&claims, &rules.role_claim), rules)?;
-    let email = email_from(&claims, rules)?;
+    let roles = roles_from(claim_at_path(claims, &rules.role_claim), rules)?;
+    let email = email_from(claims, rules)?;
+    let mut scopes = Vec::new();
     for name in ["scope", "scp"] {
-        if !claims.get(name).is_none_or(valid_scopes) {
-            return Err(InvalidToken::InvalidClaim);
+        match claims.get(name) {
+            Some(value) if !valid_scopes(value) => return Err(InvalidToken::InvalidClaim),
+            Some(value) => scopes.extend(scope_items(value).map(Box::<str>::from)),
+            None => {}
         }
     }
     let teams = match claims.get("teams") {
@@ -343,15 +406,17 @@ pub(crate) fn user_from_claims(
             organization_id: organization_id.to_owned(),
             issuer: issuer.to_owned(),
             email,
-            username: optional_string(&claims, "username")?,
-            organization_name: optional_string(&claims, "organizationName")?,
-            jti: optional_string(&claims, "jti")?,
+            username: optional_string(claims, "username")?,
+            organization_name: optional_string(claims, "organizationName")?,
+            jti: optional_string(claims, "jti")?,
             roles,
             teams,
+            scopes,
             iat,
             exp,
-            claims,
+            payload,
         }),
+        claims: OnceLock::new(),
     })
 }
 
@@ -479,8 +544,10 @@ mod tests {
         claims: Map<String, Value>,
         rules: &ClaimRules,
     ) -> Result<MeinGptUser, InvalidToken> {
+        let payload = serde_json::to_vec(&claims).unwrap().into_boxed_slice();
         user_from_claims(
-            claims,
+            &claims,
+            payload,
             "org",
             "https://app.meingpt.com",
             2_000_000_000,

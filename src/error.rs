@@ -132,8 +132,9 @@ impl InvalidToken {
             Self::Malformed => "the token is malformed",
             Self::UnsupportedAlgorithm => "the token's signing algorithm is not accepted",
             Self::UnsupportedHeader => "the token uses a header parameter that is not supported",
-            Self::UnknownKey => "the token's signing key is unknown",
-            Self::BadSignature => "the token's signature is invalid",
+            // One description for both: before a signature has verified, no
+            // refusal tells which keys or audiences this server knows.
+            Self::UnknownKey | Self::BadSignature => "the token's signature is invalid",
             Self::Expired => "the token has expired",
             Self::NotYetValid => "the token is not valid yet",
             Self::WrongIssuer => "the token was issued by another issuer",

@@ -64,11 +64,13 @@ enum Check {
     Hmac(Box<hmac::Key>),
 }
 
-/// A key that verifies signatures, with the algorithms it may be used for.
+/// A key that verifies signatures with exactly one algorithm (RFC 8725
+/// §3.1): its JWK's `alg`, else the one its kind implies (see [`from_jwk`]).
 pub(crate) struct VerifyingKey {
     kid: Option<String>,
     kind: KeyKind,
-    checks: Vec<(Algorithm, Check)>,
+    alg: Algorithm,
+    check: Check,
     /// The public key material, to tell identical duplicates from conflicts.
     material: Vec<u8>,
 }
@@ -78,6 +80,7 @@ impl fmt::Debug for VerifyingKey {
         f.debug_struct("VerifyingKey")
             .field("kid", &self.kid)
             .field("kind", &self.kind)
+            .field("alg", &self.alg)
             .finish_non_exhaustive()
     }
 }
@@ -87,45 +90,69 @@ impl VerifyingKey {
         self.kid.as_deref()
     }
 
+    /// Whether this key verifies `alg` (its one algorithm).
     pub(crate) fn fits(&self, alg: Algorithm) -> bool {
-        self.checks.iter().any(|(own, _)| *own == alg)
+        self.alg == alg
     }
 
     pub(crate) fn same_material(&self, other: &VerifyingKey) -> bool {
         self.kind == other.kind && self.material == other.material
     }
 
+    /// Whether `other` is this very key with the same permissions: `kid`,
+    /// material and algorithm alike (a key whose usage no longer allows
+    /// verification is not in a key set at all).
+    pub(crate) fn same_key(&self, other: &VerifyingKey) -> bool {
+        self.kid == other.kid && self.alg == other.alg && self.same_material(other)
+    }
+
     /// Whether `signature` over `message` verifies with this key under `alg`.
     pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
-        let Some((_, check)) = self.checks.iter().find(|(own, _)| *own == alg) else {
+        if alg != self.alg {
             return false;
-        };
-        match check {
+        }
+        match &self.check {
             Check::Public(key) => key.verify_sig(message, signature).is_ok(),
             Check::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
         }
     }
 
-    /// Parses the key for each of `algorithms` it fits; `None` when it fits none.
+    /// Parses the key for `alg`; `None` when it does not fit.
     fn build(
         kid: Option<String>,
         kind: KeyKind,
         material: Vec<u8>,
-        algorithms: &[Algorithm],
+        alg: Algorithm,
         parse: impl Fn(Algorithm) -> Option<Check>,
     ) -> Option<Self> {
-        let checks: Vec<(Algorithm, Check)> = algorithms
-            .iter()
-            .copied()
-            .filter(|alg| kind.fits(*alg))
-            .filter_map(|alg| parse(alg).map(|check| (alg, check)))
-            .collect();
-        (!checks.is_empty()).then_some(Self {
+        if !kind.fits(alg) {
+            return None;
+        }
+        let check = parse(alg)?;
+        Some(Self {
             kid,
             kind,
-            checks,
+            alg,
+            check,
             material,
         })
+    }
+}
+
+/// The one algorithm an RSA key without `alg` verifies: RS256 when it is
+/// accepted, else the only RSA algorithm accepted; `None` (key skipped)
+/// when several RSA algorithms but not RS256 are accepted.
+fn rsa_default(algorithms: &[Algorithm]) -> Option<Algorithm> {
+    if algorithms.contains(&Algorithm::RS256) {
+        return Some(Algorithm::RS256);
+    }
+    let mut rsa = algorithms
+        .iter()
+        .copied()
+        .filter(|alg| KeyKind::Rsa.fits(*alg));
+    match (rsa.next(), rsa.next()) {
+        (Some(only), None) => Some(only),
+        _ => None,
     }
 }
 
@@ -169,6 +196,13 @@ fn rsa_bits(n: &[u8]) -> usize {
 /// A key from a JWKS entry, usable with `algorithms`; `None` (skipped) when
 /// it is not a signature key, has private members, is too weak, or fits none
 /// of the algorithms. Symmetric (`oct`) keys are never taken from a JWKS.
+///
+/// One key, one algorithm (RFC 8725 §3.1): a key with `alg` verifies that
+/// algorithm only; a key without it verifies its curve's (ES256 for P-256,
+/// ES384 for P-384, EdDSA for Ed25519) or, for RSA, RS256 when RS256 is
+/// accepted, else the only RSA algorithm accepted (configured, or listed by
+/// the discovery document); with several RSA algorithms but not RS256
+/// accepted, an RSA key without `alg` is skipped.
 pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Option<VerifyingKey> {
     const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
     if PRIVATE_MEMBERS.iter().any(|name| jwk.contains_key(*name)) {
@@ -185,19 +219,20 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
         Some(Value::Array(ops)) if ops.iter().any(|op| op == "verify") => {}
         Some(_) => return None,
     }
-    // A key that names its algorithm is used with that algorithm only.
-    let own_alg;
-    let algorithms = match jwk.get("alg") {
-        None => algorithms,
+    // A key that names its algorithm is used with that algorithm only; a
+    // key that does not, with the one its kind implies.
+    let named = match jwk.get("alg") {
+        None => None,
         Some(Value::String(name)) => {
-            own_alg = [name.parse::<Algorithm>().ok()?];
-            if !algorithms.contains(&own_alg[0]) {
+            let alg = name.parse::<Algorithm>().ok()?;
+            if !algorithms.contains(&alg) {
                 return None;
             }
-            &own_alg[..]
+            Some(alg)
         }
         Some(_) => return None,
     };
+    let implied = |alg: Algorithm| algorithms.contains(&alg).then_some(alg);
     let kid = match jwk.get("kid") {
         None => None,
         Some(Value::String(kid)) => Some(kid.clone()),
@@ -208,7 +243,7 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
             kid,
             b64_member(jwk, "n")?,
             b64_member(jwk, "e")?,
-            algorithms,
+            named.or_else(|| rsa_default(algorithms))?,
         ),
         "EC" => {
             let (alg, size) = match jwk.get("crv")?.as_str()? {
@@ -222,7 +257,12 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
                 return None;
             }
             let point = [&[4u8][..], &x, &y].concat();
-            public_key(kid, KeyKind::Ec(alg), point, algorithms)
+            public_key(
+                kid,
+                KeyKind::Ec(alg),
+                point,
+                named.or_else(|| implied(alg))?,
+            )
         }
         "OKP" => {
             if jwk.get("crv")?.as_str()? != "Ed25519" {
@@ -232,7 +272,8 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
             if x.len() != 32 {
                 return None;
             }
-            public_key(kid, KeyKind::Ed25519, x, algorithms)
+            let alg = named.or_else(|| implied(Algorithm::EdDSA))?;
+            public_key(kid, KeyKind::Ed25519, x, alg)
         }
         _ => None,
     }
@@ -240,12 +281,7 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
 
 /// An RSA key from its modulus and exponent (big-endian): 2048-8192 bits,
 /// an odd exponent above 1 of at most 32 bits.
-fn rsa_key(
-    kid: Option<String>,
-    n: Vec<u8>,
-    e: Vec<u8>,
-    algorithms: &[Algorithm],
-) -> Option<VerifyingKey> {
+fn rsa_key(kid: Option<String>, n: Vec<u8>, e: Vec<u8>, alg: Algorithm) -> Option<VerifyingKey> {
     let n = strip_leading_zeros(n);
     let e = strip_leading_zeros(e);
     let bits = rsa_bits(&n);
@@ -268,27 +304,21 @@ fn rsa_key(
             .ok()
             .map(Check::Public)
     };
-    VerifyingKey::build(
-        kid,
-        KeyKind::Rsa,
-        [&n[..], &e[..]].concat(),
-        algorithms,
-        parse,
-    )
+    VerifyingKey::build(kid, KeyKind::Rsa, [&n[..], &e[..]].concat(), alg, parse)
 }
 
 fn public_key(
     kid: Option<String>,
     kind: KeyKind,
     bytes: Vec<u8>,
-    algorithms: &[Algorithm],
+    alg: Algorithm,
 ) -> Option<VerifyingKey> {
     let parse = |alg| {
         ParsedPublicKey::new(public_params(alg)?, &bytes)
             .ok()
             .map(Check::Public)
     };
-    VerifyingKey::build(kid, kind, bytes.clone(), algorithms, parse)
+    VerifyingKey::build(kid, kind, bytes.clone(), alg, parse)
 }
 
 /// A fixed key from configuration (OpenGPTs `jwt_local`): a PEM public key
@@ -319,7 +349,8 @@ pub(crate) fn from_config(
         return Ok(VerifyingKey {
             kid: None,
             kind: KeyKind::Hmac(alg),
-            checks: vec![(alg, check)],
+            alg,
+            check,
             material: Vec::new(),
         });
     }
@@ -336,11 +367,11 @@ pub(crate) fn from_config(
     let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => {
             let point = pem_bytes(DecodingKey::from_ec_pem(key)).ok_or_else(not_a_key)?;
-            public_key(None, KeyKind::Ec(alg), point, &[alg])
+            public_key(None, KeyKind::Ec(alg), point, alg)
         }
         Algorithm::EdDSA => {
             let x = pem_bytes(DecodingKey::from_ed_pem(key)).ok_or_else(not_a_key)?;
-            public_key(None, KeyKind::Ed25519, x, &[alg])
+            public_key(None, KeyKind::Ed25519, x, alg)
         }
         _ => {
             let pkcs1 = pem_bytes(DecodingKey::from_rsa_pem(key)).ok_or_else(not_a_key)?;
@@ -354,7 +385,7 @@ pub(crate) fn from_config(
                     ),
                 ));
             }
-            rsa_key(None, n, e, &[alg])
+            rsa_key(None, n, e, alg)
         }
     };
     // The PEM parsed but the key is unusable for `alg`: the wrong curve, or

@@ -10,8 +10,11 @@
 //!    string if present; `crit`, `b64` and nested tokens (`cty: JWT`)
 //!    refused; `jku`, `x5u`, `jwk`, `x5c` ignored — keys come only from the
 //!    configured JWKS;
-//! 4. the key: by `kid` from the JWKS cache, or the single fitting key;
-//! 5. the signature;
+//! 4. the key: by `kid` from the JWKS cache, or the single fitting key
+//!    (several meinGPT organizations: from the key set of each configured
+//!    organization the token's `aud` names, until one verifies);
+//! 5. the signature. Until it has verified, an unknown key, a bad signature
+//!    and an audience not served are one refusal with one description;
 //! 6. the claims: a JSON object without duplicate members; `iss` exact;
 //!    `aud` (string or array of strings) containing a configured audience;
 //!    `exp` required; `nbf` and `iat` not in the future (with leeway);
@@ -21,6 +24,7 @@
 //! 7. the access-token profile, when configured: `typ` header, `azp`, and
 //!    the maximum lifetime `exp - iat`.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,13 +37,17 @@ use crate::claims::{ClaimRules, MeinGptUser, user_from_claims};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::json::parse_object;
-use crate::jwks::JwksCache;
+use crate::jwks::{JwksCache, SourceId};
 use crate::keys::VerifyingKey;
 
 const TARGET: &str = "meingpt_auth::verify";
 
 /// No verified token is remembered for longer than this, whatever its `exp`.
 const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// What one verified-token cache entry costs beyond the token and the user
+/// (the entry itself and the cache's own bookkeeping), in bytes.
+const ENTRY_OVERHEAD: usize = 256;
 
 /// Where verification keys come from.
 #[derive(Debug)]
@@ -57,8 +65,8 @@ pub(crate) struct Verifier {
     /// it further (the algorithms its discovery document lists).
     pub(crate) algorithms: Vec<Algorithm>,
     pub(crate) issuer: String,
-    /// Accepted audiences, each with the index of its JWKS source.
-    pub(crate) audiences: Vec<(String, usize)>,
+    /// Accepted audiences, each with its key source.
+    pub(crate) audiences: Vec<(String, SourceId)>,
     pub(crate) leeway: Duration,
     pub(crate) max_token_size: usize,
     pub(crate) keys: Keys,
@@ -66,7 +74,7 @@ pub(crate) struct Verifier {
     /// Require `auth_time` no older than this (RFC 9470).
     pub(crate) max_auth_age: Option<Duration>,
     pub(crate) clock: SharedClock,
-    /// Tokens already verified, by SHA-256 of the whole token.
+    /// Tokens already verified.
     pub(crate) verified: Option<VerifiedTokens>,
     /// Optional access-token checks (all off by default).
     pub(crate) profile: TokenProfile,
@@ -106,18 +114,82 @@ fn media_type(name: &str) -> &str {
     }
 }
 
-/// The verified-token cache: bounded, each entry gone at its token's `exp`,
-/// and disregarded once the key that verified it has left the key set.
-pub(crate) type VerifiedTokens = moka::sync::Cache<[u8; 32], Arc<Verified>>;
+/// The verified-token cache: bounded in entries and in bytes, each entry
+/// gone at its token's `exp`, and disregarded once the key that verified it
+/// is no longer in its source's current key set.
+///
+/// Entries are found by a keyed hash of the token (SipHash with a random
+/// key per cache) and count only if the stored token equals the presented
+/// one byte for byte.
+pub(crate) struct VerifiedTokens {
+    entries: moka::sync::Cache<u64, Arc<Entry>>,
+    hasher: std::hash::RandomState,
+}
 
-/// A verified token, as the verified-token cache keeps it.
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens")
+            .field("max_weight", &self.entries.policy().max_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedTokens {
+    /// A cache of at most `max_entries` tokens and about `max_bytes` bytes.
+    pub(crate) fn new(max_entries: u64, max_bytes: u64) -> Self {
+        // Each entry weighs its bytes, and at least a share of the budget
+        // such that no more than `max_entries` fit.
+        let floor = max_bytes
+            .div_ceil(max_entries.max(1))
+            .min(u64::from(u32::MAX)) as u32;
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))
+            .expire_after(UntilExpiry)
+            .build();
+        Self {
+            entries,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// How many tokens are remembered now.
+    pub(crate) fn count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<u64, Arc<Entry>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        entry: &Arc<Entry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.verified.lifetime)
+    }
+}
+
+/// One remembered token.
+struct Entry {
+    token: Box<str>,
+    verified: Verified,
+    /// About how many bytes the entry holds.
+    weight: u32,
+}
+
+/// A verified token: the user, the times to check again, and the key that
+/// verified it.
 #[derive(Debug)]
 pub(crate) struct Verified {
     user: MeinGptUser,
     times: Times,
-    source: usize,
-    /// The key source's removal epoch when the token was verified.
-    epoch: u64,
+    source: SourceId,
+    /// The very key object that verified the signature.
+    key: Arc<VerifyingKey>,
     /// How long the entry may live: until `exp` (plus leeway).
     lifetime: Duration,
 }
@@ -158,25 +230,6 @@ impl NumericDate {
     }
 }
 
-/// Builds the verified-token cache with room for `capacity` tokens.
-pub(crate) fn verified_tokens(capacity: u64) -> VerifiedTokens {
-    struct UntilExpiry;
-    impl moka::Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
-        fn expire_after_create(
-            &self,
-            _key: &[u8; 32],
-            value: &Arc<Verified>,
-            _created_at: std::time::Instant,
-        ) -> Option<Duration> {
-            Some(value.lifetime)
-        }
-    }
-    moka::sync::Cache::builder()
-        .max_capacity(capacity)
-        .expire_after(UntilExpiry)
-        .build()
-}
-
 struct Header {
     alg: Algorithm,
     kid: Option<String>,
@@ -202,46 +255,49 @@ impl Verifier {
         outcome
     }
 
-    /// A token seen before costs a hash and a cache lookup; its times are
-    /// checked again, and it counts only while the key that verified it is
-    /// still in the key set.
+    /// A token seen before costs a keyed hash, a lookup and a comparison of
+    /// the token; its times are checked again, and it counts only while the
+    /// key that verified it is still in its source's current key set.
     async fn verify_cached(
         &self,
         cache: &VerifiedTokens,
         token: &str,
     ) -> Result<MeinGptUser, AuthError> {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(digest.as_ref());
-        if let Some(hit) = cache.get(&hash) {
-            if self.epoch(hit.source) == hit.epoch && self.keys_trusted(hit.source) {
-                self.check_times(&hit.times)?;
-                return Ok(hit.user.clone());
+        let hash = cache.hasher.hash_one(token.as_bytes());
+        if let Some(hit) = cache.entries.get(&hash)
+            && *hit.token == *token
+        {
+            let verified = &hit.verified;
+            if self.still_holds(verified.source, &verified.key) {
+                self.check_times(&verified.times)?;
+                return Ok(verified.user.clone());
             }
-            cache.invalidate(&hash);
+            cache.entries.invalidate(&hash);
         }
         let verified = self.verify_fresh(token).await?;
         let user = verified.user.clone();
         if !verified.lifetime.is_zero() {
-            cache.insert(hash, Arc::new(verified));
+            let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + user.weight())
+                .min(u32::MAX as usize);
+            cache.entries.insert(
+                hash,
+                Arc::new(Entry {
+                    token: token.into(),
+                    verified,
+                    weight: weight as u32,
+                }),
+            );
         }
         Ok(user)
     }
 
-    /// Whether a cached verification from `source` may be used now (keys
-    /// within the stale limit); starts a due key refresh in the background.
-    fn keys_trusted(&self, source: usize) -> bool {
+    /// Whether a verdict given by `key` of `source` may be used now: the key
+    /// is still in the source's current key set and that set is within the
+    /// stale limit. Starts a due key refresh in the background.
+    fn still_holds(&self, source: SourceId, key: &Arc<VerifyingKey>) -> bool {
         match &self.keys {
-            Keys::Jwks(jwks) => jwks.keys_trusted(source, self.clock.now()),
+            Keys::Jwks(jwks) => jwks.still_holds(source, key),
             Keys::Static(_) => true,
-        }
-    }
-
-    /// The key source's removal epoch: it changes when a refresh drops a key.
-    fn epoch(&self, source: usize) -> u64 {
-        match &self.keys {
-            Keys::Jwks(jwks) => jwks.removals(source),
-            Keys::Static(_) => 0,
         }
     }
 
@@ -264,29 +320,21 @@ impl Verifier {
         let header = self.header(&decode_segment(header_b64)?)?;
         let signature = decode_segment(signature_b64)?;
         let claims_bytes = decode_segment(claims_b64)?;
+        let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
         let (key, source) = match &self.keys {
-            Keys::Static(key) => (key.clone(), 0),
+            Keys::Static(key) => {
+                if !key.verify(header.alg, message, &signature) {
+                    return Err(InvalidToken::BadSignature.into());
+                }
+                (key.clone(), SourceId(0))
+            }
             Keys::Jwks(jwks) => {
-                // Audiences on one JWKS: ask it. On several (meinGPT
-                // organizations): the token's `aud` chooses which JWKS to
-                // ask; it is checked again after the signature.
-                let source = match self.audiences.as_slice() {
-                    [(_, source), rest @ ..] if rest.iter().all(|(_, s)| s == source) => *source,
-                    _ => self.source_for(&claims_bytes)?,
-                };
-                let key = jwks.key(source, header.kid.as_deref(), header.alg).await?;
-                (key, source)
+                self.verify_with_jwks(jwks, &header, message, &signature, &claims_bytes)
+                    .await?
             }
         };
-        // Read before the signature check: a key removed meanwhile makes
-        // the cached entry stale at once.
-        let epoch = self.epoch(source);
-        let message = &token.as_bytes()[..header_b64.len() + 1 + claims_b64.len()];
-        if !key.verify(header.alg, message, &signature) {
-            return Err(InvalidToken::BadSignature.into());
-        }
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
-        let (user, times) = self.user(claims, source)?;
+        let (user, times) = self.user(&claims, claims_bytes.into_boxed_slice(), source)?;
         let now = self.clock.now().as_secs() as i64;
         let remaining = times
             .exp
@@ -298,9 +346,43 @@ impl Verifier {
             user,
             times,
             source,
-            epoch,
+            key,
             lifetime: Duration::from_secs(remaining as u64).min(MAX_CACHE_LIFETIME),
         })
+    }
+
+    /// Finds the key and checks the signature. Audiences on one JWKS: ask
+    /// it. On several (meinGPT organizations): each configured organization
+    /// the token's `aud` names is asked in turn, until one holds a key that
+    /// verifies the signature (`aud` is checked again after it).
+    ///
+    /// Before the signature has verified, an unknown key, a bad signature
+    /// and an audience not served are one and the same refusal.
+    async fn verify_with_jwks(
+        &self,
+        jwks: &Arc<JwksCache>,
+        header: &Header,
+        message: &[u8],
+        signature: &[u8],
+        claims: &[u8],
+    ) -> Result<(Arc<VerifyingKey>, SourceId), AuthError> {
+        let candidates = match self.audiences.as_slice() {
+            [(_, source), rest @ ..] if rest.iter().all(|(_, s)| s == source) => vec![*source],
+            _ => self.sources_for(claims)?,
+        };
+        let mut refusal = InvalidToken::UnknownKey;
+        let mut other = None;
+        for source in candidates {
+            match jwks.key(source, header.kid.as_deref(), header.alg).await {
+                Ok(key) if key.verify(header.alg, message, signature) => return Ok((key, source)),
+                Ok(_) => refusal = InvalidToken::BadSignature,
+                Err(AuthError::InvalidToken(InvalidToken::UnknownKey)) => {}
+                Err(error) => {
+                    other.get_or_insert(error);
+                }
+            }
+        }
+        Err(other.unwrap_or(refusal.into()))
     }
 
     /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway,
@@ -354,44 +436,38 @@ impl Verifier {
         Ok(Header { alg, kid })
     }
 
-    /// Reads `aud` before verification, only to choose the JWKS to ask.
-    fn source_for(&self, claims: &[u8]) -> Result<usize, InvalidToken> {
+    /// Reads `aud` before verification, only to choose the key sources to
+    /// ask: those of the configured audiences it names, in its order. None
+    /// is refused like an unknown key.
+    fn sources_for(&self, claims: &[u8]) -> Result<Vec<SourceId>, InvalidToken> {
         let claims = parse_object(claims).ok_or(InvalidToken::Malformed)?;
-        let (_, source) = self.matching_audience(&claims)?;
-        Ok(source)
+        let mut sources = Vec::new();
+        for aud in token_audiences(&claims)? {
+            if let Some(source) = self.source_of(aud)
+                && !sources.contains(&source)
+            {
+                sources.push(source);
+            }
+        }
+        if sources.is_empty() {
+            return Err(InvalidToken::UnknownKey);
+        }
+        Ok(sources)
     }
 
-    fn matching_audience(
-        &self,
-        claims: &Map<String, Value>,
-    ) -> Result<(&str, usize), InvalidToken> {
-        let find = |aud: &str| {
-            self.audiences
-                .iter()
-                .find(|(configured, _)| configured == aud)
-                .map(|(configured, source)| (configured.as_str(), *source))
-        };
-        match claims.get("aud") {
-            None => Err(InvalidToken::MissingClaim),
-            Some(Value::String(aud)) => find(aud).ok_or(InvalidToken::WrongAudience),
-            Some(Value::Array(items)) => {
-                if items.is_empty() || !items.iter().all(Value::is_string) {
-                    return Err(InvalidToken::InvalidClaim);
-                }
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .find_map(find)
-                    .ok_or(InvalidToken::WrongAudience)
-            }
-            Some(_) => Err(InvalidToken::InvalidClaim),
-        }
+    /// The key source of a configured audience.
+    fn source_of(&self, aud: &str) -> Option<SourceId> {
+        self.audiences
+            .iter()
+            .find(|(configured, _)| configured == aud)
+            .map(|(_, source)| *source)
     }
 
     fn user(
         &self,
-        claims: Map<String, Value>,
-        source: usize,
+        claims: &Map<String, Value>,
+        payload: Box<[u8]>,
+        source: SourceId,
     ) -> Result<(MeinGptUser, Times), AuthError> {
         match claims.get("iss") {
             None => return Err(InvalidToken::MissingClaim.into()),
@@ -399,21 +475,24 @@ impl Verifier {
             Some(Value::String(_)) => return Err(InvalidToken::WrongIssuer.into()),
             Some(_) => return Err(InvalidToken::InvalidClaim.into()),
         }
-        let (audience, matched_source) = self.matching_audience(&claims)?;
-        if matched_source != source {
-            return Err(InvalidToken::WrongAudience.into());
-        }
+        // The first audience in `aud` that is configured and served by the
+        // key source that verified the signature.
+        let audience = token_audiences(claims)?
+            .into_iter()
+            .find(|aud| self.source_of(aud) == Some(source))
+            .ok_or(InvalidToken::WrongAudience)?
+            .to_owned();
         let times = Times {
-            exp: numeric_date(&claims, "exp", Round::Down)?.ok_or(InvalidToken::MissingClaim)?,
-            nbf: numeric_date(&claims, "nbf", Round::Up)?,
-            iat: numeric_date(&claims, "iat", Round::Up)?,
-            auth_time: numeric_date(&claims, "auth_time", Round::Down)?,
+            exp: numeric_date(claims, "exp", Round::Down)?.ok_or(InvalidToken::MissingClaim)?,
+            nbf: numeric_date(claims, "nbf", Round::Up)?,
+            iat: numeric_date(claims, "iat", Round::Up)?,
+            auth_time: numeric_date(claims, "auth_time", Round::Down)?,
         };
         self.check_times(&times)?;
-        self.check_profile(&claims, &times)?;
-        let audience = audience.to_owned();
+        self.check_profile(claims, &times)?;
         let user = user_from_claims(
             claims,
+            payload,
             &audience,
             &self.issuer,
             times.exp.whole_seconds(),
@@ -442,6 +521,19 @@ impl Verifier {
             }
         }
         Ok(())
+    }
+}
+
+/// The token's `aud`: one string or a non-empty array of strings.
+fn token_audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, InvalidToken> {
+    match claims.get("aud") {
+        None => Err(InvalidToken::MissingClaim),
+        Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|item| item.as_str().ok_or(InvalidToken::InvalidClaim))
+            .collect(),
+        Some(_) => Err(InvalidToken::InvalidClaim),
     }
 }
 

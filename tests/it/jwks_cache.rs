@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 
 /// A mock issuer, a mock clock, and the quickstart app behind the layer.

@@ -19,6 +19,7 @@ mod interop;
 mod issuer_faults;
 mod issuers;
 mod jwks_cache;
+mod key_lifecycle;
 mod layer;
 mod mcp_server;
 mod properties;

@@ -120,7 +120,7 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
 
     get_with_token(&format!("{base}/me"), &old)
         .await
-        .assert_invalid_token("the token's signing key is unknown");
+        .assert_invalid_token("the token's signature is invalid");
     assert_eq!(
         get_with_token(&format!("{base}/me"), &fresh).await.status,
         200

@@ -1,0 +1,114 @@
+//! The HTTP policy of key fetches: one timeout over the whole fetch (body
+//! included), a body size cap, no redirects, status `200` only. HTTPS only
+//! (loopback excepted) is checked where URLs are configured or discovered.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::document::DocumentError;
+
+/// Why a fetch produced no document. Never carries the body, and never the
+/// URL (the caller names it once).
+#[derive(Debug)]
+pub(crate) enum FetchError {
+    Status(u16),
+    TooLarge(usize),
+    TimedOut(Duration),
+    Transport(reqwest::Error),
+    Document(DocumentError),
+}
+
+impl From<DocumentError> for FetchError {
+    fn from(error: DocumentError) -> Self {
+        Self::Document(error)
+    }
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Status(code) => write!(f, "the issuer answered HTTP {code}"),
+            Self::TooLarge(cap) => write!(f, "the answer is larger than {cap} bytes"),
+            Self::TimedOut(after) => write!(f, "no complete answer within {after:?}"),
+            Self::Transport(error) => {
+                // reqwest's own message ("error decoding response body") does
+                // not say what went wrong; its sources do.
+                write!(f, "{error}")?;
+                let mut cause = std::error::Error::source(error);
+                while let Some(inner) = cause {
+                    write!(f, ": {inner}")?;
+                    cause = inner.source();
+                }
+                Ok(())
+            }
+            Self::Document(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Fetches JWKS and discovery documents under the policy above.
+pub(crate) struct Fetcher {
+    client: reqwest::Client,
+    timeout: Duration,
+    max_size: usize,
+}
+
+impl Fetcher {
+    pub(crate) fn new(timeout: Duration, max_size: usize) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("meingpt-auth/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            client,
+            timeout,
+            max_size,
+        })
+    }
+
+    /// The whole body at `url`, or why there is none.
+    pub(crate) async fn body(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        let cap = self.max_size;
+        // The client's timeout and the one around the whole fetch are the
+        // same; whichever fires first, a timeout is reported as one. The URL
+        // is dropped from reqwest's errors: the caller names it.
+        let transport = |error: reqwest::Error| {
+            if error.is_timeout() {
+                FetchError::TimedOut(self.timeout)
+            } else {
+                FetchError::Transport(error.without_url())
+            }
+        };
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(
+                http::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
+            .send()
+            .await
+            .map_err(transport)?;
+        if response.status() != http::StatusCode::OK {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > cap as u64)
+        {
+            return Err(FetchError::TooLarge(cap));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > cap {
+                return Err(FetchError::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
