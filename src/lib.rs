@@ -127,6 +127,7 @@ mod json;
 mod jwks;
 mod keys;
 pub mod layer;
+mod metrics;
 pub mod rejection;
 pub mod token;
 mod verify;
