@@ -216,10 +216,30 @@ async fn guard_refusals_and_anonymous_requests_are_counted() {
 
     let member = issuer.token().role("member").sign();
     let admin = issuer.token().role("admin").sub("admin-1").sign();
-    assert_eq!(get_with_token(&format!("{base}/admin"), &member).await.status, 403);
-    assert_eq!(get_with_token(&format!("{base}/admin"), &admin).await.status, 200);
-    assert_eq!(get_with(&format!("{optional_base}/hello"), &[]).await.status, 200);
-    assert_eq!(get_with(&format!("{optional_base}/admin"), &[]).await.status, 401);
+    assert_eq!(
+        get_with_token(&format!("{base}/admin"), &member)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        get_with_token(&format!("{base}/admin"), &admin)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get_with(&format!("{optional_base}/hello"), &[])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        get_with(&format!("{optional_base}/admin"), &[])
+            .await
+            .status,
+        401
+    );
 
     // The layer admitted both users (the guard then refused the member) and
     // both anonymous requests (the guard then asked for a token).
@@ -329,7 +349,10 @@ async fn a_failing_issuer_counts_fetch_errors_and_stale_keys_served_after_the_tt
     issuer.fail(Fault::Status(500));
     clock.advance(2 * SECOND);
     assert_eq!(get_with_token(&me, &token("user-3")).await.status, 200);
-    eventually("the failed refresh", || metrics.fetches("jwks", "status") == 1).await;
+    eventually("the failed refresh", || {
+        metrics.fetches("jwks", "status") == 1
+    })
+    .await;
     assert_eq!(metrics.stale_keys_served(), 0);
 
     // Now the keys serve because the issuer failed: two fresh tokens and a
@@ -344,11 +367,17 @@ async fn a_failing_issuer_counts_fetch_errors_and_stale_keys_served_after_the_tt
     issuer.fail(Fault::Garbage);
     clock.advance(retry_after);
     assert_eq!(get_with_token(&me, &token("user-6")).await.status, 200);
-    eventually("the malformed refresh", || metrics.fetches("jwks", "malformed") == 1).await;
+    eventually("the malformed refresh", || {
+        metrics.fetches("jwks", "malformed") == 1
+    })
+    .await;
     issuer.fail(Fault::Hang);
     clock.advance(retry_after);
     assert_eq!(get_with_token(&me, &token("user-7")).await.status, 200);
-    eventually("the timed-out refresh", || metrics.fetches("jwks", "timeout") == 1).await;
+    eventually("the timed-out refresh", || {
+        metrics.fetches("jwks", "timeout") == 1
+    })
+    .await;
 
     // Recovered: the refresh succeeds and the keys are fresh again.
     issuer.recover();
