@@ -39,6 +39,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::json::parse_object;
 use crate::jwks::{JwksCache, SourceId};
 use crate::keys::VerifyingKey;
+use crate::metrics;
 
 const TARGET: &str = "meingpt_auth::verify";
 
@@ -269,11 +270,13 @@ impl Verifier {
         {
             let verified = &hit.verified;
             if self.still_holds(verified.source, &verified.key) {
+                metrics::verified_token_cache(true);
                 self.check_times(&verified.times)?;
                 return Ok(verified.user.clone());
             }
             cache.entries.invalidate(&hash);
         }
+        metrics::verified_token_cache(false);
         let verified = self.verify_fresh(token).await?;
         let user = verified.user.clone();
         if !verified.lifetime.is_zero() {

@@ -22,6 +22,8 @@ mod jwks_cache;
 mod key_lifecycle;
 mod layer;
 mod mcp_server;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod properties;
 mod quickstart;
 mod rejections;
