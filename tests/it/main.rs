@@ -14,6 +14,7 @@ mod custom_app;
 mod customgpt_jwt;
 mod grpc;
 mod dev_issuer;
+mod enterprise;
 mod evidence;
 mod interop;
 mod issuer_faults;
