@@ -84,7 +84,9 @@ pub(crate) fn auth_from(
 
 /// `JWKS_CA_FILE`: the root certificates of a PEM bundle, each one checked
 /// now so that a bad file stops the start, not the first fetch.
-fn ca_file(lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+fn ca_file(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<reqwest::Certificate>, ConfigError> {
     const VARIABLE: &str = "JWKS_CA_FILE";
     let Some(path) = lookup(VARIABLE) else {
         return Ok(Vec::new());
@@ -652,7 +654,9 @@ mod tests {
     #[test]
     fn a_missing_ca_file_is_refused_naming_the_variable() {
         assert_eq!(
-            with_ca_file("/nonexistent/meingpt/ca.pem").unwrap_err().to_string(),
+            with_ca_file("/nonexistent/meingpt/ca.pem")
+                .unwrap_err()
+                .to_string(),
             "JWKS_CA_FILE is invalid: /nonexistent/meingpt/ca.pem does not exist; set it to \
              the path of a PEM file of root certificates"
         );
