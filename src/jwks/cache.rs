@@ -118,7 +118,7 @@ impl JwksCache {
         settings: JwksSettings,
         clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
-        let fetcher = Fetcher::new(settings.timeout, settings.max_size)?;
+        let fetcher = Fetcher::new(&settings)?;
         let sources = sources
             .into_iter()
             .map(|config| Source {

@@ -13,6 +13,7 @@ mod configuration;
 mod custom_app;
 mod customgpt_jwt;
 mod dev_issuer;
+mod enterprise;
 mod evidence;
 mod grpc;
 mod interop;
