@@ -469,7 +469,9 @@ impl JwksCache {
         };
         timer.finish(match &outcome {
             Ok(_) => FetchResult::Ok,
-            Err(FetchError::Status(_)) => FetchResult::Status,
+            // A redirect the application's client followed is, to the
+            // issuer's operator, an answer other than 200.
+            Err(FetchError::Status(_) | FetchError::Redirected) => FetchResult::Status,
             Err(FetchError::TooLarge(_)) => FetchResult::TooLarge,
             Err(FetchError::TimedOut(_)) => FetchResult::Timeout,
             Err(FetchError::Transport(_)) => FetchResult::Transport,
