@@ -115,6 +115,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 pub mod body;
 pub mod claims;
 mod clock;
@@ -135,10 +136,11 @@ pub mod guard;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use auth::MeinGptAuth;
 pub use body::AuthBody;
 pub use claims::{MeinGptUser, Role, Team};
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
+pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuthBuilder, StaticKey};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims, MissingAuthLayer, Refused};
