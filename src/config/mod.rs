@@ -28,15 +28,17 @@
 //! | JWKS timeout / retry after failure / size cap | 5 s / 5 s / 256 KiB |
 
 //!
-//! Where each part lives: the builder and its checks in `builder.rs`, the
-//! environment variables in `env.rs`, the policy for URLs keys are fetched
-//! from (`https://`, or `http://` to loopback only) in `url.rs`.
+//! Where each part lives: the builder in `builder.rs`, its checks and
+//! `build()` in `build.rs`, the environment variables in `env.rs`, the
+//! policy for URLs keys are fetched from (`https://`, or `http://` to
+//! loopback only) in `url.rs`.
 //!
 //! [`MeinGptAuth`]: crate::MeinGptAuth
 //! [`MeinGptAuth::builder`]: crate::MeinGptAuth::builder
 //! [`MeinGptAuth::oidc`]: crate::MeinGptAuth::oidc
 //! [`MeinGptAuth::static_key`]: crate::MeinGptAuth::static_key
 
+mod build;
 mod builder;
 mod env;
 pub(crate) mod url;
