@@ -81,6 +81,58 @@ pub(crate) struct Verifier {
     pub(crate) profile: TokenProfile,
 }
 
+/// What a [`Verifier`] checks, as the configuration settled it.
+#[derive(Debug)]
+pub(crate) struct VerifierSettings {
+    /// The algorithms accepted before any key is looked at.
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) issuer: String,
+    /// Accepted audiences, each with its key source.
+    pub(crate) audiences: Vec<(String, SourceId)>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_token_size: usize,
+    pub(crate) rules: ClaimRules,
+    pub(crate) max_auth_age: Option<Duration>,
+    pub(crate) profile: TokenProfile,
+    /// The verified-token cache's bounds in tokens and in bytes; either 0
+    /// turns the cache off.
+    pub(crate) verified_tokens: u64,
+    pub(crate) verified_bytes: u64,
+}
+
+impl Verifier {
+    /// A verifier that checks tokens as `settings` say, with `keys`, at the
+    /// time `clock` tells.
+    pub(crate) fn new(settings: VerifierSettings, keys: Keys, clock: SharedClock) -> Self {
+        let VerifierSettings {
+            algorithms,
+            issuer,
+            audiences,
+            leeway,
+            max_token_size,
+            rules,
+            max_auth_age,
+            profile,
+            verified_tokens,
+            verified_bytes,
+        } = settings;
+        Self {
+            algorithms,
+            issuer,
+            audiences,
+            leeway,
+            max_token_size,
+            keys,
+            rules,
+            max_auth_age,
+            clock,
+            verified: (verified_tokens > 0 && verified_bytes > 0)
+                .then(|| VerifiedTokens::new(verified_tokens, verified_bytes)),
+            profile,
+        }
+    }
+}
+
 /// Optional access-token profile checks (RFC 9068 and common practice for
 /// OpenID Connect issuers); each is off unless configured.
 #[derive(Debug, Clone, Default)]
