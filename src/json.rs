@@ -35,20 +35,15 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
 }
 
 /// One member of a JSON object, read as `T`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum Member<T> {
     /// The member is not there.
+    #[default]
     Absent,
     /// The member is there, but not a `T` (`null` included).
     Invalid,
     /// The member is there and a `T`.
     Present(T),
-}
-
-impl<T> Default for Member<T> {
-    fn default() -> Self {
-        Self::Absent
-    }
 }
 
 impl<T> Member<T> {
@@ -58,6 +53,14 @@ impl<T> Member<T> {
             Self::Absent => Ok(None),
             Self::Invalid => Err(invalid),
             Self::Present(value) => Ok(Some(value)),
+        }
+    }
+
+    /// The value if present and well typed.
+    pub(crate) fn value(&self) -> Option<&T> {
+        match self {
+            Self::Present(value) => Some(value),
+            _ => None,
         }
     }
 

@@ -216,24 +216,23 @@ pub(crate) fn from_jwk(jwk: Jwk, algorithms: &[Algorithm]) -> Option<VerifyingKe
     }
     // A key that names its algorithm is used with that algorithm only; a
     // key that does not, with the one its kind implies.
-    let named = match jwk.alg.optional(()).ok()? {
-        None => None,
-        Some(name) => Some(
+    let named = match &jwk.alg {
+        Member::Absent => None,
+        Member::Present(name) => Some(
             name.parse::<Algorithm>()
                 .ok()
                 .filter(|alg| algorithms.contains(alg))?,
         ),
+        Member::Invalid => return None,
     };
     let implied = |alg: Algorithm| algorithms.contains(&alg).then_some(alg);
-    let kid = jwk.kid.optional(()).ok()?;
-    let Member::Present(kty) = &jwk.kty else {
-        return None;
+    let crv = jwk.crv.value().map(String::as_str);
+    let kid = match jwk.kid {
+        Member::Absent => None,
+        Member::Present(kid) => Some(kid),
+        Member::Invalid => return None,
     };
-    let crv = match &jwk.crv {
-        Member::Present(crv) => Some(crv.as_str()),
-        _ => None,
-    };
-    match kty.as_str() {
+    match jwk.kty.value()?.as_str() {
         "RSA" => rsa_key(
             kid,
             b64(&jwk.n)?,
@@ -559,8 +558,8 @@ fn is_jwk_json(text: &str) -> bool {
     serde_json::from_str::<Value>(text).is_ok_and(|value| has_kty(&value))
 }
 
-/// A DER public key anywhere in `bytes`: each SEQUENCE that could hold
-/// one (44 bytes or more: an Ed25519 `SubjectPublicKeyInfo` is the smallest)
+/// A DER public key anywhere in `bytes`: each SEQUENCE (its extent read
+/// with the `der` crate) that could hold one (44 bytes or more: an Ed25519 `SubjectPublicKeyInfo` is the smallest)
 /// is tried as RSA (PKCS#1 or SPKI), EC and Ed25519 (SPKI); the whole of
 /// `bytes` is also tried as an uncompressed EC point.
 fn der_public_key(bytes: &[u8]) -> Option<&'static str> {
@@ -600,10 +599,7 @@ fn pem_bytes(key: jsonwebtoken::errors::Result<DecodingKey>) -> Option<Vec<u8>> 
 /// A base64url member's bytes; `None` when absent, not a string or not
 /// base64url.
 fn b64(member: &Member<String>) -> Option<Vec<u8>> {
-    match member {
-        Member::Present(text) => URL_SAFE_NO_PAD.decode(text).ok(),
-        _ => None,
-    }
+    URL_SAFE_NO_PAD.decode(member.value()?).ok()
 }
 
 fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
