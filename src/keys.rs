@@ -9,12 +9,17 @@
 
 use std::fmt;
 
-use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::{hmac, rsa};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, DecodingKey};
-use serde_json::{Map, Value};
+use der::{Decode, Tag, Tagged, asn1::AnyRef};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::Value;
+
+use crate::json::Member;
 
 const TARGET: &str = "meingpt_auth::jwks";
 
@@ -42,15 +47,7 @@ enum KeyKind {
 impl KeyKind {
     fn fits(self, alg: Algorithm) -> bool {
         match self {
-            Self::Rsa => matches!(
-                alg,
-                Algorithm::RS256
-                    | Algorithm::RS384
-                    | Algorithm::RS512
-                    | Algorithm::PS256
-                    | Algorithm::PS384
-                    | Algorithm::PS512
-            ),
+            Self::Rsa => alg.family() == AlgorithmFamily::Rsa,
             Self::Ec(own) | Self::Hmac(own) => alg == own,
             Self::Ed25519 => alg == Algorithm::EdDSA,
         }
@@ -147,7 +144,7 @@ fn rsa_default(algorithms: &[Algorithm]) -> Option<Algorithm> {
     let mut rsa = algorithms
         .iter()
         .copied()
-        .filter(|alg| KeyKind::Rsa.fits(*alg));
+        .filter(|alg| alg.family() == AlgorithmFamily::Rsa);
     match (rsa.next(), rsa.next()) {
         (Some(only), None) => Some(only),
         _ => None,
@@ -201,56 +198,54 @@ fn rsa_bits(n: &[u8]) -> usize {
 /// accepted, else the only RSA algorithm accepted (configured, or listed by
 /// the discovery document); with several RSA algorithms but not RS256
 /// accepted, an RSA key without `alg` is skipped.
-pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Option<VerifyingKey> {
-    const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-    if PRIVATE_MEMBERS.iter().any(|name| jwk.contains_key(*name)) {
+pub(crate) fn from_jwk(jwk: Jwk, algorithms: &[Algorithm]) -> Option<VerifyingKey> {
+    if jwk.has_private_members() {
         tracing::warn!(target: TARGET, "JWKS key with private members skipped");
         return None;
     }
-    match jwk.get("use") {
-        None => {}
-        Some(Value::String(usage)) if usage == "sig" => {}
-        Some(_) => return None,
+    match jwk.usage {
+        Member::Absent => {}
+        Member::Present(usage) if usage == "sig" => {}
+        _ => return None,
     }
-    match jwk.get("key_ops") {
-        None => {}
-        Some(Value::Array(ops)) if ops.iter().any(|op| op == "verify") => {}
-        Some(_) => return None,
+    match jwk.key_ops {
+        Member::Absent => {}
+        Member::Present(ops) if ops.iter().any(|op| op == "verify") => {}
+        _ => return None,
     }
     // A key that names its algorithm is used with that algorithm only; a
     // key that does not, with the one its kind implies.
-    let named = match jwk.get("alg") {
-        None => None,
-        Some(Value::String(name)) => {
-            let alg = name.parse::<Algorithm>().ok()?;
-            if !algorithms.contains(&alg) {
-                return None;
-            }
-            Some(alg)
-        }
-        Some(_) => return None,
+    let named = match &jwk.alg {
+        Member::Absent => None,
+        Member::Present(name) => Some(
+            name.parse::<Algorithm>()
+                .ok()
+                .filter(|alg| algorithms.contains(alg))?,
+        ),
+        Member::Invalid => return None,
     };
     let implied = |alg: Algorithm| algorithms.contains(&alg).then_some(alg);
-    let kid = match jwk.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.clone()),
-        Some(_) => return None,
+    let crv = jwk.crv.value().map(String::as_str);
+    let kid = match jwk.kid {
+        Member::Absent => None,
+        Member::Present(kid) => Some(kid),
+        Member::Invalid => return None,
     };
-    match jwk.get("kty")?.as_str()? {
+    match jwk.kty.value()?.as_str() {
         "RSA" => rsa_key(
             kid,
-            b64_member(jwk, "n")?,
-            b64_member(jwk, "e")?,
+            b64(&jwk.n)?,
+            b64(&jwk.e)?,
             named.or_else(|| rsa_default(algorithms))?,
         ),
         "EC" => {
-            let (alg, size) = match jwk.get("crv")?.as_str()? {
+            let (alg, size) = match crv? {
                 "P-256" => (Algorithm::ES256, 32),
                 "P-384" => (Algorithm::ES384, 48),
                 _ => return None,
             };
-            let x = b64_member(jwk, "x")?;
-            let y = b64_member(jwk, "y")?;
+            let x = b64(&jwk.x)?;
+            let y = b64(&jwk.y)?;
             if x.len() != size || y.len() != size {
                 return None;
             }
@@ -263,10 +258,10 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
             )
         }
         "OKP" => {
-            if jwk.get("crv")?.as_str()? != "Ed25519" {
+            if crv? != "Ed25519" {
                 return None;
             }
-            let x = b64_member(jwk, "x")?;
+            let x = b64(&jwk.x)?;
             if x.len() != 32 {
                 return None;
             }
@@ -274,6 +269,45 @@ pub(crate) fn from_jwk(jwk: &Map<String, Value>, algorithms: &[Algorithm]) -> Op
             public_key(kid, KeyKind::Ed25519, x, alg)
         }
         _ => None,
+    }
+}
+
+/// A JSON Web Key's members as this crate reads them (RFC 7517 §4, RFC 7518
+/// §6). A member of an unexpected type makes the key unusable, never the
+/// key set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct Jwk {
+    kty: Member<String>,
+    #[serde(rename = "use")]
+    usage: Member<String>,
+    key_ops: Member<Vec<Value>>,
+    alg: Member<String>,
+    kid: Member<String>,
+    crv: Member<String>,
+    n: Member<String>,
+    e: Member<String>,
+    x: Member<String>,
+    y: Member<String>,
+    /// The private members of RSA, EC and OKP keys and a symmetric key's
+    /// `k`: any of them, whatever its value, and the key is not used.
+    d: Member<IgnoredAny>,
+    p: Member<IgnoredAny>,
+    q: Member<IgnoredAny>,
+    dp: Member<IgnoredAny>,
+    dq: Member<IgnoredAny>,
+    qi: Member<IgnoredAny>,
+    oth: Member<IgnoredAny>,
+    k: Member<IgnoredAny>,
+}
+
+impl Jwk {
+    fn has_private_members(&self) -> bool {
+        [
+            &self.d, &self.p, &self.q, &self.dp, &self.dq, &self.qi, &self.oth, &self.k,
+        ]
+        .iter()
+        .any(|member| member.is_present())
     }
 }
 
@@ -377,8 +411,9 @@ pub(crate) fn from_config(alg: Algorithm, key: &[u8]) -> Result<VerifyingKey, Ke
         }
         _ => {
             let pkcs1 = pem_bytes(DecodingKey::from_rsa_pem(key)).ok_or_else(not_a_key)?;
-            let (n, e) = rsa_components_from_pkcs1(&pkcs1).ok_or_else(not_a_key)?;
-            let bits = rsa_bits(&strip_leading_zeros(n.clone()));
+            let public = rsa::PublicKey::from_der(&pkcs1).map_err(|_| not_a_key())?;
+            let rsa::PublicKeyComponents { n, e } = (&public).into();
+            let bits = rsa_bits(&n);
             if !(2048..=8192).contains(&bits) {
                 return Err(KeyError::new(format!(
                     "{alg:?} needs an RSA key of 2048 to 8192 bits, found one of {bits} bits"
@@ -523,8 +558,8 @@ fn is_jwk_json(text: &str) -> bool {
     serde_json::from_str::<Value>(text).is_ok_and(|value| has_kty(&value))
 }
 
-/// A DER public key anywhere in `bytes`: each SEQUENCE that could hold
-/// one (44 bytes or more: an Ed25519 `SubjectPublicKeyInfo` is the smallest)
+/// A DER public key anywhere in `bytes`: each SEQUENCE (its extent read
+/// with the `der` crate) that could hold one (44 bytes or more: an Ed25519 `SubjectPublicKeyInfo` is the smallest)
 /// is tried as RSA (PKCS#1 or SPKI), EC and Ed25519 (SPKI); the whole of
 /// `bytes` is also tried as an uncompressed EC point.
 fn der_public_key(bytes: &[u8]) -> Option<&'static str> {
@@ -547,52 +582,24 @@ fn der_public_key(bytes: &[u8]) -> Option<&'static str> {
         return Some(found);
     }
     (0..bytes.len())
-        .filter(|at| bytes[*at] == 0x30)
         .filter_map(|at| {
             let rest = &bytes[at..];
-            let (_, after) = der_element(rest, 0x30)?;
-            let element = &rest[..rest.len() - after.len()];
+            let (element, after) = AnyRef::from_der_partial(rest).ok()?;
+            let element =
+                (element.tag() == Tag::Sequence).then_some(&rest[..rest.len() - after.len()])?;
             (element.len() >= 44).then_some(element)
         })
         .find_map(|element| parses(element, &PARSERS))
-}
-
-/// `(n, e)` from a PKCS#1 `RSAPublicKey`: `SEQUENCE { INTEGER n, INTEGER e }`.
-fn rsa_components_from_pkcs1(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let (sequence, _) = der_element(der, 0x30)?;
-    let (n, rest) = der_element(sequence, 0x02)?;
-    let (e, _) = der_element(rest, 0x02)?;
-    Some((n.to_vec(), e.to_vec()))
-}
-
-/// Splits one DER element with `tag` off the front of `input`: (content, rest).
-fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
-    let (&first, input) = input.split_first()?;
-    if first != tag {
-        return None;
-    }
-    let (&len_byte, input) = input.split_first()?;
-    let (len, input) = if len_byte < 0x80 {
-        (usize::from(len_byte), input)
-    } else {
-        let count = usize::from(len_byte & 0x7f);
-        if count == 0 || count > 4 || input.len() < count {
-            return None;
-        }
-        let len = input[..count]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &input[count..])
-    };
-    (input.len() >= len).then(|| input.split_at(len))
 }
 
 fn pem_bytes(key: jsonwebtoken::errors::Result<DecodingKey>) -> Option<Vec<u8>> {
     key.ok()?.try_get_as_bytes().ok().map(<[u8]>::to_vec)
 }
 
-fn b64_member(jwk: &Map<String, Value>, name: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(jwk.get(name)?.as_str()?).ok()
+/// A base64url member's bytes; `None` when absent, not a string or not
+/// base64url.
+fn b64(member: &Member<String>) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(member.value()?).ok()
 }
 
 fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
@@ -601,5 +608,92 @@ fn strip_leading_zeros(bytes: Vec<u8>) -> Vec<u8> {
         bytes
     } else {
         bytes[zeros..].to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PKCS#1 `RSAPublicKey` with a `bits`-bit modulus (a multiple of 8)
+    /// and exponent 65537, in PEM.
+    fn rsa_pem(bits: usize) -> String {
+        let mut n = vec![0xC5u8; bits / 8];
+        n[bits / 8 - 1] |= 1;
+        let n = [&[0u8][..], &n].concat();
+        let integer = |content: &[u8]| [&[0x02][..], &der_length(content.len()), content].concat();
+        let body = [integer(&n), integer(&[1, 0, 1])].concat();
+        let der = [&[0x30][..], &der_length(body.len()), &body].concat();
+        let text = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN RSA PUBLIC KEY-----\n{text}\n-----END RSA PUBLIC KEY-----\n")
+    }
+
+    fn der_length(len: usize) -> Vec<u8> {
+        match len {
+            0..0x80 => vec![len as u8],
+            0x80..0x100 => vec![0x81, len as u8],
+            _ => vec![0x82, (len >> 8) as u8, len as u8],
+        }
+    }
+
+    #[test]
+    fn a_configured_rsa_key_outside_2048_to_8192_bits_is_refused_naming_its_size() {
+        let error = from_config(Algorithm::RS256, rsa_pem(1024).as_bytes())
+            .unwrap_err()
+            .reason;
+        assert!(error.contains("found one of 1024 bits"), "{error}");
+        let key = from_config(Algorithm::PS256, rsa_pem(2048).as_bytes()).unwrap();
+        assert!(key.fits(Algorithm::PS256) && !key.fits(Algorithm::RS256));
+    }
+
+    #[test]
+    fn a_damaged_rsa_key_is_not_a_key() {
+        let pem = rsa_pem(2048);
+        let damaged = pem.replacen("MIIB", "MIIC", 1);
+        let error = from_config(Algorithm::RS256, damaged.as_bytes())
+            .unwrap_err()
+            .reason;
+        assert!(error.contains("needs an RSA public key in PEM"), "{error}");
+    }
+
+    #[test]
+    fn a_public_key_is_found_in_a_secret_at_any_offset_and_only_whole() {
+        let pem = rsa_pem(2048);
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        let hidden = [&[0x30, 0x30, 0x01][..], &der, &[0x30; 3]].concat();
+        assert_eq!(der_public_key(&hidden), Some("an RSA public key"));
+        assert_eq!(der_public_key(&der[..der.len() - 1]), None);
+        assert_eq!(der_public_key(&[0x30; 300]), None);
+    }
+
+    #[test]
+    fn jwk_members_of_the_wrong_type_make_the_key_unusable() {
+        let jwk = |value: Value| serde_json::from_value::<Jwk>(value).unwrap();
+        let n = URL_SAFE_NO_PAD.encode({
+            let mut n = vec![0xC5u8; 256];
+            n[255] |= 1;
+            n
+        });
+        let good = serde_json::json!({"kty": "RSA", "n": n, "e": "AQAB"});
+        assert!(from_jwk(jwk(good.clone()), &[Algorithm::RS256]).is_some());
+        for (member, wrong) in [
+            ("kid", serde_json::json!(1)),
+            ("alg", serde_json::json!(null)),
+            ("use", serde_json::json!(["sig"])),
+            ("key_ops", serde_json::json!("verify")),
+            ("kty", serde_json::json!(["RSA"])),
+            ("e", serde_json::json!(65537)),
+            ("d", serde_json::json!(null)),
+        ] {
+            let mut key = good.clone();
+            key[member] = wrong;
+            assert!(
+                from_jwk(jwk(key), &[Algorithm::RS256]).is_none(),
+                "{member}"
+            );
+        }
     }
 }

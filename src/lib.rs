@@ -159,6 +159,7 @@ pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod frame;
+mod jose;
 mod json;
 mod jwks;
 mod keys;

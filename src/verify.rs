@@ -31,12 +31,14 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::claims::{ClaimRules, MeinGptUser, user_from_claims};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
-use crate::json::parse_object;
+use crate::jose::{JoseHeader, NumericDate, RegisteredClaims, Round, numeric_date};
+use crate::json::{self, Member, parse_object};
 use crate::jwks::{JwksCache, SourceId};
 use crate::keys::VerifyingKey;
 use crate::metrics;
@@ -148,11 +150,11 @@ pub(crate) struct TokenProfile {
 
 impl TokenProfile {
     /// Whether the `typ` header value `typ` is the required type.
-    fn type_matches(&self, typ: Option<&Value>) -> bool {
+    fn type_matches(&self, typ: &Member<String>) -> bool {
         let Some(required) = &self.token_type else {
             return true;
         };
-        let Some(Value::String(typ)) = typ else {
+        let Member::Present(typ) = typ else {
             return false;
         };
         media_type(typ).eq_ignore_ascii_case(media_type(required))
@@ -254,33 +256,6 @@ struct Times {
     nbf: Option<NumericDate>,
     iat: Option<NumericDate>,
     auth_time: Option<NumericDate>,
-}
-
-/// A NumericDate (RFC 7519 §2): nanoseconds since the Unix epoch. A
-/// fraction finer than a nanosecond is rounded the way that never lengthens
-/// a token's validity (see [`numeric_date`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct NumericDate(i128);
-
-const NANOS: i128 = 1_000_000_000;
-
-impl NumericDate {
-    fn from_duration(at: Duration) -> Self {
-        Self(at.as_nanos() as i128)
-    }
-
-    /// Whole seconds, rounded down.
-    fn whole_seconds(self) -> i64 {
-        self.0.div_euclid(NANOS) as i64
-    }
-
-    fn plus(self, by: Duration) -> Self {
-        Self(self.0 + by.as_nanos() as i128)
-    }
-
-    fn minus(self, by: Duration) -> Self {
-        Self(self.0 - by.as_nanos() as i128)
-    }
 }
 
 struct Header {
@@ -462,8 +437,8 @@ impl Verifier {
     }
 
     fn header(&self, bytes: &[u8]) -> Result<Header, InvalidToken> {
-        let header = parse_object(bytes).ok_or(InvalidToken::Malformed)?;
-        let Some(Value::String(alg)) = header.get("alg") else {
+        let header: JoseHeader = json::parse(bytes).ok_or(InvalidToken::Malformed)?;
+        let Member::Present(alg) = header.alg else {
             return Err(InvalidToken::Malformed);
         };
         let alg = alg
@@ -471,22 +446,20 @@ impl Verifier {
             .ok()
             .filter(|alg| self.algorithms.contains(alg))
             .ok_or(InvalidToken::UnsupportedAlgorithm)?;
-        if header.contains_key("crit") || header.contains_key("b64") {
+        if header.crit.is_present() || header.b64.is_present() {
             return Err(InvalidToken::UnsupportedHeader);
         }
-        if !self.profile.type_matches(header.get("typ")) {
+        if !self.profile.type_matches(&header.typ) {
             return Err(InvalidToken::WrongTokenType);
         }
-        match header.get("cty") {
-            None => {}
-            Some(Value::String(cty)) if !cty.eq_ignore_ascii_case("JWT") => {}
-            Some(_) => return Err(InvalidToken::UnsupportedHeader),
+        match header.cty {
+            Member::Absent => {}
+            Member::Present(cty) if !cty.eq_ignore_ascii_case("JWT") => {}
+            _ => return Err(InvalidToken::UnsupportedHeader),
         }
-        let kid = match header.get("kid") {
-            None => None,
-            Some(Value::String(kid)) if kid.len() <= 256 => Some(kid.clone()),
-            Some(Value::String(_)) => return Err(InvalidToken::UnknownKey),
-            Some(_) => return Err(InvalidToken::Malformed),
+        let kid = match header.kid.optional(InvalidToken::Malformed)? {
+            Some(kid) if kid.len() > 256 => return Err(InvalidToken::UnknownKey),
+            kid => kid,
         };
         Ok(Header { alg, kid })
     }
@@ -495,9 +468,9 @@ impl Verifier {
     /// ask: those of the configured audiences it names, in its order. None
     /// is refused like an unknown key.
     fn sources_for(&self, claims: &[u8]) -> Result<Vec<SourceId>, InvalidToken> {
-        let claims = parse_object(claims).ok_or(InvalidToken::Malformed)?;
+        let claims: RegisteredClaims = json::parse(claims).ok_or(InvalidToken::Malformed)?;
         let mut sources = Vec::new();
-        for aud in token_audiences(&claims)? {
+        for aud in claims.audiences()? {
             if let Some(source) = self.source_of(aud)
                 && !sources.contains(&source)
             {
@@ -524,27 +497,32 @@ impl Verifier {
         payload: Box<[u8]>,
         source: SourceId,
     ) -> Result<(MeinGptUser, Times), AuthError> {
-        match claims.get("iss") {
-            None => return Err(InvalidToken::MissingClaim.into()),
-            Some(Value::String(iss)) if *iss == self.issuer => {}
-            Some(Value::String(_)) => return Err(InvalidToken::WrongIssuer.into()),
-            Some(_) => return Err(InvalidToken::InvalidClaim.into()),
+        let mut registered =
+            RegisteredClaims::deserialize(claims).map_err(|_| InvalidToken::Malformed)?;
+        match &registered.iss {
+            Member::Absent => return Err(InvalidToken::MissingClaim.into()),
+            Member::Present(iss) if *iss == self.issuer => {}
+            Member::Present(_) => return Err(InvalidToken::WrongIssuer.into()),
+            Member::Invalid => return Err(InvalidToken::InvalidClaim.into()),
         }
         // The first audience in `aud` that is configured and served by the
         // key source that verified the signature.
-        let audience = token_audiences(claims)?
-            .into_iter()
+        let audience = registered
+            .audiences()?
+            .iter()
             .find(|aud| self.source_of(aud) == Some(source))
             .ok_or(InvalidToken::WrongAudience)?
-            .to_owned();
+            .clone();
+        let take = std::mem::take;
         let times = Times {
-            exp: numeric_date(claims, "exp", Round::Down)?.ok_or(InvalidToken::MissingClaim)?,
-            nbf: numeric_date(claims, "nbf", Round::Up)?,
-            iat: numeric_date(claims, "iat", Round::Up)?,
-            auth_time: numeric_date(claims, "auth_time", Round::Down)?,
+            exp: numeric_date(take(&mut registered.exp), Round::Down)?
+                .ok_or(InvalidToken::MissingClaim)?,
+            nbf: numeric_date(take(&mut registered.nbf), Round::Up)?,
+            iat: numeric_date(take(&mut registered.iat), Round::Up)?,
+            auth_time: numeric_date(take(&mut registered.auth_time), Round::Down)?,
         };
         self.check_times(&times)?;
-        self.check_profile(claims, &times)?;
+        self.check_profile(&registered, &times)?;
         let user = user_from_claims(
             claims,
             payload,
@@ -559,14 +537,14 @@ impl Verifier {
 
     /// The configured access-token profile: `azp` and maximum lifetime (the
     /// `typ` header is checked with the header).
-    fn check_profile(&self, claims: &Map<String, Value>, times: &Times) -> Result<(), AuthError> {
+    fn check_profile(&self, claims: &RegisteredClaims, times: &Times) -> Result<(), AuthError> {
         let profile = &self.profile;
         if !profile.authorized_parties.is_empty() {
-            match claims.get("azp") {
-                None => return Err(InvalidToken::MissingClaim.into()),
-                Some(Value::String(azp)) if profile.authorized_parties.contains(azp) => {}
-                Some(Value::String(_)) => return Err(InvalidToken::WrongAuthorizedParty.into()),
-                Some(_) => return Err(InvalidToken::InvalidClaim.into()),
+            match &claims.azp {
+                Member::Absent => return Err(InvalidToken::MissingClaim.into()),
+                Member::Present(azp) if profile.authorized_parties.contains(azp) => {}
+                Member::Present(_) => return Err(InvalidToken::WrongAuthorizedParty.into()),
+                Member::Invalid => return Err(InvalidToken::InvalidClaim.into()),
             }
         }
         if let Some(max_lifetime) = profile.max_lifetime {
@@ -576,69 +554,6 @@ impl Verifier {
             }
         }
         Ok(())
-    }
-}
-
-/// The token's `aud`: one string or a non-empty array of strings.
-fn token_audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, InvalidToken> {
-    match claims.get("aud") {
-        None => Err(InvalidToken::MissingClaim),
-        Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
-        Some(Value::Array(items)) if !items.is_empty() => items
-            .iter()
-            .map(|item| item.as_str().ok_or(InvalidToken::InvalidClaim))
-            .collect(),
-        Some(_) => Err(InvalidToken::InvalidClaim),
-    }
-}
-
-/// Which way a NumericDate's fraction of a nanosecond is rounded: down for
-/// `exp` (a token never lives longer), up for `nbf` and `iat` (never valid
-/// sooner).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Round {
-    Down,
-    Up,
-}
-
-/// A NumericDate claim (RFC 7519 §2): a JSON number of seconds since the
-/// epoch, fractions allowed. Strings, booleans, null and values beyond ±2^63
-/// seconds are invalid; an integer beyond that (up to 2^64 - 1) means "far
-/// in the future", as before fractions were read.
-fn numeric_date(
-    claims: &Map<String, Value>,
-    name: &str,
-    round: Round,
-) -> Result<Option<NumericDate>, InvalidToken> {
-    let Some(value) = claims.get(name) else {
-        return Ok(None);
-    };
-    let Value::Number(number) = value else {
-        return Err(InvalidToken::InvalidClaim);
-    };
-    if let Some(seconds) = number.as_i64() {
-        return Ok(Some(NumericDate(i128::from(seconds) * NANOS)));
-    }
-    if number.as_u64().is_some() {
-        return Ok(Some(NumericDate(i128::from(i64::MAX) * NANOS)));
-    }
-    // 2^63 as a double; anything at or beyond it is out of range.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    match number.as_f64() {
-        Some(seconds) if seconds.is_finite() && (-LIMIT..LIMIT).contains(&seconds) => {
-            // Both steps are exact: the whole part fits in i64 and
-            // `seconds - whole` is a double in [0, 1).
-            let whole = seconds.floor();
-            let fraction = (seconds - whole) * 1e9;
-            let nanos = match round {
-                Round::Down => fraction.floor(),
-                Round::Up => fraction.ceil(),
-            };
-            Ok(Some(NumericDate(
-                i128::from(whole as i64) * NANOS + nanos as i128,
-            )))
-        }
-        _ => Err(InvalidToken::InvalidClaim),
     }
 }
 
@@ -654,33 +569,6 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn numeric_dates_are_numbers_with_exact_fractions() {
-        let claims = json!({
-            "a": 5, "b": "5", "c": 5.5, "d": null, "e": u64::MAX, "f": -1.25,
-            "g": 1e300, "h": true, "i": 1.0e10, "j": 0.1
-        });
-        let Value::Object(claims) = claims else {
-            unreachable!()
-        };
-        let at = |name| numeric_date(&claims, name, Round::Down);
-        let nanos = |n: i128| Ok(Some(NumericDate(n)));
-        assert_eq!(at("a"), nanos(5 * NANOS));
-        assert_eq!(at("b"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(at("c"), nanos(5 * NANOS + NANOS / 2));
-        assert_eq!(at("d"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(at("e"), nanos(i128::from(i64::MAX) * NANOS));
-        assert_eq!(at("f"), nanos(-NANOS - NANOS / 4));
-        assert_eq!(at("g"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(at("h"), Err(InvalidToken::InvalidClaim));
-        assert_eq!(at("i"), nanos(10_000_000_000 * NANOS));
-        assert_eq!(at("z"), Ok(None));
-        assert_eq!(at("j"), nanos(100_000_000));
-        let up = |name| numeric_date(&claims, name, Round::Up);
-        assert_eq!(up("c"), nanos(5 * NANOS + NANOS / 2));
-        assert_eq!(NumericDate(-NANOS / 2).whole_seconds(), -1);
-    }
-
-    #[test]
     fn token_types_compare_ignoring_case_and_the_application_prefix() {
         let profile = TokenProfile {
             token_type: Some("at+jwt".into()),
@@ -692,13 +580,14 @@ mod tests {
             "application/at+jwt",
             "Application/At+Jwt",
         ] {
-            assert!(profile.type_matches(Some(&json!(typ))), "{typ}");
+            assert!(profile.type_matches(&Member::Present(typ.into())), "{typ}");
         }
         for typ in [json!("JWT"), json!("at+jwt "), json!(["at+jwt"])] {
-            assert!(!profile.type_matches(Some(&typ)), "{typ}");
+            let typ = serde_json::from_value(typ).unwrap();
+            assert!(!profile.type_matches(&typ), "{typ:?}");
         }
-        assert!(!profile.type_matches(None));
-        assert!(TokenProfile::default().type_matches(None));
+        assert!(!profile.type_matches(&Member::Absent));
+        assert!(TokenProfile::default().type_matches(&Member::Absent));
     }
 
     #[test]

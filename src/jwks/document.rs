@@ -7,14 +7,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use jsonwebtoken::Algorithm;
+use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use reqwest::Url;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::TARGET;
 use crate::config::url::checked_url;
-use crate::json::parse_object;
-use crate::keys::{ASYMMETRIC, VerifyingKey, from_jwk};
+use crate::json::{self, Member, Object};
+use crate::keys::{Jwk, VerifyingKey, from_jwk};
 
 /// Why a document is not a usable JWKS or discovery document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,23 +45,35 @@ impl fmt::Display for DocumentError {
     }
 }
 
+/// A JSON Web Key Set (RFC 7517 §5).
+#[derive(Deserialize)]
+struct JwkSet {
+    /// Each a JSON object (RFC 7517 §4): anything else makes the document
+    /// malformed, not merely a key unusable.
+    keys: Vec<Object<Jwk>>,
+}
+
+/// The members of an OpenID Connect discovery document (OpenID Connect
+/// Discovery §3) this crate reads.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Discovery {
+    issuer: Member<String>,
+    jwks_uri: Member<String>,
+    id_token_signing_alg_values_supported: Member<Vec<Value>>,
+}
+
 /// Parses a JWKS document into the keys usable with `algorithms`; returns
 /// them (possibly none) with the number of keys skipped.
 pub(crate) fn parse_jwks(
     body: &[u8],
     algorithms: &[Algorithm],
 ) -> Result<(Vec<Arc<VerifyingKey>>, usize), DocumentError> {
-    let document = parse_object(body).ok_or(DocumentError::NotAJwks)?;
-    let Some(Value::Array(entries)) = document.get("keys") else {
-        return Err(DocumentError::NotAJwks);
-    };
+    let JwkSet { keys: entries } = json::parse(body).ok_or(DocumentError::NotAJwks)?;
     let mut keys: Vec<VerifyingKey> = Vec::with_capacity(entries.len());
     let mut skipped = 0;
     let mut ambiguous: Vec<String> = Vec::new();
-    for entry in entries {
-        // A JWK is a JSON object (RFC 7517 §4); anything else makes the
-        // document malformed, not merely a key unusable.
-        let jwk = entry.as_object().ok_or(DocumentError::NotAJwks)?;
+    for Object(jwk) in entries {
         let Some(key) = from_jwk(jwk, algorithms) else {
             skipped += 1;
             continue;
@@ -108,33 +121,33 @@ pub(crate) fn parse_discovery(
     issuer: &str,
     configured: Option<&[Algorithm]>,
 ) -> Result<(Url, Vec<Algorithm>), DocumentError> {
-    let document = parse_object(body).ok_or(DocumentError::NotADiscoveryDocument)?;
-    match document.get("issuer") {
-        Some(Value::String(named)) if named == issuer => {}
-        Some(Value::String(_)) => return Err(DocumentError::IssuerMismatch),
+    let document: Discovery = json::parse(body).ok_or(DocumentError::NotADiscoveryDocument)?;
+    match document.issuer {
+        Member::Present(named) if named == issuer => {}
+        Member::Present(_) => return Err(DocumentError::IssuerMismatch),
         _ => return Err(DocumentError::NotADiscoveryDocument),
     }
-    let Some(Value::String(jwks_uri)) = document.get("jwks_uri") else {
+    let Member::Present(jwks_uri) = document.jwks_uri else {
         return Err(DocumentError::NotADiscoveryDocument);
     };
-    let jwks_url = checked_url(jwks_uri).map_err(|e| DocumentError::BadJwksUri(e.reason))?;
+    let jwks_url = checked_url(&jwks_uri).map_err(|e| DocumentError::BadJwksUri(e.reason))?;
     let algorithms = match configured {
         Some(configured) => configured.to_vec(),
-        None => match document.get("id_token_signing_alg_values_supported") {
-            None => vec![Algorithm::RS256],
-            Some(Value::Array(names)) => {
+        None => match document.id_token_signing_alg_values_supported {
+            Member::Absent => vec![Algorithm::RS256],
+            Member::Present(names) => {
                 let listed: Vec<Algorithm> = names
                     .iter()
                     .filter_map(Value::as_str)
                     .filter_map(|name| name.parse::<Algorithm>().ok())
-                    .filter(|alg| ASYMMETRIC.contains(alg))
+                    .filter(|alg| alg.family() != AlgorithmFamily::Hmac)
                     .collect();
                 if listed.is_empty() {
                     return Err(DocumentError::NoUsableAlgorithm);
                 }
                 listed
             }
-            Some(_) => return Err(DocumentError::NotADiscoveryDocument),
+            Member::Invalid => return Err(DocumentError::NotADiscoveryDocument),
         },
     };
     Ok((jwks_url, algorithms))
