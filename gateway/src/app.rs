@@ -26,9 +26,44 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct Started {
     listener: Listener,
     metrics_listener: Option<Listener>,
-    stack: Stack,
+    stacks: StackFactory,
     metrics: Arc<Metrics>,
     development: DevelopmentIssuer,
+}
+
+/// Builds the Tower stack; each serving thread gets its own, with its own
+/// upstream connection pool, so that a request and its upstream connection
+/// stay on one thread.
+#[derive(Clone)]
+struct StackFactory {
+    auth: MeinGptAuth,
+    routes: Vec<crate::routes::Route>,
+    forward_auth_path: String,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    max_body_bytes: usize,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+}
+
+impl StackFactory {
+    fn build(&self) -> Stack {
+        let gateway = Gateway::new(GatewayParts {
+            auth: self.auth.clone(),
+            routes: self.routes.clone(),
+            forward_auth_path: self.forward_auth_path.clone(),
+            client: upstream_client(self.connect_timeout),
+            response_timeout: self.response_timeout,
+            metrics: self.metrics.clone(),
+            readiness: self.readiness.clone(),
+        });
+        let to_body: fn(Request<Limited<Body>>) -> Request<Body> = |request| request.map(Body::new);
+        ServiceBuilder::new()
+            .layer(AccessLogLayer::new(self.metrics.clone()))
+            .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
+            .map_request(to_body)
+            .service(gateway)
+    }
 }
 
 type Stack = crate::access_log::AccessLog<
@@ -74,26 +109,21 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
     let readiness = Readiness::default();
     tokio::spawn(preload(auth.clone(), readiness.clone()));
 
-    let gateway = Gateway::new(GatewayParts {
+    let stacks = StackFactory {
         auth,
         routes: settings.routes,
         forward_auth_path: settings.forward_auth_path.clone(),
-        client: upstream_client(settings.connect_timeout),
+        connect_timeout: settings.connect_timeout,
         response_timeout: settings.response_timeout,
+        max_body_bytes: settings.max_body_bytes,
         metrics: metrics.clone(),
         readiness,
-    });
-    let to_body: fn(Request<Limited<Body>>) -> Request<Body> = |request| request.map(Body::new);
-    let stack = ServiceBuilder::new()
-        .layer(AccessLogLayer::new(metrics.clone()))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
-        .map_request(to_body)
-        .service(gateway);
+    };
 
     let started = Started {
         listener,
         metrics_listener,
-        stack,
+        stacks,
         metrics,
         development,
     };
@@ -127,14 +157,28 @@ impl Started {
         self.development.as_ref()
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests
-    /// finish (up to [`SHUTDOWN_GRACE`]).
+    /// Serves on the current runtime until `shutdown` completes, then lets
+    /// in-flight requests finish (up to [`SHUTDOWN_GRACE`]).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        self.serve_on_threads(shutdown, 1).await;
+    }
+
+    /// Like [`serve`](Self::serve), but accepts and serves connections on
+    /// `threads` threads: the current runtime's and `threads - 1` more,
+    /// each with a single-threaded runtime and its own upstream connection
+    /// pool (as nginx runs one event loop per worker process). A connection
+    /// and the upstream requests made for it stay on the thread that
+    /// accepted it, with no hand-over between threads per request.
+    pub async fn serve_on_threads(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        threads: usize,
+    ) {
         // The development issuer keeps serving its keys until the very end.
         let Self {
             listener,
             metrics_listener,
-            stack,
+            stacks,
             metrics,
             development: _development,
         } = self;
@@ -147,7 +191,58 @@ impl Started {
         let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let main = server::serve(listener, stack, wait(stopped.clone()), SHUTDOWN_GRACE);
+        let mut workers = Vec::new();
+        for index in 1..threads.max(1) {
+            let shared = match listener.share() {
+                Ok(shared) => shared,
+                Err(error) => {
+                    tracing::warn!(target: "meingpt_gateway", %error, "cannot share the listener; serving on fewer threads");
+                    break;
+                }
+            };
+            let stacks = stacks.clone();
+            let stopped = stopped.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("meingpt-gateway-{index}"))
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        let listener = shared.into_listener()?;
+                        server::serve(listener, stacks.build(), wait(stopped), SHUTDOWN_GRACE)
+                            .await;
+                        Ok::<_, std::io::Error>(())
+                    })
+                });
+            match worker {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    tracing::warn!(target: "meingpt_gateway", %error, "cannot start a serving thread; serving on fewer threads");
+                    break;
+                }
+            }
+        }
+        let main_stopped = stopped.clone();
+        let main = async move {
+            server::serve(listener, stacks.build(), wait(main_stopped), SHUTDOWN_GRACE).await;
+            if !workers.is_empty() {
+                let joined = tokio::task::spawn_blocking(move || {
+                    for worker in workers {
+                        match worker.join() {
+                            Ok(Ok(())) => {}
+                            Ok(Err(error)) => {
+                                tracing::warn!(target: "meingpt_gateway", %error, "a serving thread failed")
+                            }
+                            Err(_) => {
+                                tracing::warn!(target: "meingpt_gateway", "a serving thread panicked")
+                            }
+                        }
+                    }
+                });
+                let _ = joined.await;
+            }
+        };
         match metrics_listener {
             Some(metrics_listener) => {
                 let metrics_service = tower::service_fn(move |request: Request<Body>| {
@@ -194,7 +289,8 @@ pub async fn run(
             crate::dev::banner(&base, issuer, &forward_auth_path, proxying)
         );
     }
-    started.serve(shutdown).await;
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    started.serve_on_threads(shutdown, threads).await;
     Ok(())
 }
 

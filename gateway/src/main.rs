@@ -47,7 +47,11 @@ fn main() -> ExitCode {
                 Ok(settings) => settings,
                 Err(error) => return fail(error, 2),
             };
-            let runtime = match tokio::runtime::Runtime::new() {
+            // `app::run` starts one more single-threaded runtime per core.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(runtime) => runtime,
                 Err(error) => return fail(format!("cannot start the runtime: {error}"), 1),
             };

@@ -62,6 +62,51 @@ impl Listener {
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }
+
+    /// Another handle on the same bound socket, to accept connections from
+    /// another thread's runtime ([`SharedListener::into_listener`]).
+    pub fn share(&self) -> io::Result<SharedListener> {
+        #[cfg(unix)]
+        let socket = {
+            use std::os::fd::AsFd;
+            std::net::TcpListener::from(self.tcp.as_fd().try_clone_to_owned()?)
+        };
+        #[cfg(windows)]
+        let socket = {
+            use std::os::windows::io::AsSocket;
+            std::net::TcpListener::from(self.tcp.as_socket().try_clone_to_owned()?)
+        };
+        Ok(SharedListener {
+            socket,
+            tls: self.tls.clone(),
+        })
+    }
+}
+
+/// A bound socket handed to another thread; see [`Listener::share`].
+pub struct SharedListener {
+    socket: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for SharedListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedListener")
+            .field("addr", &self.socket.local_addr().ok())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl SharedListener {
+    /// The listener, registered with the runtime this is called on.
+    pub fn into_listener(self) -> io::Result<Listener> {
+        self.socket.set_nonblocking(true)?;
+        Ok(Listener {
+            tcp: TcpListener::from_std(self.socket)?,
+            tls: self.tls,
+        })
+    }
 }
 
 /// Serves `service` on `listener` until `shutdown` completes, then stops
