@@ -22,6 +22,7 @@ mod jwks_cache;
 mod key_lifecycle;
 mod layer;
 mod mcp_server;
+mod multi_issuer;
 mod properties;
 mod quickstart;
 mod rejections;
