@@ -9,6 +9,9 @@
 //! - **A static key** ([`MeinGptAuth::static_key`]): a PEM public key or an
 //!   HMAC secret, as OpenGPTs' `jwt_local` configures it.
 //!
+//! Several of them in one authenticator: [`MeinGptAuth::from_issuers`]; the
+//! token's `iss` picks the configuration.
+//!
 //! Everything else has a safe default:
 //!
 //! | setting | default |
@@ -44,7 +47,7 @@ use crate::jwks::{JwksCache, JwksSettings, KeysError, Location, SourceConfig, So
 use crate::keys::{self, ASYMMETRIC};
 use crate::layer::AuthLayer;
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, TokenProfile, VerifiedTokens, Verifier};
+use crate::verify::{Keys, TokenProfile, VerifiedTokens, Verifier, Verifiers};
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
@@ -127,7 +130,7 @@ pub struct MeinGptAuth {
 }
 
 struct Inner {
-    verifier: Verifier,
+    verifiers: Verifiers,
     sources: Vec<TokenSource>,
     realm: String,
 }
@@ -135,7 +138,7 @@ struct Inner {
 impl fmt::Debug for MeinGptAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeinGptAuth")
-            .field("issuer", &self.inner.verifier.issuer)
+            .field("issuers", &self.issuers())
             .field("sources", &self.inner.sources)
             .field("realm", &self.inner.realm)
             .finish_non_exhaustive()
@@ -181,6 +184,100 @@ impl MeinGptAuth {
         }
     }
 
+    /// One authenticator for several issuers, such as meinGPT beside the
+    /// company's own identity provider: a token's `iss`, compared exactly
+    /// before anything else is trusted, picks the configuration that
+    /// verifies it, with that configuration's keys, audiences, algorithms,
+    /// leeway and claim rules (role claim, role matching, e-mail fallback,
+    /// access-token profile, `max_auth_age`), and nobody else's. A token
+    /// naming none of the issuers is refused (`401 invalid_token`, described
+    /// like an unknown key) without any key fetch. [`MeinGptUser::issuer`]
+    /// says who vouched.
+    ///
+    /// Settings of the request rather than of an issuer come from the
+    /// **first** configuration and are ignored in the others: token sources,
+    /// realm, maximum token size, the verified-token cache (shared; each
+    /// entry stays tied to the key that verified it) and the clock. Two
+    /// configurations for one issuer are refused; give one configuration
+    /// several audiences (or organizations) instead.
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::from_issuers([
+    ///     MeinGptAuth::builder().organization("clx0987654321"),
+    ///     MeinGptAuth::oidc("https://login.microsoftonline.com/TENANT_ID/v2.0")
+    ///         .audience("api://my-api"),
+    /// ])
+    /// .unwrap();
+    /// # let _ = auth;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When no configuration is given, when one of them cannot work (as
+    /// [`MeinGptAuthBuilder::build`]), or when two name the same issuer.
+    pub fn from_issuers(
+        issuers: impl IntoIterator<Item = MeinGptAuthBuilder>,
+    ) -> Result<Self, ConfigError> {
+        Self::build_issuers(issuers.into_iter().collect()).map_err(|(_, error)| error)
+    }
+
+    /// [`from_issuers`](Self::from_issuers), telling which configuration
+    /// (by index) an error is about.
+    pub(crate) fn build_issuers(
+        builders: Vec<MeinGptAuthBuilder>,
+    ) -> Result<Self, (usize, ConfigError)> {
+        let Some(first) = builders.first() else {
+            return Err((0, ConfigError::Missing { setting: "issuers" }));
+        };
+        first.check_request().map_err(|error| (0, error))?;
+        let clock = SharedClock(first.clock.clone());
+        let max_token_size = first.max_token_size;
+        let verified = (first.verified_tokens > 0 && first.verified_bytes > 0)
+            .then(|| VerifiedTokens::new(first.verified_tokens, first.verified_bytes));
+        let sources = first.sources.clone();
+        let realm = first.realm.clone();
+        let mut issuers: Vec<Verifier> = Vec::with_capacity(builders.len());
+        for (index, builder) in builders.into_iter().enumerate() {
+            let verifier = builder
+                .verifier(&clock, max_token_size)
+                .map_err(|error| (index, error))?;
+            if issuers.iter().any(|other| other.issuer == verifier.issuer) {
+                return Err((
+                    index,
+                    ConfigError::invalid(
+                        "issuer",
+                        "another configuration already has this issuer; one issuer takes one \
+                         configuration (give it several audiences instead)",
+                    ),
+                ));
+            }
+            issuers.push(verifier);
+        }
+        Ok(MeinGptAuth {
+            inner: Arc::new(Inner {
+                verifiers: Verifiers {
+                    issuers,
+                    max_token_size,
+                    verified,
+                },
+                sources,
+                realm,
+            }),
+        })
+    }
+
+    /// The configured issuers (`iss`), in configuration order.
+    pub(crate) fn issuers(&self) -> Vec<&str> {
+        self.inner
+            .verifiers
+            .issuers
+            .iter()
+            .map(|verifier| verifier.issuer.as_str())
+            .collect()
+    }
+
     /// Configures from the environment (see the crate docs for the
     /// variables). Fails with one line naming the variable at fault.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -207,20 +304,27 @@ impl MeinGptAuth {
         AuthLayer::new(self.clone()).allow_anonymous(true)
     }
 
-    /// Fetches the issuer's keys now (and, for OIDC, its discovery document)
-    /// instead of at the first request, so that start-up can report a
-    /// misconfigured or unreachable issuer. Without it, such problems show
-    /// as `503` answers and a warning in the logs.
+    /// Fetches the issuers' keys now (and, for OIDC, their discovery
+    /// documents) instead of at the first request, so that start-up can
+    /// report a misconfigured or unreachable issuer. Without it, such
+    /// problems show as `503` answers and a warning in the logs. With
+    /// several issuers, every one is tried; the first failure is returned.
     pub async fn preload(&self) -> Result<(), KeysError> {
-        match &self.inner.verifier.keys {
-            Keys::Jwks(jwks) => jwks.preload().await,
-            Keys::Static(_) => Ok(()),
+        let mut outcome = Ok(());
+        for verifier in &self.inner.verifiers.issuers {
+            if let Keys::Jwks(jwks) = &verifier.keys
+                && let Err(error) = jwks.preload().await
+                && outcome.is_ok()
+            {
+                outcome = Err(error);
+            }
         }
+        outcome
     }
 
     /// Verifies one token (a compact JWS), for uses outside HTTP middleware.
     pub async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        self.inner.verifier.verify(token).await
+        self.inner.verifiers.verify(token).await
     }
 
     /// Finds the token in `headers` (by the configured sources) and verifies
@@ -248,18 +352,14 @@ impl MeinGptAuth {
     /// How many verified tokens are remembered now.
     #[doc(hidden)]
     pub fn verified_token_count(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::count)
+        self.inner.verifiers.verified_count()
     }
 
-    /// The generation of the key set cached for the first organization; it
-    /// changes whenever a new key set is fetched.
+    /// The generation of the key set cached for the first organization (of
+    /// the first issuer); it changes whenever a new key set is fetched.
     #[doc(hidden)]
     pub fn key_generation(&self) -> Option<u64> {
-        match &self.inner.verifier.keys {
+        match &self.inner.verifiers.issuers[0].keys {
             Keys::Jwks(jwks) => jwks.current_generation(SourceId(0)),
             Keys::Static(_) => None,
         }
@@ -610,11 +710,16 @@ impl MeinGptAuthBuilder {
 
     /// Checks the configuration and builds the authenticator.
     pub fn build(self) -> Result<MeinGptAuth, ConfigError> {
-        self.check_common()?;
-        let clock = SharedClock(self.clock.clone());
+        MeinGptAuth::from_issuers([self])
+    }
+
+    /// The issuer this configuration accepts, checked: its keys, audiences
+    /// and claim rules; the request-level settings come from the caller.
+    fn verifier(self, clock: &SharedClock, max_token_size: usize) -> Result<Verifier, ConfigError> {
+        self.check_issuer()?;
         let (issuer, algorithms, keys, audiences) = match &self.mode {
-            Mode::MeinGpt => self.meingpt_keys(&clock)?,
-            Mode::Oidc => self.oidc_keys(&clock)?,
+            Mode::MeinGpt => self.meingpt_keys(clock)?,
+            Mode::Oidc => self.oidc_keys(clock)?,
             Mode::Static(key) => self.static_keys(key)?,
         };
         let default_role_claim = match self.mode {
@@ -629,29 +734,22 @@ impl MeinGptAuthBuilder {
             roles_comma_separated: self.roles_comma_separated,
             email_fallback: self.email_fallback,
         };
-        Ok(MeinGptAuth {
-            inner: Arc::new(Inner {
-                verifier: Verifier {
-                    algorithms,
-                    issuer,
-                    audiences,
-                    leeway: self.leeway,
-                    max_token_size: self.max_token_size,
-                    keys,
-                    rules,
-                    max_auth_age: self.max_auth_age,
-                    clock,
-                    verified: (self.verified_tokens > 0 && self.verified_bytes > 0)
-                        .then(|| VerifiedTokens::new(self.verified_tokens, self.verified_bytes)),
-                    profile: self.profile,
-                },
-                sources: self.sources,
-                realm: self.realm,
-            }),
+        Ok(Verifier {
+            algorithms,
+            issuer,
+            audiences,
+            leeway: self.leeway,
+            max_token_size,
+            keys,
+            rules,
+            max_auth_age: self.max_auth_age,
+            clock: clock.clone(),
+            profile: self.profile,
         })
     }
 
-    fn check_common(&self) -> Result<(), ConfigError> {
+    /// The settings of the request: token sources, realm, token size.
+    fn check_request(&self) -> Result<(), ConfigError> {
         if !(1..=256).contains(&self.realm.len())
             || !self
                 .realm
@@ -669,11 +767,16 @@ impl MeinGptAuthBuilder {
                 "at least one token source is needed",
             ));
         }
-        if self.leeway > Duration::from_secs(300) {
-            return Err(ConfigError::invalid("leeway", "at most 5 minutes"));
-        }
         if self.max_token_size < 64 {
             return Err(ConfigError::invalid("max_token_size", "at least 64 bytes"));
+        }
+        Ok(())
+    }
+
+    /// The settings of one issuer.
+    fn check_issuer(&self) -> Result<(), ConfigError> {
+        if self.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::invalid("leeway", "at most 5 minutes"));
         }
         if self.jwks.timeout.is_zero() {
             return Err(ConfigError::invalid("jwks_timeout", "must be above zero"));
@@ -924,9 +1027,10 @@ mod tests {
             .issuer("https://meingpt.example.com/")
             .build()
             .unwrap();
-        let printed = format!("{:?}", auth.inner.verifier.keys);
+        let verifier = &auth.inner.verifiers.issuers[0];
+        let printed = format!("{:?}", verifier.keys);
         assert!(printed.contains("https://meingpt.example.com/api/custom-apps/v1/jwks/clx123"));
-        assert_eq!(auth.inner.verifier.issuer, "https://meingpt.example.com");
+        assert_eq!(verifier.issuer, "https://meingpt.example.com");
     }
 
     #[test]
