@@ -212,10 +212,7 @@ fn meingpt_from(env: &Env<'_>) -> Result<(MeinGptAuthBuilder, Names), ConfigErro
 
 /// The `AUTH_TYPE` issuer: `jwt_oidc` or `jwt_local` with the `JWT_*`
 /// variables.
-fn other_from(
-    env: &Env<'_>,
-    auth_type: &str,
-) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
+fn other_from(env: &Env<'_>, auth_type: &str) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
     match auth_type {
         "jwt_oidc" => {
             if env.is_set("JWT_DECODE_KEY_B64") {

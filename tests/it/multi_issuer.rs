@@ -9,8 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::common::example::Running;
 use crate::common::{app, get_with_token, serve};
 use crate::quickstart::{get, start_configured};
+use jsonwebtoken::{EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
-use meingpt_auth::{MeinGptAuth, MeinGptAuthBuilder};
+use meingpt_auth::{Algorithm, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 use serde_json::{Value, json};
 
 const NOT_VERIFIED: &str = "the token's signature is invalid";
@@ -18,6 +19,9 @@ const WRONG_AUDIENCE: &str = "the token is meant for another audience";
 
 /// The audience the company's API is registered under at its IdP.
 const API: &str = "api://my-api";
+
+/// The issuer of tokens signed with a static key (`jwt_local`).
+const LOCAL_ISSUER: &str = "https://opengpts.example";
 
 /// The RFC 9470 challenge for a maximum authentication age of 300 s.
 const STEP_UP_CHALLENGE: &str = "Bearer realm=\"meingpt\", error=\"insufficient_user_authentication\", \
@@ -163,7 +167,10 @@ async fn a_token_whose_issuer_is_not_configured_is_refused_without_any_fetch() {
         // Near misses of a configured issuer.
         world.meingpt_token().issuer(&format!("{meingpt}/")).sign(),
         world.meingpt_token().issuer(&meingpt.to_uppercase()).sign(),
-        world.idp_token().issuer(&format!(" {}", world.idp.issuer())).sign(),
+        world
+            .idp_token()
+            .issuer(&format!(" {}", world.idp.issuer()))
+            .sign(),
         // No `iss`, or not a string.
         world.meingpt_token().without("iss").sign(),
         world.meingpt_token().claim("iss", json!([meingpt])).sign(),
@@ -280,8 +287,7 @@ async fn each_issuer_reads_roles_from_its_own_claim() {
 #[tokio::test]
 async fn each_issuer_keeps_its_own_maximum_authentication_age() {
     let world = World::start().await;
-    // The IdP first: its limit must not reach meinGPT's tokens, fresh or
-    // remembered.
+    // The IdP first: its limit must not reach meinGPT's tokens.
     let auth = MeinGptAuth::from_issuers([
         world.idp_config().max_auth_age(Duration::from_secs(300)),
         world.meingpt.auth(),
@@ -311,6 +317,48 @@ async fn each_issuer_keeps_its_own_maximum_authentication_age() {
 }
 
 #[tokio::test]
+async fn a_remembered_token_answers_to_the_issuer_that_verified_it() {
+    // First a static key (its keys never change) that requires a recent
+    // sign-in; then meinGPT, which requires none.
+    let world = World::start().await;
+    let secret = [7u8; 32];
+    let auth = MeinGptAuth::from_issuers([
+        MeinGptAuth::static_key(LOCAL_ISSUER, StaticKey::secret(Algorithm::HS256, secret))
+            .audience("my-api")
+            .max_auth_age(Duration::from_secs(300)),
+        world.meingpt.auth(),
+    ])
+    .unwrap();
+    let me = format!("{}/me", serve(app(&auth)).await);
+
+    let chat = world.meingpt_token().sign();
+    for _ in 0..3 {
+        let seen = get_with_token(&me, &chat).await;
+        assert_eq!(seen.status, 200, "{}", seen.body);
+        assert_eq!(seen.json()["iss"], world.meingpt.issuer());
+    }
+    assert_eq!(auth.verified_token_count(), 1);
+
+    let local = |auth_time: i64| {
+        let claims = json!({
+            "iss": LOCAL_ISSUER, "aud": "my-api", "sub": "local-user",
+            "iat": now(), "exp": now() + 600, "auth_time": auth_time,
+        });
+        let key = EncodingKey::from_secret(&secret);
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap()
+    };
+    let recent = local(now() - 60);
+    for _ in 0..2 {
+        let seen = get_with_token(&me, &recent).await;
+        assert_eq!(seen.status, 200, "{}", seen.body);
+        assert_eq!(seen.json()["iss"], LOCAL_ISSUER);
+    }
+    let seen = get_with_token(&me, &local(now() - 3600)).await;
+    assert_eq!(seen.www_authenticate.as_deref(), Some(STEP_UP_CHALLENGE));
+    assert_eq!(world.meingpt.fetch_count(), 1);
+}
+
+#[tokio::test]
 async fn one_issuer_configured_twice_is_refused() {
     let world = World::start().await;
     let err = MeinGptAuth::from_issuers([
@@ -332,11 +380,9 @@ async fn one_issuer_configured_twice_is_refused() {
     assert_eq!(err.to_string(), "issuers is not set");
 
     // The second configuration's own mistakes are refused by name.
-    let err = MeinGptAuth::from_issuers([
-        world.meingpt.auth(),
-        MeinGptAuth::oidc(world.idp.issuer()),
-    ])
-    .unwrap_err();
+    let err =
+        MeinGptAuth::from_issuers([world.meingpt.auth(), MeinGptAuth::oidc(world.idp.issuer())])
+            .unwrap_err();
     assert_eq!(err.to_string(), "audience is not set");
 }
 
