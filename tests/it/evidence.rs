@@ -25,7 +25,9 @@ use meingpt_auth::{Algorithm, Clock, MeinGptAuth, MeinGptUser};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const UNKNOWN_KEY: &str = "the token's signing key is unknown";
+/// Before a signature has verified, an unknown key answers as a bad
+/// signature does (no oracle for which keys a server knows).
+const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const NOT_YET_VALID: &str = "the token is not valid yet";
 
 fn now() -> i64 {

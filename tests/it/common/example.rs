@@ -93,12 +93,23 @@ pub fn example_binary(name: &str, sources: &[&str]) -> PathBuf {
     binary
 }
 
-/// A loopback port nobody listened on a moment ago.
+/// A loopback port nobody listens on, for a child to bind a moment later.
+///
+/// Taken below the kernel's ephemeral range (32768 and up on Linux), where
+/// the outgoing connections of tests running in parallel take their local
+/// ports: a port from `127.0.0.1:0` could be reused as one of those before
+/// the child binds it. Each call in this process takes a new port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start + offset) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The example's command with a clean environment (no `MEINGPT_*`, no

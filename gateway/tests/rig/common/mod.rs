@@ -88,10 +88,20 @@ impl Drop for TempDir {
 /// A loopback port nobody listened on a moment ago (for programs that
 /// cannot report the port they bound).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    // Below the kernel's ephemeral range (32768 and up on Linux), where the
+    // outgoing connections of parallel tests take their local ports: a port
+    // from `127.0.0.1:0` could become one of those before nginx or Caddy
+    // binds it. Each call in this process takes a new port.
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start + offset) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Where `program` is on `PATH` (or in /usr/sbin, where Debian puts nginx).
