@@ -63,6 +63,7 @@ use crate::MeinGptAuth;
 use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
+use crate::metrics;
 use crate::rejection::{Rejection, Renderer};
 
 /// Applies [`Auth`] to a service. See the [module docs](self).
@@ -319,10 +320,14 @@ where
                     } = ready!(verify.as_mut().poll(cx));
                     let private = match outcome {
                         Ok(Some(user)) => {
+                            metrics::request_admitted(true);
                             parts.extensions.insert(user);
                             !parts.headers.contains_key(header::AUTHORIZATION)
                         }
-                        Ok(None) if *allow_anonymous => false,
+                        Ok(None) if *allow_anonymous => {
+                            metrics::request_admitted(false);
+                            false
+                        }
                         Ok(None) => {
                             return Poll::Ready(Ok(reject(
                                 &context,
@@ -353,6 +358,7 @@ where
 }
 
 fn reject<B>(context: &AuthContext, error: &AuthError, parts: &Parts) -> Response<AuthBody<B>> {
+    metrics::request_refused(error);
     context.reject(error, parts).map(AuthBody::rejection)
 }
 

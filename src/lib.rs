@@ -109,6 +109,7 @@
 //! | feature | enables |
 //! | --- | --- |
 //! | `axum` (default) | the [`MeinGptUser`] extractors and their [`AuthRejection`] |
+//! | `metrics` | counters, a histogram and a gauge through the `metrics` facade (the README lists them) |
 //! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
 
 #![forbid(unsafe_code)]
@@ -127,6 +128,7 @@ mod json;
 mod jwks;
 mod keys;
 pub mod layer;
+mod metrics;
 pub mod rejection;
 pub mod token;
 mod verify;

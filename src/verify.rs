@@ -46,6 +46,7 @@ use crate::error::{AuthError, InvalidToken};
 use crate::json::parse_object;
 use crate::jwks::{JwksCache, SourceId};
 use crate::keys::VerifyingKey;
+use crate::metrics;
 
 const TARGET: &str = "meingpt_auth::verify";
 
@@ -292,11 +293,13 @@ impl Verifiers {
             let verified = &hit.verified;
             let issuer = &self.issuers[hit.issuer];
             if issuer.still_holds(verified.source, &verified.key) {
+                metrics::verified_token_cache(true);
                 issuer.check_times(&verified.times)?;
                 return Ok(verified.user.clone());
             }
             cache.entries.invalidate(&hash);
         }
+        metrics::verified_token_cache(false);
         let (issuer, verified) = self.verify_fresh(token).await?;
         let user = verified.user.clone();
         if !verified.lifetime.is_zero() {

@@ -11,6 +11,7 @@
 //! | `JWT_ALG` | `jwt_local`: the algorithm (required); `jwt_oidc`: optional allow-list, comma separated |
 //! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
 //! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; a name or a dotted path) |
+//! | `JWKS_CA_FILE` | path of a PEM bundle of extra root certificates trusted for JWKS and discovery fetches (besides the platform's) |
 //!
 //! `MEINGPT_ORG_ID` and `AUTH_TYPE` may be set together: the authenticator
 //! then accepts meinGPT tokens and the other issuer's, each token checked by
@@ -19,7 +20,8 @@
 //! A variable that would have no effect is refused, never ignored: `JWT_*`
 //! without `AUTH_TYPE`, `MEINGPT_ISSUER` or `MEINGPT_JWKS_URL` without
 //! `MEINGPT_ORG_ID`, `MEINGPT_JWKS_URL` with several organizations,
-//! `JWT_DECODE_KEY_B64` with `jwt_oidc`.
+//! `JWT_DECODE_KEY_B64` with `jwt_oidc`, `JWKS_CA_FILE` when nothing is
+//! fetched (`jwt_local` alone).
 
 use base64::Engine;
 use base64::alphabet;
@@ -29,7 +31,7 @@ use jsonwebtoken::Algorithm;
 use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 
 /// Every variable [`MeinGptAuth::from_env`] reads.
-pub(crate) const VARIABLES: [&str; 9] = [
+pub(crate) const VARIABLES: [&str; 10] = [
     "MEINGPT_ORG_ID",
     "MEINGPT_ISSUER",
     "MEINGPT_JWKS_URL",
@@ -39,6 +41,7 @@ pub(crate) const VARIABLES: [&str; 9] = [
     "JWT_ALG",
     "JWT_DECODE_KEY_B64",
     "JWT_ROLE_CLAIM",
+    "JWKS_CA_FILE",
 ];
 
 /// The variables of `AUTH_TYPE` modes; none of them has an effect without it.
@@ -73,13 +76,89 @@ pub(crate) fn missing_hint(variable: &str) -> Option<&'static str> {
 pub(crate) fn auth_from(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<MeinGptAuth, ConfigError> {
-    let (builders, names): (Vec<_>, Vec<_>) = builders_from(&lookup)?.into_iter().unzip();
+    let (mut builders, names): (Vec<_>, Vec<_>) = builders_from(&lookup)?.into_iter().unzip();
+    let roots = ca_file(&lookup)?;
+    for builder in &mut builders {
+        builder.jwks.extra_roots = roots.clone();
+    }
     MeinGptAuth::build_issuers(builders).map_err(|(index, e)| {
         match names.get(index).and_then(|names| names.rename(e.setting())) {
             Some(variable) => e.rename(variable),
             None => e,
         }
     })
+}
+
+/// `JWKS_CA_FILE`: the root certificates of a PEM bundle, each one checked
+/// now so that a bad file stops the start, not the first fetch.
+fn ca_file(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+    const VARIABLE: &str = "JWKS_CA_FILE";
+    let Some(path) = lookup(VARIABLE) else {
+        return Ok(Vec::new());
+    };
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(ConfigError::invalid(VARIABLE, "it is set but empty"));
+    }
+    if lookup("AUTH_TYPE").as_deref() == Some("jwt_local") && lookup("MEINGPT_ORG_ID").is_none() {
+        return Err(ConfigError::invalid(
+            VARIABLE,
+            "has no effect with AUTH_TYPE=jwt_local (its key is configured, nothing is \
+             fetched); remove it",
+        ));
+    }
+    let pem = std::fs::read(path).map_err(|e| {
+        let reason = match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "{path} does not exist; set it to the path of a PEM file of root certificates"
+            ),
+            _ => format!("cannot read {path}: {e}"),
+        };
+        ConfigError::invalid(VARIABLE, reason)
+    })?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|_| {
+        ConfigError::invalid(
+            VARIABLE,
+            format!("{path} is not a PEM bundle: a CERTIFICATE block does not decode"),
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(ConfigError::invalid(
+            VARIABLE,
+            format!("{path} holds no certificate (no -----BEGIN CERTIFICATE----- block)"),
+        ));
+    }
+    let count = certificates.len();
+    for (index, certificate) in certificates.iter().enumerate() {
+        // A client that trusts only this root parses it as a trust anchor,
+        // as the fetching client will.
+        reqwest::Client::builder()
+            .tls_certs_only([certificate.clone()])
+            .build()
+            .map_err(|e| {
+                // The innermost cause is rustls's, which speaks of a peer.
+                let mut reason = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(inner) = cause {
+                    reason = inner.to_string();
+                    cause = inner.source();
+                }
+                let reason = reason
+                    .strip_prefix("invalid peer certificate: ")
+                    .unwrap_or(&reason);
+                ConfigError::invalid(
+                    VARIABLE,
+                    format!(
+                        "certificate {} of {count} in {path} is not a valid X.509 \
+                         certificate ({reason})",
+                        index + 1
+                    ),
+                )
+            })?;
+    }
+    Ok(certificates)
 }
 
 /// Which variable stands for which builder setting of one issuer.
@@ -637,5 +716,149 @@ mod tests {
             ("JWT_DECODE_KEY_B64", &secret),
         ]);
         assert!(auth.is_ok());
+    }
+
+    /// A file under the temporary directory holding `contents`.
+    fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("meingpt-auth-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn test_ca_pem() -> String {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    fn with_ca_file(path: &str) -> Result<MeinGptAuth, ConfigError> {
+        from(&[("MEINGPT_ORG_ID", "org"), ("JWKS_CA_FILE", path)])
+    }
+
+    #[test]
+    fn a_ca_file_of_root_certificates_is_trusted_besides_the_platform_roots() {
+        let bundle = format!("{}{}", test_ca_pem(), test_ca_pem());
+        let path = temp_file("bundle.pem", bundle.as_bytes());
+        let builders = builders_from(&|name: &str| match name {
+            "MEINGPT_ORG_ID" => Some("org".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(
+            builders
+                .iter()
+                .all(|(builder, _)| builder.jwks.extra_roots.is_empty())
+        );
+        let roots = ca_file(|name| match name {
+            "MEINGPT_ORG_ID" => Some("org".into()),
+            "JWKS_CA_FILE" => Some(path.to_str().unwrap().into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(roots.len(), 2);
+        with_ca_file(path.to_str().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_refused_naming_the_variable() {
+        assert_eq!(
+            with_ca_file("/nonexistent/meingpt/ca.pem")
+                .unwrap_err()
+                .to_string(),
+            "JWKS_CA_FILE is invalid: /nonexistent/meingpt/ca.pem does not exist; set it to \
+             the path of a PEM file of root certificates"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_refused_with_the_reason() {
+        let dir = std::env::temp_dir();
+        let path = dir.to_str().unwrap();
+        let message = with_ca_file(path).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("JWKS_CA_FILE is invalid: cannot read {path}: ")),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+    }
+
+    #[test]
+    fn a_ca_file_without_a_certificate_is_refused() {
+        let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let path = temp_file("key-only.pem", key.as_bytes());
+        let path = path.to_str().unwrap();
+        assert_eq!(
+            with_ca_file(path).unwrap_err().to_string(),
+            format!(
+                "JWKS_CA_FILE is invalid: {path} holds no certificate \
+                 (no -----BEGIN CERTIFICATE----- block)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_ca_file_whose_certificate_block_is_not_base64_is_refused() {
+        let path = temp_file(
+            "not-base64.pem",
+            b"-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n",
+        );
+        let path = path.to_str().unwrap();
+        assert_eq!(
+            with_ca_file(path).unwrap_err().to_string(),
+            format!(
+                "JWKS_CA_FILE is invalid: {path} is not a PEM bundle: \
+                 a CERTIFICATE block does not decode"
+            )
+        );
+    }
+
+    #[test]
+    fn a_malformed_certificate_in_the_ca_file_is_refused_naming_which_one() {
+        let bundle = format!(
+            "{}-----BEGIN CERTIFICATE-----\nAAECAwQFBgcICQ==\n-----END CERTIFICATE-----\n",
+            test_ca_pem()
+        );
+        let path = temp_file("malformed.pem", bundle.as_bytes());
+        let path = path.to_str().unwrap();
+        let message = with_ca_file(path).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "JWKS_CA_FILE is invalid: certificate 2 of 2 in {path} is not a valid X.509 \
+                 certificate (BadEncoding)"
+            )
+        );
+    }
+
+    #[test]
+    fn a_ca_file_with_a_static_key_alone_is_refused_as_without_effect() {
+        let path = temp_file("unused.pem", test_ca_pem().as_bytes());
+        let message = message(&[
+            ("AUTH_TYPE", "jwt_local"),
+            ("JWT_ISS", "https://opengpts.example"),
+            ("JWT_AUD", "api"),
+            ("JWT_ALG", "HS256"),
+            (
+                "JWT_DECODE_KEY_B64",
+                "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA==",
+            ),
+            ("JWKS_CA_FILE", path.to_str().unwrap()),
+        ]);
+        assert_eq!(
+            message,
+            "JWKS_CA_FILE is invalid: has no effect with AUTH_TYPE=jwt_local (its key is \
+             configured, nothing is fetched); remove it"
+        );
+    }
+
+    #[test]
+    fn an_empty_ca_file_variable_is_refused() {
+        assert_eq!(
+            with_ca_file("  ").unwrap_err().to_string(),
+            "JWKS_CA_FILE is invalid: it is set but empty"
+        );
     }
 }

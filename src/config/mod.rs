@@ -679,6 +679,48 @@ impl MeinGptAuthBuilder {
         self
     }
 
+    /// The HTTP client for JWKS and discovery fetches, for networks the
+    /// crate's own client cannot cross: a corporate proxy
+    /// ([`reqwest::Proxy`]), a client certificate for mTLS
+    /// ([`reqwest::Identity`]), private roots
+    /// ([`reqwest::ClientBuilder::tls_certs_merge`]).
+    ///
+    /// What still holds with this client: the
+    /// [`jwks_timeout`](Self::jwks_timeout) around the whole fetch (body
+    /// included), the [`jwks_max_size`](Self::jwks_max_size) cap, status
+    /// `200` only, an answer from any other URL than the one requested is
+    /// refused, and the rule that every configured or discovered URL is
+    /// HTTPS (loopback excepted). What belongs to the client: its connect
+    /// timeout, its user agent, the proxies it uses, and whether it
+    /// follows a redirect before the answer is refused; build it with
+    /// `redirect(reqwest::redirect::Policy::none())` so that it never
+    /// does. The crate's own client never follows redirects, trusts the
+    /// platform's roots plus `JWKS_CA_FILE`'s (from the environment), and
+    /// honours `HTTPS_PROXY`/`NO_PROXY` as reqwest reads them.
+    ///
+    /// `reqwest` is a public dependency through this method: a `reqwest`
+    /// major version change is a breaking change of this crate.
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let client = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .proxy(reqwest::Proxy::https("http://proxy.corp.example:3128").unwrap())
+    ///     .build()
+    ///     .unwrap();
+    /// let auth = MeinGptAuth::builder()
+    ///     .organization("clx0987654321")
+    ///     .http_client(client)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.jwks.client = Some(client);
+        self
+    }
+
     /// How many verified tokens to remember at most (default 10,000; 0
     /// turns the cache off); [`verified_token_cache_bytes`](Self::verified_token_cache_bytes)
     /// bounds the memory they take. meinGPT repeats one token for every MCP

@@ -63,6 +63,7 @@ use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
 use crate::layer::AuthContext;
+use crate::metrics;
 use crate::rejection::{is_grpc, missing_layer};
 
 type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
@@ -175,6 +176,7 @@ where
             status = error.status().as_u16(),
             "request refused by guard"
         );
+        metrics::request_refused(&error);
         let context = context.clone();
         let (parts, _body) = request.into_parts();
         ResponseFuture::rejected(context.reject(&error, &parts))

@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
+use reqwest::Url;
 use tokio::sync::Mutex;
 
-use super::document::{parse_discovery, parse_jwks};
+use super::document::{DocumentError, parse_discovery, parse_jwks};
 use super::fetch::{FetchError, Fetcher};
 use super::{JwksSettings, KeysError, Location, SourceConfig, SourceId, TARGET};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::keys::VerifyingKey;
+use crate::metrics::{self, FetchKind, FetchResult, FetchTimer, SourceLabel};
 
 /// Everything known about one key source at one moment. Never changed in
 /// place: a fetch makes a new one and swaps it in.
@@ -77,6 +79,8 @@ struct Source {
     /// snapshot when it is their turn (single flight). A background refresh
     /// starts only if it can take the gate at once.
     gate: Arc<Mutex<()>>,
+    /// This source in metrics.
+    label: SourceLabel,
 }
 
 /// The key sets of every configured source. See the [module docs](self).
@@ -114,10 +118,11 @@ impl JwksCache {
         settings: JwksSettings,
         clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
-        let fetcher = Fetcher::new(settings.timeout, settings.max_size)?;
+        let fetcher = Fetcher::new(&settings)?;
         let sources = sources
             .into_iter()
             .map(|config| Source {
+                label: SourceLabel::new(config.location.url().as_str()),
                 config,
                 current: ArcSwap::from_pointee(Snapshot::empty()),
                 gate: Arc::new(Mutex::new(())),
@@ -150,9 +155,11 @@ impl JwksCache {
     ) -> Result<Arc<VerifyingKey>, AuthError> {
         let now = self.clock.now();
         let current = self.source(id).current.load_full();
+        let mut stale = false;
         let snapshot = match current.fetched_at {
             Some(fetched) if self.usable(fetched, now) => {
                 if now >= fetched + self.settings.ttl {
+                    stale = current.last_failure.is_some();
                     self.refresh_in_background(id);
                 }
                 current
@@ -163,6 +170,9 @@ impl JwksCache {
             return Err(InvalidToken::UnsupportedAlgorithm.into());
         }
         if let Some(key) = snapshot.find(kid, alg) {
+            if stale {
+                metrics::stale_keys_served();
+            }
             return Ok(key.clone());
         }
         // A fresh fetch only helps a token that names a key we do not know.
@@ -222,10 +232,15 @@ impl JwksCache {
         let Some(fetched) = snapshot.fetched_at else {
             return false;
         };
-        if now >= fetched + self.settings.ttl {
+        let stale = now >= fetched + self.settings.ttl;
+        if stale {
             self.refresh_in_background(id);
         }
-        self.usable(fetched, now) && snapshot.holds(key)
+        let holds = self.usable(fetched, now) && snapshot.holds(key);
+        if holds && stale && snapshot.last_failure.is_some() {
+            metrics::stale_keys_served();
+        }
+        holds
     }
 
     /// The generation of the key set cached for source `id`, if any.
@@ -361,6 +376,7 @@ impl JwksCache {
                     last_failure: None,
                 });
                 source.current.store(snapshot.clone());
+                metrics::keys(&source.label, snapshot.keys.len());
                 Ok(snapshot)
             }
             Err(error) => {
@@ -390,14 +406,20 @@ impl JwksCache {
         location: &Location,
     ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
         let timeout = self.settings.timeout;
-        tokio::time::timeout(timeout, self.fetch_keys(location))
-            .await
-            .map_err(|_| FetchError::TimedOut(timeout))?
+        let mut timer = FetchTimer::default();
+        match tokio::time::timeout(timeout, self.fetch_keys(location, &mut timer)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                timer.finish(FetchResult::Timeout);
+                Err(FetchError::TimedOut(timeout))
+            }
+        }
     }
 
     async fn fetch_keys(
         &self,
         location: &Location,
+        timer: &mut FetchTimer,
     ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
         let (jwks_url, algorithms) = match location {
             Location::Jwks(url) => (
@@ -407,14 +429,20 @@ impl JwksCache {
                     .unwrap_or_else(|| vec![Algorithm::RS256]),
             ),
             Location::Discovery { issuer, url } => {
-                let document = self.fetcher.body(url).await?;
-                let discovered = parse_discovery(&document, issuer, self.algorithms.as_deref())?;
+                let discovered = self
+                    .fetch_document(url, FetchKind::Discovery, timer, |document| {
+                        parse_discovery(document, issuer, self.algorithms.as_deref())
+                    })
+                    .await?;
                 tracing::debug!(target: TARGET, jwks_uri = %discovered.0, "discovery document fetched");
                 discovered
             }
         };
-        let body = self.fetcher.body(&jwks_url).await?;
-        let (keys, skipped) = parse_jwks(&body, &algorithms)?;
+        let (keys, skipped) = self
+            .fetch_document(&jwks_url, FetchKind::Jwks, timer, |body| {
+                parse_jwks(body, &algorithms)
+            })
+            .await?;
         tracing::info!(
             target: TARGET,
             url = %jwks_url,
@@ -423,6 +451,31 @@ impl JwksCache {
             "JWKS fetched"
         );
         Ok((keys, algorithms))
+    }
+
+    /// Fetches the document at `url` and reads it with `parse`, timed by
+    /// `timer` as a fetch of `kind`.
+    async fn fetch_document<T>(
+        &self,
+        url: &Url,
+        kind: FetchKind,
+        timer: &mut FetchTimer,
+        parse: impl FnOnce(&[u8]) -> Result<T, DocumentError>,
+    ) -> Result<T, FetchError> {
+        timer.start(kind);
+        let outcome = match self.fetcher.body(url).await {
+            Ok(body) => parse(&body).map_err(FetchError::from),
+            Err(error) => Err(error),
+        };
+        timer.finish(match &outcome {
+            Ok(_) => FetchResult::Ok,
+            Err(FetchError::Status(_) | FetchError::Redirected) => FetchResult::Status,
+            Err(FetchError::TooLarge(_)) => FetchResult::TooLarge,
+            Err(FetchError::TimedOut(_)) => FetchResult::Timeout,
+            Err(FetchError::Transport(_)) => FetchResult::Transport,
+            Err(FetchError::Document(_)) => FetchResult::Malformed,
+        });
+        outcome
     }
 }
 

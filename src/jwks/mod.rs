@@ -26,7 +26,10 @@
 //! - **Careful fetching**: timeout (default 5 s) on the whole fetch, body
 //!   included, so a server that drips its answer byte by byte is given up
 //!   too; body size cap; no redirects; status `200` only; HTTPS only
-//!   (loopback excepted, checked at configuration).
+//!   (loopback excepted, checked at configuration). All of these hold with
+//!   an application's own HTTP client too; only the connect timeout and
+//!   whether a redirect is followed before its answer is refused belong to
+//!   that client.
 //! - **Any content type**: the `Content-Type` of the answer is not checked.
 //!   Issuers serve key sets as `application/json`,
 //!   `application/jwk-set+json`, `text/plain` or even `text/html`; a body
@@ -72,6 +75,12 @@ pub(crate) struct JwksSettings {
     pub(crate) max_size: usize,
     /// How many unknown `kid`s are remembered.
     pub(crate) max_unknown_kids: u64,
+    /// The application's own client for every fetch, instead of the
+    /// crate's (see [`Fetcher`](fetch::Fetcher) for what still applies).
+    pub(crate) client: Option<reqwest::Client>,
+    /// Root certificates the crate's own client trusts besides the
+    /// platform's (`JWKS_CA_FILE`).
+    pub(crate) extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl Default for JwksSettings {
@@ -84,6 +93,8 @@ impl Default for JwksSettings {
             timeout: Duration::from_secs(5),
             max_size: 256 * 1024,
             max_unknown_kids: 10_000,
+            client: None,
+            extra_roots: Vec::new(),
         }
     }
 }

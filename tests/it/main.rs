@@ -13,6 +13,7 @@ mod configuration;
 mod custom_app;
 mod customgpt_jwt;
 mod dev_issuer;
+mod enterprise;
 mod evidence;
 mod grpc;
 mod interop;
@@ -22,6 +23,8 @@ mod jwks_cache;
 mod key_lifecycle;
 mod layer;
 mod mcp_server;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod multi_issuer;
 mod properties;
 mod quickstart;
