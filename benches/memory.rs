@@ -20,6 +20,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::routing::get;
 use jsonwebtoken::{EncodingKey, Header};
+use meingpt_auth::testing::verified_token_count;
 use meingpt_auth::{Algorithm, MeinGptAuth, MeinGptUser, StaticKey};
 use serde_json::{Value, json};
 
@@ -133,7 +134,7 @@ fn main() {
             halfway / 1024,
             rss_kib("VmRSS:") / 1024,
             rss_kib("VmHWM:") / 1024,
-            auth.verified_token_count(),
+            verified_token_count(&auth),
         );
     });
 }

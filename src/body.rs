@@ -13,8 +13,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 pin_project_lite::pin_project! {
-    /// Response body of [`Auth`](crate::Auth) and [`Guard`](crate::guard::Guard):
-    /// the inner service's body, or a rejection. See the [module docs](self).
+    /// Response body of [`Auth`](crate::Auth) and of the guards
+    /// ([`GuardLayer`](crate::GuardLayer)): the inner service's body, or a
+    /// rejection. See the [module docs](self).
     pub struct AuthBody<B> {
         #[pin]
         kind: Kind<B>,

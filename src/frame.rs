@@ -69,7 +69,8 @@ use tower_http::set_header::SetResponseHeader;
 use tower_layer::Layer;
 use url::Url;
 
-use crate::config::{DEFAULT_ISSUER, is_loopback};
+use crate::config::DEFAULT_ISSUER;
+use crate::config::url::is_loopback;
 
 /// Middleware that sets `Content-Security-Policy: frame-ancestors …` and
 /// `Referrer-Policy`. See the [module docs](self).

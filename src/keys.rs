@@ -16,8 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use crate::config::ConfigError;
-
 const TARGET: &str = "meingpt_auth::jwks";
 
 /// Every asymmetric algorithm this crate verifies.
@@ -321,29 +319,36 @@ fn public_key(
     VerifyingKey::build(kid, kind, bytes.clone(), alg, parse)
 }
 
+/// A fixed key from configuration that cannot verify its algorithm; the
+/// configuration names the setting it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyError {
+    /// What is wrong with the key, never the key itself.
+    pub(crate) reason: String,
+}
+
+impl KeyError {
+    fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A fixed key from configuration (OpenGPTs `jwt_local`): a PEM public key
-/// for RS*/PS*/ES*/EdDSA, or a raw secret for HS*. `setting` names the
-/// configuration item in errors.
-pub(crate) fn from_config(
-    alg: Algorithm,
-    key: &[u8],
-    setting: &'static str,
-) -> Result<VerifyingKey, ConfigError> {
+/// for RS*/PS*/ES*/EdDSA, or a raw secret for HS*.
+pub(crate) fn from_config(alg: Algorithm, key: &[u8]) -> Result<VerifyingKey, KeyError> {
     if let Some((hmac_alg, min_len)) = hmac_params(alg) {
         if key.len() < min_len {
-            return Err(ConfigError::invalid(
-                setting,
-                format!("an HS secret for this algorithm needs at least {min_len} bytes"),
-            ));
+            return Err(KeyError::new(format!(
+                "an HS secret for this algorithm needs at least {min_len} bytes"
+            )));
         }
         if let Some(found) = public_key_material(key) {
-            return Err(ConfigError::invalid(
-                setting,
-                format!(
-                    "an HS algorithm takes a random shared secret, but this one holds {found} \
+            return Err(KeyError::new(format!(
+                "an HS algorithm takes a random shared secret, but this one holds {found} \
                      (whoever has the public key could sign tokens with it)"
-                ),
-            ));
+            )));
         }
         let check = Check::Hmac(Box::new(hmac::Key::new(hmac_alg, key)));
         return Ok(VerifyingKey {
@@ -355,14 +360,11 @@ pub(crate) fn from_config(
         });
     }
     let not_a_key = || {
-        ConfigError::invalid(
-            setting,
-            format!(
-                "{alg:?} needs {} in PEM, found {}",
-                expected_key(alg),
-                found_key(key)
-            ),
-        )
+        KeyError::new(format!(
+            "{alg:?} needs {} in PEM, found {}",
+            expected_key(alg),
+            found_key(key)
+        ))
     };
     let key = match alg {
         Algorithm::ES256 | Algorithm::ES384 => {
@@ -378,12 +380,9 @@ pub(crate) fn from_config(
             let (n, e) = rsa_components_from_pkcs1(&pkcs1).ok_or_else(not_a_key)?;
             let bits = rsa_bits(&strip_leading_zeros(n.clone()));
             if !(2048..=8192).contains(&bits) {
-                return Err(ConfigError::invalid(
-                    setting,
-                    format!(
-                        "{alg:?} needs an RSA key of 2048 to 8192 bits, found one of {bits} bits"
-                    ),
-                ));
+                return Err(KeyError::new(format!(
+                    "{alg:?} needs an RSA key of 2048 to 8192 bits, found one of {bits} bits"
+                )));
             }
             rsa_key(None, n, e, alg)
         }

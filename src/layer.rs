@@ -162,6 +162,17 @@ impl AuthContext {
 }
 
 impl MeinGptAuth {
+    /// The layer that requires a valid token on every request.
+    pub fn layer(&self) -> AuthLayer {
+        AuthLayer::new(self.clone())
+    }
+
+    /// The layer that lets requests without a token through anonymously;
+    /// a token that is present but bad is still rejected.
+    pub fn optional_layer(&self) -> AuthLayer {
+        AuthLayer::new(self.clone()).allow_anonymous(true)
+    }
+
     /// Marks a request as authenticated by your own middleware, so that the
     /// [`MeinGptUser`] extractor, `Option<MeinGptUser>` and the guards
     /// behind it accept it as if [`layer`](Self::layer) had run: `Some(user)`

@@ -111,11 +111,46 @@
 //! | `axum` (default) | the [`MeinGptUser`] extractors and their [`AuthRejection`] |
 //! | `metrics` | counters, a histogram and a gauge through the `metrics` facade (the README lists them) |
 //! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
+//!
+//! # Architecture
+//!
+//! A request's path through the modules:
+//!
+//! 1. [`layer`]: [`Auth`] takes the request and asks [`MeinGptAuth`]
+//!    (`src/auth.rs`) to authenticate its headers.
+//! 2. [`token`]: the configured [`TokenSource`]s find the token
+//!    (`X-meinGPT-JWT`, then `Authorization: Bearer`).
+//! 3. `verify` (`src/verify.rs`): size cap, strict base64url, the JOSE
+//!    header and its `alg`, the verified-token cache, the signature, the
+//!    registered claims and the access-token profile; JSON is read by
+//!    `json` (`src/json.rs`), which refuses duplicate members.
+//! 4. `jwks` (`src/jwks/`): the issuer's keys — `fetch.rs` (HTTP policy:
+//!    timeout, size cap, no redirects, HTTPS), `document.rs` (a JWKS or
+//!    discovery document into keys), `cache.rs` (one snapshot per key
+//!    source: single flight, cooldown, stale-if-error); `keys`
+//!    (`src/keys.rs`) holds each key ready for aws-lc-rs.
+//! 5. [`claims`]: the verified payload becomes a [`MeinGptUser`] (roles,
+//!    teams, e-mail, scopes).
+//! 6. [`guard`] ([`require_role`], …) and [`extract`] ([`MeinGptUser`] in a
+//!    handler) read the user the layer stored in the request.
+//!
+//! A refusal is an [`AuthError`] ([`error`]), rendered once by
+//! [`rejection`] into a response with an [`AuthBody`] ([`body`]).
+//! Configuration lives in [`config`]: the builder (`builder.rs`), the
+//! environment variables (`env.rs`) and the policy for key URLs
+//! (`url.rs`); [`Clock`] is the time source, [`frame`] the
+//! `frame-ancestors` layer for Custom AI Apps, [`testing`] the test kit.
+//!
+//! Imports run one way: the leaves (`token`, `json`, `keys`, `claims`,
+//! `error`, `clock`) import nothing above them, and no module of the
+//! pipeline imports the top (`layer`, `guard`, `extract`); the repository's
+//! `scripts/module_cycles.py` checks that no cycle creeps in.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod auth;
 pub mod body;
 pub mod claims;
 mod clock;
@@ -137,10 +172,11 @@ pub mod guard;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use auth::MeinGptAuth;
 pub use body::AuthBody;
 pub use claims::{MeinGptUser, Role, Team};
 pub use clock::{Clock, SystemClock};
-pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
+pub use config::{ConfigError, DEFAULT_ISSUER, MeinGptAuthBuilder, StaticKey};
 pub use error::{AuthError, InvalidRequest, InvalidToken};
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Claims, MissingAuthLayer, Refused};

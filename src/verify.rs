@@ -97,6 +97,50 @@ pub(crate) struct Verifier {
     pub(crate) profile: TokenProfile,
 }
 
+/// What a [`Verifier`] checks, as the configuration settled it.
+#[derive(Debug)]
+pub(crate) struct VerifierSettings {
+    /// The algorithms accepted before any key is looked at.
+    pub(crate) algorithms: Vec<Algorithm>,
+    pub(crate) issuer: String,
+    /// Accepted audiences, each with its key source.
+    pub(crate) audiences: Vec<(String, SourceId)>,
+    pub(crate) leeway: Duration,
+    pub(crate) max_token_size: usize,
+    pub(crate) rules: ClaimRules,
+    pub(crate) max_auth_age: Option<Duration>,
+    pub(crate) profile: TokenProfile,
+}
+
+impl Verifier {
+    /// A verifier that checks tokens as `settings` say, with `keys`, at the
+    /// time `clock` tells.
+    pub(crate) fn new(settings: VerifierSettings, keys: Keys, clock: SharedClock) -> Self {
+        let VerifierSettings {
+            algorithms,
+            issuer,
+            audiences,
+            leeway,
+            max_token_size,
+            rules,
+            max_auth_age,
+            profile,
+        } = settings;
+        Self {
+            algorithms,
+            issuer,
+            audiences,
+            leeway,
+            max_token_size,
+            keys,
+            rules,
+            max_auth_age,
+            clock,
+            profile,
+        }
+    }
+}
+
 /// Optional access-token profile checks (RFC 9068 and common practice for
 /// OpenID Connect issuers); each is off unless configured.
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,7 @@
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; selects meinGPT mode |
+//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; configures meinGPT |
 //! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
 //! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL (single organization) |
 //! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |
@@ -28,7 +28,25 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use jsonwebtoken::Algorithm;
 
-use super::{ConfigError, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
+use super::{ConfigError, MeinGptAuthBuilder, StaticKey};
+use crate::auth::MeinGptAuth;
+
+impl MeinGptAuth {
+    /// Configures from the environment (see the crate docs for the
+    /// variables). Fails with one line naming the variable at fault.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        auth_from(|name| std::env::var(name).ok())
+    }
+
+    /// Whether any variable [`from_env`](Self::from_env) reads is set: tells
+    /// "configured" from "nothing configured" (where a development setup may
+    /// start an embedded issuer instead).
+    pub fn configured_in_env() -> bool {
+        VARIABLES
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+    }
+}
 
 /// Every variable [`MeinGptAuth::from_env`] reads.
 pub(crate) const VARIABLES: [&str; 10] = [

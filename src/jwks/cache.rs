@@ -469,6 +469,8 @@ impl JwksCache {
         };
         timer.finish(match &outcome {
             Ok(_) => FetchResult::Ok,
+            // A redirect the application's client followed is, to the
+            // issuer's operator, an answer other than 200.
             Err(FetchError::Status(_) | FetchError::Redirected) => FetchResult::Status,
             Err(FetchError::TooLarge(_)) => FetchResult::TooLarge,
             Err(FetchError::TimedOut(_)) => FetchResult::Timeout,

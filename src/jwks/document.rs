@@ -12,7 +12,7 @@ use reqwest::Url;
 use serde_json::Value;
 
 use super::TARGET;
-use crate::config::checked_url;
+use crate::config::url::checked_url;
 use crate::json::parse_object;
 use crate::keys::{ASYMMETRIC, VerifyingKey, from_jwk};
 
@@ -117,12 +117,7 @@ pub(crate) fn parse_discovery(
     let Some(Value::String(jwks_uri)) = document.get("jwks_uri") else {
         return Err(DocumentError::NotADiscoveryDocument);
     };
-    let jwks_url = checked_url(jwks_uri).map_err(|e| {
-        DocumentError::BadJwksUri(match e {
-            crate::ConfigError::Invalid { reason, .. } => reason,
-            other => other.to_string(),
-        })
-    })?;
+    let jwks_url = checked_url(jwks_uri).map_err(|e| DocumentError::BadJwksUri(e.reason))?;
     let algorithms = match configured {
         Some(configured) => configured.to_vec(),
         None => match document.get("id_token_signing_alg_values_supported") {

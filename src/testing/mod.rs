@@ -1,6 +1,7 @@
 //! A test kit (feature `testing`): [`MockIssuer`] serves a JWKS on
 //! `127.0.0.1` and mints tokens with [`TokenBuilder`]; [`MockClock`] is a
-//! clock tests move by hand.
+//! clock tests move by hand; [`verified_token_count`] and [`key_generation`]
+//! show what an authenticator holds right now.
 //!
 //! Use it in your own tests to exercise routes behind the auth layer with
 //! real, signed tokens and no network beyond loopback.
@@ -56,7 +57,11 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::{MeinGptAuth, MeinGptAuthBuilder};
+use crate::{MeinGptAuth, MeinGptAuthBuilder};
+
+mod inspect;
+
+pub use inspect::{key_generation, verified_token_count};
 
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///

@@ -28,7 +28,9 @@ use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
+use meingpt_auth::testing::{
+    Fault, MockClock, MockIssuer, TokenBuilder, key_generation, verified_token_count,
+};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
 
@@ -134,7 +136,7 @@ impl Harness {
 
     /// Waits until a fetch has replaced the cached key set.
     async fn settle_after_new_key_set(&self, before: Option<u64>) {
-        eventually("a new key set", || self.auth.key_generation() != before).await;
+        eventually("a new key set", || key_generation(&self.auth) != before).await;
     }
 }
 
@@ -232,7 +234,7 @@ async fn answered_without_usable_keys(what: &str, fault: impl Fn(&MockIssuer) ->
     assert_served(&h.get(&h.valid()).await, what);
     h.issuer.fail(fault(&h.issuer));
     h.clock.advance(TTL + SECOND);
-    let before = h.auth.key_generation();
+    let before = key_generation(&h.auth);
     let _ = h.get(&h.valid()).await;
     h.settle_after_new_key_set(before).await;
     h.get(&h.valid()).await.assert_invalid_token(UNKNOWN_KEY);
@@ -297,7 +299,7 @@ async fn refresh_against(what: &str, fault: impl FnOnce(&MockIssuer) -> Fault) {
     // Recovered: the next refresh succeeds.
     h.issuer.recover();
     h.clock.advance(COOLDOWN + SECOND);
-    let generation = h.auth.key_generation();
+    let generation = key_generation(&h.auth);
     assert_served(&h.get(&h.valid()).await, what);
     h.settle_after_new_key_set(generation).await;
     assert_eq!(h.fetches(), 4, "{what}");
@@ -480,7 +482,7 @@ async fn body_over_the_size_cap_at_refresh_leaves_the_cached_keys_serving() {
 
     h.issuer.recover();
     h.clock.advance(RETRY_AFTER);
-    let generation = h.auth.key_generation();
+    let generation = key_generation(&h.auth);
     assert_served(&h.get(&h.valid()).await, "oversize");
     h.settle_after_new_key_set(generation).await;
     assert_eq!(h.fetches(), 3);
@@ -516,7 +518,7 @@ async fn issuer_down_past_the_stale_limit_gets_503_until_it_recovers() {
     let h = Harness::start(|b| b).await;
     let remembered = h.valid();
     assert_served(&h.get(&remembered).await, "remembered");
-    assert_eq!(h.auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&h.auth), 1);
     h.issuer.fail(Fault::Status(503));
 
     // One second before the stale limit: still served; the refresh fails.
@@ -740,7 +742,7 @@ async fn key_dropped_from_the_jwks_is_refused_after_the_refresh() {
     let old_key = h.token();
     let remembered = old_key.clone().sub("remembered").sign();
     assert_eq!(h.get(&remembered).await.status, 200);
-    assert_eq!(h.auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&h.auth), 1);
 
     // The issuer rotates and drops the key in use.
     h.issuer.rotate();
@@ -755,7 +757,7 @@ async fn key_dropped_from_the_jwks_is_refused_after_the_refresh() {
     // The refresh replaces the key set (the request that triggers it is
     // answered from the old set).
     h.clock.advance(2 * SECOND);
-    let generation = h.auth.key_generation();
+    let generation = key_generation(&h.auth);
     assert_eq!(h.get(&old_key.clone().sign()).await.status, 200);
     h.settle_after_new_key_set(generation).await;
     assert_eq!(h.fetches(), 2);

@@ -17,7 +17,7 @@ use crate::common::{Seen, app, random_kid, serve};
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::routing::get;
-use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
+use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder, key_generation};
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,7 +119,7 @@ impl Harness {
 
     /// Waits (at most ~2 s) until a fetch has replaced the cached key set.
     async fn settle_after_new_key_set(&self, before: Option<u64>) {
-        eventually("a new key set", || self.auth.key_generation() != before).await;
+        eventually("a new key set", || key_generation(&self.auth) != before).await;
     }
 }
 
@@ -380,7 +380,7 @@ async fn an_unpublished_key_is_refused_once_the_background_refresh_has_replaced_
     // Past the TTL: this request is not held up by the refresh; it is
     // verified against the set it found.
     h.clock.advance(2 * SECOND);
-    let generation = h.auth.key_generation();
+    let generation = key_generation(&h.auth);
     let seen = h.get(&old_key.clone().sign()).await;
     assert_eq!(seen.status, 200, "{}", seen.body);
 
@@ -454,7 +454,7 @@ async fn cached_keys_outlive_an_issuer_outage(fault: Fault) {
     // Recovered: the next refresh succeeds and the keys are fresh again.
     h.issuer.recover();
     h.clock.advance(retry_after);
-    let generation = h.auth.key_generation();
+    let generation = key_generation(&h.auth);
     assert_eq!(h.get_valid().await.status, 200, "{fault:?}");
     h.settle_after_new_key_set(generation).await;
     assert_eq!(h.issuer.fetch_count(), 4, "{fault:?}");

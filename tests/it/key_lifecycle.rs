@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::common::{app, get_with_token, random_kid, serve};
-use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
+use meingpt_auth::testing::{
+    Fault, MockClock, MockIssuer, TokenBuilder, key_generation, verified_token_count,
+};
 use meingpt_auth::{Algorithm, Clock, MeinGptAuth};
 use serde_json::{Value, json};
 
@@ -93,9 +95,9 @@ async fn a_jwks_without_usable_keys_withdraws_the_old_keys_for_fresh_and_remembe
         // The issuer withdraws its key: the next refresh brings the answer.
         issuer.fail(Fault::Body(document(&issuer)));
         clock.advance(TTL + SECOND);
-        let generation = auth.key_generation();
+        let generation = key_generation(&auth);
         let _ = get_with_token(&format!("{base}/admin"), &admin).await;
-        eventually("a new key set", || auth.key_generation() != generation).await;
+        eventually("a new key set", || key_generation(&auth) != generation).await;
         assert_eq!(issuer.fetch_count(), 2, "{what}");
 
         get_with_token(&format!("{base}/admin"), &admin)
@@ -144,7 +146,7 @@ async fn a_remembered_token_is_refused_once_its_key_is_narrowed_to_another_algor
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
 
     // Same kid, same material, now pinned to RS512.
     issuer.fail(Fault::Body(jwks_body(&[current_key_with(
@@ -153,9 +155,9 @@ async fn a_remembered_token_is_refused_once_its_key_is_narrowed_to_another_algor
         json!("RS512"),
     )])));
     clock.advance(TTL + SECOND);
-    let generation = auth.key_generation();
+    let generation = key_generation(&auth);
     let _ = get_with_token(&format!("{base}/me"), &token).await;
-    eventually("a new key set", || auth.key_generation() != generation).await;
+    eventually("a new key set", || key_generation(&auth) != generation).await;
 
     get_with_token(&format!("{base}/me"), &token)
         .await
@@ -189,14 +191,14 @@ async fn a_refresh_that_changes_nothing_keeps_remembered_verdicts() {
     same["x5t"] = json!("ignored");
     issuer.fail(Fault::Body(jwks_body(&[same])));
     clock.advance(TTL + SECOND);
-    let generation = auth.key_generation();
+    let generation = key_generation(&auth);
     let _ = get_with_token(&format!("{base}/me"), &token).await;
-    eventually("a new key set", || auth.key_generation() != generation).await;
+    eventually("a new key set", || key_generation(&auth) != generation).await;
     assert_eq!(
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -261,10 +263,10 @@ async fn no_token_signed_by_a_removed_key_is_accepted_once_the_removal_is_visibl
     let two_fetches_later = |auth: &MeinGptAuth| {
         let auth = auth.clone();
         async move {
-            let start = auth.key_generation().unwrap_or(0);
+            let start = key_generation(&auth).unwrap_or(0);
             eventually("two fetches", || {
                 // Requests start refreshes; keep them coming.
-                auth.key_generation().unwrap_or(0) >= start + 2
+                key_generation(&auth).unwrap_or(0) >= start + 2
             })
             .await;
         }
@@ -463,7 +465,7 @@ async fn the_verified_token_cache_stays_within_its_byte_budget() {
     }
     // Each entry holds its 15 KB token and its claims: far fewer than 40
     // fit into 1 MiB, and at least one does.
-    let count = auth.verified_token_count();
+    let count = verified_token_count(&auth);
     assert!((1..=30).contains(&count), "{count} entries");
 
     let claims_twice = auth.verify(&first).await.unwrap();

@@ -382,9 +382,12 @@ async fn a_failing_issuer_counts_fetch_errors_and_stale_keys_served_after_the_tt
     // Recovered: the refresh succeeds and the keys are fresh again.
     issuer.recover();
     clock.advance(retry_after);
-    let generation = auth.key_generation();
+    let generation = meingpt_auth::testing::key_generation(&auth);
     assert_eq!(get_with_token(&me, &token("user-8")).await.status, 200);
-    eventually("the good refresh", || auth.key_generation() != generation).await;
+    eventually("the good refresh", || {
+        meingpt_auth::testing::key_generation(&auth) != generation
+    })
+    .await;
     let stale = metrics.stale_keys_served();
     assert_eq!(get_with_token(&me, &token("user-9")).await.status, 200);
     assert_eq!(metrics.stale_keys_served(), stale);

@@ -337,7 +337,7 @@ async fn a_remembered_token_answers_to_the_issuer_that_verified_it() {
         assert_eq!(seen.status, 200, "{}", seen.body);
         assert_eq!(seen.json()["iss"], world.meingpt.issuer());
     }
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(meingpt_auth::testing::verified_token_count(&auth), 1);
 
     let local = |auth_time: i64| {
         let claims = json!({

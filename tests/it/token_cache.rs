@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use crate::common::{app, get_with_token, serve};
 use meingpt_auth::MeinGptAuth;
-use meingpt_auth::testing::{MockClock, MockIssuer};
+use meingpt_auth::testing::{MockClock, MockIssuer, key_generation, verified_token_count};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// Waits until `auth.key_generation()` moves past `generation`; fails the
+/// Waits until `key_generation(&auth)` moves past `generation`; fails the
 /// test if it has not within 5 s.
 async fn wait_for_key_change(auth: &MeinGptAuth, generation: Option<u64>) {
     for _ in 0..500 {
-        if auth.key_generation() != generation {
+        if key_generation(auth) != generation {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -34,7 +34,7 @@ async fn a_repeated_token_is_remembered_once_and_answered_alike() {
         assert_eq!(seen.status, 200);
         assert_eq!(seen.json()["sub"], "repeat");
     }
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
     assert_eq!(issuer.fetch_count(), 1);
 }
 
@@ -51,7 +51,7 @@ async fn a_remembered_token_is_refused_once_it_expires() {
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
 
     // Past exp plus the 30 s default leeway.
     clock.advance(36 * SECOND);
@@ -110,7 +110,7 @@ async fn a_remembered_token_is_refused_once_its_key_leaves_the_key_set() {
 
     // Past the TTL the cache hit itself starts the background refresh.
     clock.advance(61 * SECOND);
-    let generation = auth.key_generation();
+    let generation = key_generation(&auth);
     assert_eq!(
         get_with_token(&format!("{base}/me"), &old).await.status,
         200
@@ -146,14 +146,14 @@ async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
 
     issuer.rotate(); // adds a key, drops none
     clock.advance(61 * SECOND);
-    let generation = auth.key_generation();
+    let generation = key_generation(&auth);
     assert_eq!(
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
     wait_for_key_change(&auth, generation).await;
     assert!(
-        auth.key_generation() > generation,
+        key_generation(&auth) > generation,
         "the refresh did not install a newer key set"
     );
     assert_eq!(issuer.fetch_count(), 2);
@@ -161,7 +161,7 @@ async fn a_refresh_that_keeps_every_key_keeps_remembered_tokens() {
         get_with_token(&format!("{base}/me"), &token).await.status,
         200
     );
-    assert_eq!(auth.verified_token_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
 }
 
 #[tokio::test]
@@ -176,9 +176,9 @@ async fn the_cache_is_bounded_and_can_be_turned_off() {
         );
     }
     assert!(
-        auth.verified_token_count() <= 10,
+        verified_token_count(&auth) <= 10,
         "{}",
-        auth.verified_token_count()
+        verified_token_count(&auth)
     );
 
     let off = issuer.auth().verified_token_cache(0).build().unwrap();
@@ -190,7 +190,7 @@ async fn the_cache_is_bounded_and_can_be_turned_off() {
             200
         );
     }
-    assert_eq!(off.verified_token_count(), 0);
+    assert_eq!(verified_token_count(&off), 0);
 }
 
 #[tokio::test]
@@ -203,7 +203,7 @@ async fn bad_tokens_are_never_remembered() {
         assert!(auth.verify(token).await.is_err());
         assert!(auth.verify(token).await.is_err());
     }
-    assert_eq!(auth.verified_token_count(), 0);
+    assert_eq!(verified_token_count(&auth), 0);
 }
 
 fn clock_secs(clock: &MockClock) -> i64 {

@@ -1,0 +1,145 @@
+//! The runtime authenticator: [`MeinGptAuth`], built by
+//! [`MeinGptAuthBuilder`](crate::MeinGptAuthBuilder) (see
+//! [`config`](crate::config)), turned into layers in
+//! [`layer`](crate::layer).
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, Response};
+
+use crate::claims::MeinGptUser;
+use crate::error::AuthError;
+use crate::jwks::{KeysError, SourceId};
+use crate::token::{self, TokenSource};
+use crate::verify::{Keys, Verifiers};
+
+/// A configured authenticator: verifies tokens and makes the layers.
+///
+/// Cheap to clone; every clone shares one key cache.
+///
+/// ```
+/// use meingpt_auth::MeinGptAuth;
+///
+/// let auth = MeinGptAuth::builder()
+///     .organization("clx0987654321")
+///     .build()
+///     .unwrap();
+/// let layer = auth.layer();
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+pub struct MeinGptAuth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    verifiers: Verifiers,
+    sources: Vec<TokenSource>,
+    realm: String,
+}
+
+impl fmt::Debug for MeinGptAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeinGptAuth")
+            .field("issuers", &self.issuers())
+            .field("sources", &self.inner.sources)
+            .field("realm", &self.inner.realm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeinGptAuth {
+    /// The authenticator of a checked configuration: `verifiers` check the
+    /// tokens found at `sources`; rejections name `realm`.
+    pub(crate) fn from_parts(
+        verifiers: Verifiers,
+        sources: Vec<TokenSource>,
+        realm: String,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                verifiers,
+                sources,
+                realm,
+            }),
+        }
+    }
+
+    /// The configured issuers (`iss`), in configuration order.
+    pub(crate) fn issuers(&self) -> Vec<&str> {
+        self.inner
+            .verifiers
+            .issuers
+            .iter()
+            .map(|verifier| verifier.issuer.as_str())
+            .collect()
+    }
+
+    /// Fetches the issuers' keys now (and, for OIDC, their discovery
+    /// documents) instead of at the first request, so that start-up can
+    /// report a misconfigured or unreachable issuer. Without it, such
+    /// problems show as `503` answers and a warning in the logs. With
+    /// several issuers, every one is tried; the first failure is returned.
+    pub async fn preload(&self) -> Result<(), KeysError> {
+        let mut outcome = Ok(());
+        for verifier in &self.inner.verifiers.issuers {
+            if let Keys::Jwks(jwks) = &verifier.keys
+                && let Err(error) = jwks.preload().await
+                && outcome.is_ok()
+            {
+                outcome = Err(error);
+            }
+        }
+        outcome
+    }
+
+    /// Verifies one token (a compact JWS), for uses outside HTTP middleware.
+    pub async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
+        self.inner.verifiers.verify(token).await
+    }
+
+    /// Finds the token in `headers` (by the configured sources) and verifies
+    /// it. `Ok(None)` when no token was sent.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<MeinGptUser>, AuthError> {
+        match token::extract(&self.inner.sources, headers)? {
+            Some(token) => self.verify(token).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The realm named in `WWW-Authenticate` challenges.
+    pub fn realm(&self) -> &str {
+        &self.inner.realm
+    }
+
+    /// Renders `error` as this configuration answers it (RFC 6750).
+    pub fn reject<B: From<String>>(&self, error: &AuthError) -> Response<B> {
+        error.to_response(&self.inner.realm)
+    }
+
+    /// How many verified tokens are remembered now.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn verified_token_count(&self) -> u64 {
+        self.inner.verifiers.verified_count()
+    }
+
+    /// The generation of the key set cached for the first key source of the
+    /// first issuer; it changes whenever a new key set is fetched.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub(crate) fn key_generation(&self) -> Option<u64> {
+        match &self.inner.verifiers.issuers[0].keys {
+            Keys::Jwks(jwks) => jwks.current_generation(SourceId(0)),
+            Keys::Static(_) => None,
+        }
+    }
+
+    /// The first issuer's verifier, for the configuration's own tests.
+    #[cfg(test)]
+    pub(crate) fn verifier(&self) -> &crate::verify::Verifier {
+        &self.inner.verifiers.issuers[0]
+    }
+}
