@@ -8,8 +8,9 @@
 //! (`MEINGPT_ORG_ID`, `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`), any OpenID
 //! Connect issuer (`AUTH_TYPE=jwt_oidc`, `JWT_ISS`, `JWT_AUD`) or a static
 //! key (`AUTH_TYPE=jwt_local`, `JWT_ISS`, `JWT_AUD`, `JWT_ALG`,
-//! `JWT_DECODE_KEY_B64`). Users without meinGPT claims get empty role and
-//! teams.
+//! `JWT_DECODE_KEY_B64`), or meinGPT and one of the others together
+//! (`MEINGPT_ORG_ID` beside `AUTH_TYPE`): tokens from either are accepted.
+//! Users without meinGPT claims get empty role and teams.
 //! `LISTEN_ADDR` sets where it listens (default `127.0.0.1:3000`).
 //!
 //! With nothing configured and a loopback `LISTEN_ADDR` (or with

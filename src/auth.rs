@@ -12,7 +12,7 @@ use crate::claims::MeinGptUser;
 use crate::error::AuthError;
 use crate::jwks::{KeysError, SourceId};
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, VerifiedTokens, Verifier};
+use crate::verify::{Keys, Verifiers};
 
 /// A configured authenticator: verifies tokens and makes the layers.
 ///
@@ -34,7 +34,7 @@ pub struct MeinGptAuth {
 }
 
 struct Inner {
-    verifier: Verifier,
+    verifiers: Verifiers,
     sources: Vec<TokenSource>,
     realm: String,
 }
@@ -42,7 +42,7 @@ struct Inner {
 impl fmt::Debug for MeinGptAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MeinGptAuth")
-            .field("issuer", &self.inner.verifier.issuer)
+            .field("issuers", &self.issuers())
             .field("sources", &self.inner.sources)
             .field("realm", &self.inner.realm)
             .finish_non_exhaustive()
@@ -50,32 +50,53 @@ impl fmt::Debug for MeinGptAuth {
 }
 
 impl MeinGptAuth {
-    /// The authenticator of a checked configuration: `verifier` checks the
+    /// The authenticator of a checked configuration: `verifiers` check the
     /// tokens found at `sources`; rejections name `realm`.
-    pub(crate) fn from_parts(verifier: Verifier, sources: Vec<TokenSource>, realm: String) -> Self {
+    pub(crate) fn from_parts(
+        verifiers: Verifiers,
+        sources: Vec<TokenSource>,
+        realm: String,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                verifier,
+                verifiers,
                 sources,
                 realm,
             }),
         }
     }
 
-    /// Fetches the issuer's keys now (and, for OIDC, its discovery document)
-    /// instead of at the first request, so that start-up can report a
-    /// misconfigured or unreachable issuer. Without it, such problems show
-    /// as `503` answers and a warning in the logs.
+    /// The configured issuers (`iss`), in configuration order.
+    pub(crate) fn issuers(&self) -> Vec<&str> {
+        self.inner
+            .verifiers
+            .issuers
+            .iter()
+            .map(|verifier| verifier.issuer.as_str())
+            .collect()
+    }
+
+    /// Fetches the issuers' keys now (and, for OIDC, their discovery
+    /// documents) instead of at the first request, so that start-up can
+    /// report a misconfigured or unreachable issuer. Without it, such
+    /// problems show as `503` answers and a warning in the logs. With
+    /// several issuers, every one is tried; the first failure is returned.
     pub async fn preload(&self) -> Result<(), KeysError> {
-        match &self.inner.verifier.keys {
-            Keys::Jwks(jwks) => jwks.preload().await,
-            Keys::Static(_) => Ok(()),
+        let mut outcome = Ok(());
+        for verifier in &self.inner.verifiers.issuers {
+            if let Keys::Jwks(jwks) = &verifier.keys
+                && let Err(error) = jwks.preload().await
+                && outcome.is_ok()
+            {
+                outcome = Err(error);
+            }
         }
+        outcome
     }
 
     /// Verifies one token (a compact JWS), for uses outside HTTP middleware.
     pub async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        self.inner.verifier.verify(token).await
+        self.inner.verifiers.verify(token).await
     }
 
     /// Finds the token in `headers` (by the configured sources) and verifies
@@ -103,26 +124,22 @@ impl MeinGptAuth {
     /// How many verified tokens are remembered now.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn verified_token_count(&self) -> u64 {
-        self.inner
-            .verifier
-            .verified
-            .as_ref()
-            .map_or(0, VerifiedTokens::count)
+        self.inner.verifiers.verified_count()
     }
 
-    /// The generation of the key set cached for the first key source; it
-    /// changes whenever a new key set is fetched.
+    /// The generation of the key set cached for the first key source of the
+    /// first issuer; it changes whenever a new key set is fetched.
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn key_generation(&self) -> Option<u64> {
-        match &self.inner.verifier.keys {
+        match &self.inner.verifiers.issuers[0].keys {
             Keys::Jwks(jwks) => jwks.current_generation(SourceId(0)),
             Keys::Static(_) => None,
         }
     }
 
-    /// The verifier, for the configuration's own tests.
+    /// The first issuer's verifier, for the configuration's own tests.
     #[cfg(test)]
-    pub(crate) fn verifier(&self) -> &Verifier {
-        &self.inner.verifier
+    pub(crate) fn verifier(&self) -> &crate::verify::Verifier {
+        &self.inner.verifiers.issuers[0]
     }
 }

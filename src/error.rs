@@ -103,6 +103,10 @@ pub enum InvalidToken {
     UnknownKey,
     /// The signature does not verify.
     BadSignature,
+    /// With several issuers configured: `iss` names none of them (or is
+    /// absent or not a string). Refused before any key lookup, and described
+    /// like an unknown key.
+    UnknownIssuer,
     /// `exp` has passed.
     Expired,
     /// `nbf` or `iat` lies in the future.
@@ -134,7 +138,9 @@ impl InvalidToken {
             Self::UnsupportedHeader => "the token uses a header parameter that is not supported",
             // One description for both: before a signature has verified, no
             // refusal tells which keys or audiences this server knows.
-            Self::UnknownKey | Self::BadSignature => "the token's signature is invalid",
+            Self::UnknownKey | Self::BadSignature | Self::UnknownIssuer => {
+                "the token's signature is invalid"
+            }
             Self::Expired => "the token has expired",
             Self::NotYetValid => "the token is not valid yet",
             Self::WrongIssuer => "the token was issued by another issuer",
@@ -156,6 +162,7 @@ impl InvalidToken {
             Self::UnsupportedHeader => "unsupported_header",
             Self::UnknownKey => "unknown_key",
             Self::BadSignature => "bad_signature",
+            Self::UnknownIssuer => "unknown_issuer",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::WrongIssuer => "wrong_issuer",

@@ -38,11 +38,13 @@
 //!
 //! # Configuration from the environment
 //!
-//! [`MeinGptAuth::from_env`] picks the mode from what is set:
+//! [`MeinGptAuth::from_env`] picks the issuers from what is set; with both
+//! `MEINGPT_ORG_ID` and `AUTH_TYPE` it accepts tokens from either (see
+//! [`MeinGptAuth::from_issuers`]):
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; selects meinGPT mode |
+//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; configures meinGPT |
 //! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
 //! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL (single organization) |
 //! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |

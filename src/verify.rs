@@ -23,6 +23,13 @@
 //!    non-empty string; every meinGPT claim of its documented type;
 //! 7. the access-token profile, when configured: `typ` header, `azp`, and
 //!    the maximum lifetime `exp - iat`.
+//!
+//! With several issuers configured ([`Verifiers`]), the token's `iss`, read
+//! from the claims before anything else is trusted, chooses the issuer by
+//! exact comparison; its own algorithms, keys, audiences and claim rules
+//! then apply from step 3 on. A token whose `iss` names none of them (or
+//! has none) is refused before any key lookup, described like an unknown
+//! key. With one issuer, `iss` is checked in step 6.
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -61,6 +68,17 @@ pub(crate) enum Keys {
     Static(Arc<VerifyingKey>),
 }
 
+/// Checks tokens against the configured issuers, remembering those that
+/// verified.
+#[derive(Debug)]
+pub(crate) struct Verifiers {
+    /// At least one; no two with the same `issuer`.
+    pub(crate) issuers: Vec<Verifier>,
+    pub(crate) max_token_size: usize,
+    /// Tokens already verified, by any of the issuers.
+    pub(crate) verified: Option<VerifiedTokens>,
+}
+
 /// Checks tokens against one issuer and its audiences.
 #[derive(Debug)]
 pub(crate) struct Verifier {
@@ -77,8 +95,6 @@ pub(crate) struct Verifier {
     /// Require `auth_time` no older than this (RFC 9470).
     pub(crate) max_auth_age: Option<Duration>,
     pub(crate) clock: SharedClock,
-    /// Tokens already verified.
-    pub(crate) verified: Option<VerifiedTokens>,
     /// Optional access-token checks (all off by default).
     pub(crate) profile: TokenProfile,
 }
@@ -96,10 +112,6 @@ pub(crate) struct VerifierSettings {
     pub(crate) rules: ClaimRules,
     pub(crate) max_auth_age: Option<Duration>,
     pub(crate) profile: TokenProfile,
-    /// The verified-token cache's bounds in tokens and in bytes; either 0
-    /// turns the cache off.
-    pub(crate) verified_tokens: u64,
-    pub(crate) verified_bytes: u64,
 }
 
 impl Verifier {
@@ -115,8 +127,6 @@ impl Verifier {
             rules,
             max_auth_age,
             profile,
-            verified_tokens,
-            verified_bytes,
         } = settings;
         Self {
             algorithms,
@@ -128,8 +138,6 @@ impl Verifier {
             rules,
             max_auth_age,
             clock,
-            verified: (verified_tokens > 0 && verified_bytes > 0)
-                .then(|| VerifiedTokens::new(verified_tokens, verified_bytes)),
             profile,
         }
     }
@@ -231,6 +239,8 @@ impl moka::Expiry<u64, Arc<Entry>> for UntilExpiry {
 /// One remembered token.
 struct Entry {
     token: Box<str>,
+    /// The index of the issuer that verified it.
+    issuer: usize,
     verified: Verified,
     /// About how many bytes the entry holds.
     weight: u32,
@@ -263,13 +273,16 @@ struct Header {
     kid: Option<String>,
 }
 
-impl Verifier {
+impl Verifiers {
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
         let outcome = match &self.verified {
             Some(cache) if token.len() <= self.max_token_size => {
                 self.verify_cached(cache, token).await
             }
-            _ => self.verify_fresh(token).await.map(|verified| verified.user),
+            _ => self
+                .verify_fresh(token)
+                .await
+                .map(|(_, verified)| verified.user),
         };
         match &outcome {
             Ok(_) => tracing::trace!(target: TARGET, "token verified"),
@@ -284,8 +297,9 @@ impl Verifier {
     }
 
     /// A token seen before costs a keyed hash, a lookup and a comparison of
-    /// the token; its times are checked again, and it counts only while the
-    /// key that verified it is still in its source's current key set.
+    /// the token; its times are checked again by the issuer that verified
+    /// it, and it counts only while the key that verified it is still in
+    /// its source's current key set.
     async fn verify_cached(
         &self,
         cache: &VerifiedTokens,
@@ -296,15 +310,16 @@ impl Verifier {
             && *hit.token == *token
         {
             let verified = &hit.verified;
-            if self.still_holds(verified.source, &verified.key) {
+            let issuer = &self.issuers[hit.issuer];
+            if issuer.still_holds(verified.source, &verified.key) {
                 metrics::verified_token_cache(true);
-                self.check_times(&verified.times)?;
+                issuer.check_times(&verified.times)?;
                 return Ok(verified.user.clone());
             }
             cache.entries.invalidate(&hash);
         }
         metrics::verified_token_cache(false);
-        let verified = self.verify_fresh(token).await?;
+        let (issuer, verified) = self.verify_fresh(token).await?;
         let user = verified.user.clone();
         if !verified.lifetime.is_zero() {
             let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + user.weight())
@@ -313,6 +328,7 @@ impl Verifier {
                 hash,
                 Arc::new(Entry {
                     token: token.into(),
+                    issuer,
                     verified,
                     weight: weight as u32,
                 }),
@@ -321,6 +337,45 @@ impl Verifier {
         Ok(user)
     }
 
+    /// Verifies with the issuer the token names; returns that issuer's
+    /// index too.
+    async fn verify_fresh(&self, token: &str) -> Result<(usize, Verified), AuthError> {
+        let index = self.issuer_of(token)?;
+        let verified = self.issuers[index].verify_fresh(token).await?;
+        Ok((index, verified))
+    }
+
+    /// The index of the issuer whose `iss` the token's (not yet verified)
+    /// claims carry, compared exactly; with one issuer, that one (its `iss`
+    /// is checked after the signature).
+    fn issuer_of(&self, token: &str) -> Result<usize, AuthError> {
+        if self.issuers.len() == 1 {
+            return Ok(0);
+        }
+        if token.len() > self.max_token_size {
+            return Err(InvalidToken::TooLarge.into());
+        }
+        let claims = match token.split('.').nth(1) {
+            Some(segment) if !segment.is_empty() => decode_segment(segment)?,
+            _ => return Err(InvalidToken::Malformed.into()),
+        };
+        let claims = parse_object(&claims).ok_or(InvalidToken::Malformed)?;
+        let Some(Value::String(iss)) = claims.get("iss") else {
+            return Err(InvalidToken::UnknownIssuer.into());
+        };
+        self.issuers
+            .iter()
+            .position(|issuer| issuer.issuer == *iss)
+            .ok_or(InvalidToken::UnknownIssuer.into())
+    }
+
+    /// How many tokens are remembered now.
+    pub(crate) fn verified_count(&self) -> u64 {
+        self.verified.as_ref().map_or(0, VerifiedTokens::count)
+    }
+}
+
+impl Verifier {
     /// Whether a verdict given by `key` of `source` may be used now: the key
     /// is still in the source's current key set and that set is within the
     /// stale limit. Starts a due key refresh in the background.

@@ -1,6 +1,7 @@
-//! [`MeinGptAuthBuilder::build`]: the checks every mode shares, then what
-//! each mode settles (issuer, algorithms, key source, audiences), then the
-//! authenticator.
+//! [`MeinGptAuthBuilder::build`] and [`MeinGptAuth::from_issuers`]: the
+//! checks every mode shares, then what each mode settles (issuer,
+//! algorithms, key source, audiences), then the authenticator: one verifier
+//! per issuer, the request-level settings of the first configuration.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,21 +16,107 @@ use crate::claims::ClaimRules;
 use crate::clock::SharedClock;
 use crate::jwks::{JwksCache, Location, SourceConfig, SourceId};
 use crate::keys::{self, ASYMMETRIC};
-use crate::verify::{Keys, Verifier, VerifierSettings};
+use crate::verify::{Keys, VerifiedTokens, Verifier, VerifierSettings, Verifiers};
+
+impl MeinGptAuth {
+    /// One authenticator for several issuers, such as meinGPT beside the
+    /// company's own identity provider: a token's `iss`, compared exactly
+    /// before anything else is trusted, picks the configuration that
+    /// verifies it, with that configuration's keys, audiences, algorithms,
+    /// leeway and claim rules (role claim, role matching, e-mail fallback,
+    /// access-token profile, `max_auth_age`), and nobody else's. A token
+    /// naming none of the issuers is refused (`401 invalid_token`, described
+    /// like an unknown key) without any key fetch.
+    /// [`MeinGptUser::issuer`](crate::MeinGptUser::issuer) says who vouched.
+    ///
+    /// Settings of the request rather than of an issuer come from the
+    /// **first** configuration and are ignored in the others: token sources,
+    /// realm, maximum token size, the verified-token cache (shared; each
+    /// entry stays tied to the issuer and the key that verified it) and the
+    /// clock. Two configurations for one issuer are refused; give one
+    /// configuration several audiences (or organizations) instead.
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::from_issuers([
+    ///     MeinGptAuth::builder().organization("clx0987654321"),
+    ///     MeinGptAuth::oidc("https://login.microsoftonline.com/TENANT_ID/v2.0")
+    ///         .audience("api://my-api"),
+    /// ])
+    /// .unwrap();
+    /// # let _ = auth;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When no configuration is given, when one of them cannot work (as
+    /// [`MeinGptAuthBuilder::build`]), or when two name the same issuer.
+    pub fn from_issuers(
+        issuers: impl IntoIterator<Item = MeinGptAuthBuilder>,
+    ) -> Result<Self, ConfigError> {
+        Self::build_issuers(issuers.into_iter().collect()).map_err(|(_, error)| error)
+    }
+
+    /// [`from_issuers`](Self::from_issuers), telling which configuration
+    /// (by index) an error is about.
+    pub(crate) fn build_issuers(
+        builders: Vec<MeinGptAuthBuilder>,
+    ) -> Result<Self, (usize, ConfigError)> {
+        let Some(first) = builders.first() else {
+            return Err((0, ConfigError::Missing { setting: "issuers" }));
+        };
+        first.check_request().map_err(|error| (0, error))?;
+        let clock = SharedClock(first.clock.clone());
+        let max_token_size = first.max_token_size;
+        let verified = (first.verified_tokens > 0 && first.verified_bytes > 0)
+            .then(|| VerifiedTokens::new(first.verified_tokens, first.verified_bytes));
+        let sources = first.sources.clone();
+        let realm = first.realm.clone();
+        let mut issuers: Vec<Verifier> = Vec::with_capacity(builders.len());
+        for (index, builder) in builders.into_iter().enumerate() {
+            let verifier = builder
+                .verifier(&clock, max_token_size)
+                .map_err(|error| (index, error))?;
+            if issuers.iter().any(|other| other.issuer == verifier.issuer) {
+                return Err((
+                    index,
+                    ConfigError::invalid(
+                        "issuer",
+                        "another configuration already has this issuer; one issuer takes one \
+                         configuration (give it several audiences instead)",
+                    ),
+                ));
+            }
+            issuers.push(verifier);
+        }
+        let verifiers = Verifiers {
+            issuers,
+            max_token_size,
+            verified,
+        };
+        Ok(MeinGptAuth::from_parts(verifiers, sources, realm))
+    }
+}
 
 impl MeinGptAuthBuilder {
     /// Checks the configuration and builds the authenticator.
     pub fn build(self) -> Result<MeinGptAuth, ConfigError> {
-        self.check_common()?;
-        let clock = SharedClock(self.clock.clone());
+        MeinGptAuth::from_issuers([self])
+    }
+
+    /// The issuer this configuration accepts, checked: its keys, audiences
+    /// and claim rules; the request-level settings come from the caller.
+    fn verifier(self, clock: &SharedClock, max_token_size: usize) -> Result<Verifier, ConfigError> {
+        self.check_issuer()?;
         let KeySetup {
             issuer,
             algorithms,
             keys,
             audiences,
         } = match &self.mode {
-            Mode::MeinGpt => self.meingpt_keys(&clock)?,
-            Mode::Oidc => self.oidc_keys(&clock)?,
+            Mode::MeinGpt => self.meingpt_keys(clock)?,
+            Mode::Oidc => self.oidc_keys(clock)?,
             Mode::Static(key) => self.static_keys(key)?,
         };
         let default_role_claim = match self.mode {
@@ -49,21 +136,16 @@ impl MeinGptAuthBuilder {
             issuer,
             audiences,
             leeway: self.leeway,
-            max_token_size: self.max_token_size,
+            max_token_size,
             rules,
             max_auth_age: self.max_auth_age,
             profile: self.profile,
-            verified_tokens: self.verified_tokens,
-            verified_bytes: self.verified_bytes,
         };
-        Ok(MeinGptAuth::from_parts(
-            Verifier::new(settings, keys, clock),
-            self.sources,
-            self.realm,
-        ))
+        Ok(Verifier::new(settings, keys, clock.clone()))
     }
 
-    fn check_common(&self) -> Result<(), ConfigError> {
+    /// The settings of the request: token sources, realm, token size.
+    fn check_request(&self) -> Result<(), ConfigError> {
         if !(1..=256).contains(&self.realm.len())
             || !self
                 .realm
@@ -81,11 +163,16 @@ impl MeinGptAuthBuilder {
                 "at least one token source is needed",
             ));
         }
-        if self.leeway > Duration::from_secs(300) {
-            return Err(ConfigError::invalid("leeway", "at most 5 minutes"));
-        }
         if self.max_token_size < 64 {
             return Err(ConfigError::invalid("max_token_size", "at least 64 bytes"));
+        }
+        Ok(())
+    }
+
+    /// The settings of one issuer.
+    fn check_issuer(&self) -> Result<(), ConfigError> {
+        if self.leeway > Duration::from_secs(300) {
+            return Err(ConfigError::invalid("leeway", "at most 5 minutes"));
         }
         if self.jwks.timeout.is_zero() {
             return Err(ConfigError::invalid("jwks_timeout", "must be above zero"));

@@ -2,7 +2,7 @@
 //!
 //! | variable | meaning |
 //! | --- | --- |
-//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; selects meinGPT mode |
+//! | `MEINGPT_ORG_ID` | organization id(s), comma separated; configures meinGPT |
 //! | `MEINGPT_ISSUER` | instance origin; default `https://app.meingpt.com` |
 //! | `MEINGPT_JWKS_URL` | override of the derived JWKS URL (single organization) |
 //! | `AUTH_TYPE` | `jwt_oidc` or `jwt_local` (OpenGPTs names) |
@@ -13,11 +13,15 @@
 //! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; a name or a dotted path) |
 //! | `JWKS_CA_FILE` | path of a PEM bundle of extra root certificates trusted for JWKS and discovery fetches (besides the platform's) |
 //!
-//! A variable that would have no effect in the chosen mode is refused, never
-//! ignored: `JWT_*` without `AUTH_TYPE`, `MEINGPT_ISSUER` or
-//! `MEINGPT_JWKS_URL` without `MEINGPT_ORG_ID`, `MEINGPT_*` with `AUTH_TYPE`,
-//! `MEINGPT_JWKS_URL` with several organizations, `JWT_DECODE_KEY_B64` with
-//! `jwt_oidc`, `JWKS_CA_FILE` when nothing is fetched (`jwt_local` alone).
+//! `MEINGPT_ORG_ID` and `AUTH_TYPE` may be set together: the authenticator
+//! then accepts meinGPT tokens and the other issuer's, each token checked by
+//! the issuer its `iss` names (see [`MeinGptAuth::from_issuers`]).
+//!
+//! A variable that would have no effect is refused, never ignored: `JWT_*`
+//! without `AUTH_TYPE`, `MEINGPT_ISSUER` or `MEINGPT_JWKS_URL` without
+//! `MEINGPT_ORG_ID`, `MEINGPT_JWKS_URL` with several organizations,
+//! `JWT_DECODE_KEY_B64` with `jwt_oidc`, `JWKS_CA_FILE` when nothing is
+//! fetched (`jwt_local` alone).
 
 use base64::Engine;
 use base64::alphabet;
@@ -90,14 +94,17 @@ pub(crate) fn missing_hint(variable: &str) -> Option<&'static str> {
 pub(crate) fn auth_from(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<MeinGptAuth, ConfigError> {
-    let (mut builder, names) = builder_from(&lookup)?;
-    builder.jwks.extra_roots = ca_file(&lookup)?;
-    builder
-        .build()
-        .map_err(|e| match names.rename(e.setting()) {
+    let (mut builders, names): (Vec<_>, Vec<_>) = builders_from(&lookup)?.into_iter().unzip();
+    let roots = ca_file(&lookup)?;
+    for builder in &mut builders {
+        builder.jwks.extra_roots = roots.clone();
+    }
+    MeinGptAuth::build_issuers(builders).map_err(|(index, e)| {
+        match names.get(index).and_then(|names| names.rename(e.setting())) {
             Some(variable) => e.rename(variable),
             None => e,
-        })
+        }
+    })
 }
 
 /// `JWKS_CA_FILE`: the root certificates of a PEM bundle, each one checked
@@ -172,7 +179,7 @@ fn ca_file(
     Ok(certificates)
 }
 
-/// Which variable stands for which builder setting in the chosen mode.
+/// Which variable stands for which builder setting of one issuer.
 struct Names {
     issuer: &'static str,
     audience: &'static str,
@@ -193,121 +200,148 @@ impl Names {
     }
 }
 
-fn builder_from(
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
-    let var = |name: &'static str| -> Result<Option<String>, ConfigError> {
-        match lookup(name) {
+/// The environment, read through `lookup`.
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn is_set(&self, name: &str) -> bool {
+        (self.lookup)(name).is_some()
+    }
+
+    /// A variable's trimmed value; set but empty is an error.
+    fn var(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        match (self.lookup)(name) {
             None => Ok(None),
             Some(value) if value.trim().is_empty() => {
                 Err(ConfigError::invalid(name, "it is set but empty"))
             }
             Some(value) => Ok(Some(value.trim().to_owned())),
         }
-    };
-    let required = |name: &'static str| var(name)?.ok_or(ConfigError::Missing { setting: name });
-    let list = |value: &str| -> Vec<String> {
-        value
-            .split(',')
-            .map(str::trim)
-            .filter(|item| !item.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
+    }
 
-    let auth_type = var("AUTH_TYPE")?;
-    let meingpt = ["MEINGPT_ORG_ID", "MEINGPT_ISSUER", "MEINGPT_JWKS_URL"]
-        .into_iter()
-        .find(|name| lookup(name).is_some());
-    if let (Some(_), Some(name)) = (&auth_type, meingpt) {
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.var(name)?
+            .ok_or(ConfigError::Missing { setting: name })
+    }
+}
+
+/// A comma-separated list, items trimmed, empty items dropped.
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// One builder per configured issuer: meinGPT (`MEINGPT_ORG_ID`) first,
+/// then the `AUTH_TYPE` issuer; at least one of them.
+fn builders_from(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(MeinGptAuthBuilder, Names)>, ConfigError> {
+    let env = Env { lookup };
+    let auth_type = env.var("AUTH_TYPE")?;
+    if auth_type.is_none()
+        && let Some(name) = JWT_VARIABLES.into_iter().find(|name| env.is_set(name))
+    {
         return Err(ConfigError::invalid(
-            "AUTH_TYPE",
-            format!("set either AUTH_TYPE or {name} (meinGPT mode), not both"),
+            name,
+            "has no effect without AUTH_TYPE (jwt_oidc or jwt_local); \
+             set AUTH_TYPE, or remove it for meinGPT mode (MEINGPT_ORG_ID)",
         ));
     }
-    match auth_type.as_deref() {
-        None => {
-            if let Some(name) = JWT_VARIABLES
-                .into_iter()
-                .find(|name| lookup(name).is_some())
-            {
-                return Err(ConfigError::invalid(
-                    name,
-                    "has no effect without AUTH_TYPE (jwt_oidc or jwt_local); \
-                     set AUTH_TYPE, or remove it for meinGPT mode (MEINGPT_ORG_ID)",
-                ));
-            }
-            if lookup("MEINGPT_ORG_ID").is_none()
-                && let Some(name) = ["MEINGPT_ISSUER", "MEINGPT_JWKS_URL"]
-                    .into_iter()
-                    .find(|name| lookup(name).is_some())
-            {
-                return Err(ConfigError::invalid(
-                    name,
-                    "has no effect without MEINGPT_ORG_ID; set MEINGPT_ORG_ID to your organization id",
-                ));
-            }
-            let organizations = list(&required("MEINGPT_ORG_ID")?);
-            if organizations.is_empty() {
-                return Err(ConfigError::invalid(
-                    "MEINGPT_ORG_ID",
-                    "no organization id in the list",
-                ));
-            }
-            if organizations.len() > 1 && lookup("MEINGPT_JWKS_URL").is_some() {
-                return Err(ConfigError::invalid(
-                    "MEINGPT_JWKS_URL",
-                    format!(
-                        "has no effect with {} organizations in MEINGPT_ORG_ID (each one's JWKS URL \
-                         is derived from MEINGPT_ISSUER); remove it, or set one organization",
-                        organizations.len()
-                    ),
-                ));
-            }
-            let mut builder = MeinGptAuthBuilder::default().organizations(organizations);
-            if let Some(issuer) = var("MEINGPT_ISSUER")? {
-                builder = builder.issuer(issuer);
-            }
-            if let Some(url) = var("MEINGPT_JWKS_URL")? {
-                builder = builder.jwks_url(url);
-            }
-            let names = Names {
-                issuer: "MEINGPT_ISSUER",
-                audience: "MEINGPT_ORG_ID",
-                jwks_url: "MEINGPT_JWKS_URL",
-            };
-            Ok((builder, names))
-        }
-        Some("jwt_oidc") => {
-            if lookup("JWT_DECODE_KEY_B64").is_some() {
+    if !env.is_set("MEINGPT_ORG_ID")
+        && let Some(name) = ["MEINGPT_ISSUER", "MEINGPT_JWKS_URL"]
+            .into_iter()
+            .find(|name| env.is_set(name))
+    {
+        return Err(ConfigError::invalid(
+            name,
+            "has no effect without MEINGPT_ORG_ID; set MEINGPT_ORG_ID to your organization id",
+        ));
+    }
+    let mut issuers = Vec::with_capacity(2);
+    if env.is_set("MEINGPT_ORG_ID") || auth_type.is_none() {
+        issuers.push(meingpt_from(&env)?);
+    }
+    if let Some(auth_type) = auth_type {
+        issuers.push(other_from(&env, &auth_type)?);
+    }
+    Ok(issuers)
+}
+
+/// meinGPT: `MEINGPT_ORG_ID`, `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`.
+fn meingpt_from(env: &Env<'_>) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
+    let organizations = list(&env.required("MEINGPT_ORG_ID")?);
+    if organizations.is_empty() {
+        return Err(ConfigError::invalid(
+            "MEINGPT_ORG_ID",
+            "no organization id in the list",
+        ));
+    }
+    if organizations.len() > 1 && env.is_set("MEINGPT_JWKS_URL") {
+        return Err(ConfigError::invalid(
+            "MEINGPT_JWKS_URL",
+            format!(
+                "has no effect with {} organizations in MEINGPT_ORG_ID (each one's JWKS URL \
+                 is derived from MEINGPT_ISSUER); remove it, or set one organization",
+                organizations.len()
+            ),
+        ));
+    }
+    let mut builder = MeinGptAuthBuilder::default().organizations(organizations);
+    if let Some(issuer) = env.var("MEINGPT_ISSUER")? {
+        builder = builder.issuer(issuer);
+    }
+    if let Some(url) = env.var("MEINGPT_JWKS_URL")? {
+        builder = builder.jwks_url(url);
+    }
+    let names = Names {
+        issuer: "MEINGPT_ISSUER",
+        audience: "MEINGPT_ORG_ID",
+        jwks_url: "MEINGPT_JWKS_URL",
+    };
+    Ok((builder, names))
+}
+
+/// The `AUTH_TYPE` issuer: `jwt_oidc` or `jwt_local` with the `JWT_*`
+/// variables.
+fn other_from(env: &Env<'_>, auth_type: &str) -> Result<(MeinGptAuthBuilder, Names), ConfigError> {
+    match auth_type {
+        "jwt_oidc" => {
+            if env.is_set("JWT_DECODE_KEY_B64") {
                 return Err(ConfigError::invalid(
                     "JWT_DECODE_KEY_B64",
                     "has no effect with AUTH_TYPE=jwt_oidc (keys come from the issuer's JWKS); \
                      remove it, or use AUTH_TYPE=jwt_local",
                 ));
             }
-            let issuer = required("JWT_ISS")?;
+            let issuer = env.required("JWT_ISS")?;
             let mut builder = MeinGptAuth::oidc(issuer);
-            for audience in list(&required("JWT_AUD")?) {
+            for audience in list(&env.required("JWT_AUD")?) {
                 builder = builder.audience(audience);
             }
-            if let Some(names) = var("JWT_ALG")? {
+            if let Some(names) = env.var("JWT_ALG")? {
                 let algorithms = list(&names)
                     .iter()
                     .map(|name| algorithm(name))
                     .collect::<Result<Vec<_>, _>>()?;
                 builder = builder.algorithms(algorithms);
             }
-            if let Some(claim) = var("JWT_ROLE_CLAIM")? {
+            if let Some(claim) = env.var("JWT_ROLE_CLAIM")? {
                 builder = builder.role_claim(claim);
             }
             Ok((builder, oidc_names()))
         }
-        Some("jwt_local") => {
-            let issuer = required("JWT_ISS")?;
-            let audiences = list(&required("JWT_AUD")?);
-            let alg = algorithm(&required("JWT_ALG")?)?;
-            let encoded: String = required("JWT_DECODE_KEY_B64")?
+        "jwt_local" => {
+            let issuer = env.required("JWT_ISS")?;
+            let audiences = list(&env.required("JWT_AUD")?);
+            let alg = algorithm(&env.required("JWT_ALG")?)?;
+            let encoded: String = env
+                .required("JWT_DECODE_KEY_B64")?
                 .chars()
                 .filter(|c| !c.is_ascii_whitespace())
                 .collect();
@@ -321,12 +355,12 @@ fn builder_from(
             for audience in audiences {
                 builder = builder.audience(audience);
             }
-            if let Some(claim) = var("JWT_ROLE_CLAIM")? {
+            if let Some(claim) = env.var("JWT_ROLE_CLAIM")? {
                 builder = builder.role_claim(claim);
             }
             Ok((builder, oidc_names()))
         }
-        Some(other) => Err(ConfigError::invalid(
+        other => Err(ConfigError::invalid(
             "AUTH_TYPE",
             format!("{other:?} is not jwt_oidc or jwt_local"),
         )),
@@ -555,7 +589,7 @@ mod tests {
         assert_eq!(setting(&[("AUTH_TYPE", "jwt_magic")]), "AUTH_TYPE");
         assert_eq!(
             setting(&[("AUTH_TYPE", "jwt_oidc"), ("MEINGPT_ORG_ID", "org")]),
-            "AUTH_TYPE"
+            "JWT_ISS"
         );
         assert_eq!(setting(&[("AUTH_TYPE", "jwt_oidc")]), "JWT_ISS");
         assert_eq!(
@@ -617,6 +651,79 @@ mod tests {
     }
 
     #[test]
+    fn meingpt_and_another_issuer_together_configure_both() {
+        let secret = STANDARD.encode([7u8; 32]);
+        for other in [
+            vec![
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "https://login.example.com/tenant/v2.0"),
+                ("JWT_AUD", "api://x"),
+            ],
+            vec![
+                ("AUTH_TYPE", "jwt_local"),
+                ("JWT_ISS", "https://opengpts.example"),
+                ("JWT_AUD", "my-api"),
+                ("JWT_ALG", "HS256"),
+                ("JWT_DECODE_KEY_B64", &secret),
+            ],
+        ] {
+            let mut vars = vec![
+                ("MEINGPT_ORG_ID", "org-a,org-b"),
+                ("MEINGPT_ISSUER", "https://meingpt.example.com/"),
+            ];
+            vars.extend(other.iter().copied());
+            let auth = from(&vars).unwrap();
+            assert_eq!(
+                auth.issuers(),
+                ["https://meingpt.example.com", other[1].1],
+                "{other:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_both_issuers_each_error_names_its_own_variable() {
+        let oidc = [
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", "https://id.example.com"),
+            ("JWT_AUD", "api"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = oidc.to_vec();
+            vars.extend_from_slice(extra);
+            setting(&vars)
+        };
+        assert_eq!(with(&[("MEINGPT_ORG_ID", "a b")]), "MEINGPT_ORG_ID");
+        assert_eq!(
+            with(&[("MEINGPT_ISSUER", "https://meingpt.example.com")]),
+            "MEINGPT_ISSUER"
+        );
+        assert_eq!(
+            with(&[
+                ("MEINGPT_ORG_ID", "org"),
+                ("MEINGPT_ISSUER", "http://meingpt.example.com")
+            ]),
+            "MEINGPT_ISSUER"
+        );
+        assert_eq!(
+            with(&[("MEINGPT_ORG_ID", "org"), ("JWT_ALG", "HS256")]),
+            "JWT_ALG"
+        );
+        // One issuer configured twice: the second names it.
+        assert_eq!(
+            message(&[
+                ("MEINGPT_ORG_ID", "org"),
+                ("MEINGPT_ISSUER", "https://id.example.com"),
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "https://id.example.com"),
+                ("JWT_AUD", "api"),
+            ]),
+            "JWT_ISS is invalid: another configuration already has this issuer; \
+             one issuer takes one configuration (give it several audiences instead)"
+        );
+    }
+
+    #[test]
     fn an_hmac_secret_configuration_builds() {
         let secret = STANDARD.encode([7u8; 32]);
         let auth = from(&[
@@ -653,12 +760,16 @@ mod tests {
     fn a_ca_file_of_root_certificates_is_trusted_besides_the_platform_roots() {
         let bundle = format!("{}{}", test_ca_pem(), test_ca_pem());
         let path = temp_file("bundle.pem", bundle.as_bytes());
-        let (builder, _) = builder_from(|name| match name {
+        let builders = builders_from(&|name: &str| match name {
             "MEINGPT_ORG_ID" => Some("org".into()),
             _ => None,
         })
         .unwrap();
-        assert!(builder.jwks.extra_roots.is_empty());
+        assert!(
+            builders
+                .iter()
+                .all(|(builder, _)| builder.jwks.extra_roots.is_empty())
+        );
         let roots = ca_file(|name| match name {
             "MEINGPT_ORG_ID" => Some("org".into()),
             "JWKS_CA_FILE" => Some(path.to_str().unwrap().into()),

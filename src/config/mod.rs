@@ -10,6 +10,9 @@
 //! - **A static key** ([`MeinGptAuth::static_key`]): a PEM public key or an
 //!   HMAC secret, as OpenGPTs' `jwt_local` configures it.
 //!
+//! Several of them in one authenticator: [`MeinGptAuth::from_issuers`]; the
+//! token's `iss` picks the configuration.
+//!
 //! Everything else has a safe default:
 //!
 //! | setting | default |
@@ -37,6 +40,7 @@
 //! [`MeinGptAuth::builder`]: crate::MeinGptAuth::builder
 //! [`MeinGptAuth::oidc`]: crate::MeinGptAuth::oidc
 //! [`MeinGptAuth::static_key`]: crate::MeinGptAuth::static_key
+//! [`MeinGptAuth::from_issuers`]: crate::MeinGptAuth::from_issuers
 
 mod build;
 mod builder;

@@ -304,16 +304,31 @@ fn variables_without_effect_are_refused_by_name() {
         "error: JWT_DECODE_KEY_B64 is invalid: has no effect with AUTH_TYPE=jwt_oidc (keys come \
          from the issuer's JWKS); remove it, or use AUTH_TYPE=jwt_local"
     );
-    // meinGPT and another issuer in one configuration is not supported yet.
+    // Beside another issuer, meinGPT's variables still need the organization.
     assert_eq!(
         refusal(&[
-            ("MEINGPT_ORG_ID", "org"),
+            ("MEINGPT_ISSUER", "https://meingpt.example.com"),
             ("AUTH_TYPE", "jwt_oidc"),
             ("JWT_ISS", "https://id.example.com"),
             ("JWT_AUD", "my-api"),
         ]),
-        "error: AUTH_TYPE is invalid: set either AUTH_TYPE or MEINGPT_ORG_ID (meinGPT mode), \
-         not both"
+        "error: MEINGPT_ISSUER is invalid: has no effect without MEINGPT_ORG_ID; set \
+         MEINGPT_ORG_ID to your organization id"
+    );
+}
+
+#[test]
+fn meingpt_and_another_issuer_with_one_issuer_url_are_refused_by_name() {
+    assert_eq!(
+        refusal(&[
+            ("MEINGPT_ORG_ID", "org"),
+            ("MEINGPT_ISSUER", "https://id.example.com"),
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", "https://id.example.com"),
+            ("JWT_AUD", "my-api"),
+        ]),
+        "error: JWT_ISS is invalid: another configuration already has this issuer; one issuer \
+         takes one configuration (give it several audiences instead)"
     );
 }
 

@@ -25,6 +25,7 @@ mod layer;
 mod mcp_server;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod multi_issuer;
 mod properties;
 mod quickstart;
 mod rejections;

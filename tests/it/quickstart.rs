@@ -26,7 +26,7 @@ fn quickstart(vars: &[(&str, &str)]) -> std::process::Command {
 /// The quickstart configured with `vars`, listening on a free loopback
 /// port, once it says it verifies the configured issuer's tokens (and has
 /// printed no development tokens); returns it and its base URL.
-fn start_configured(vars: &[(&str, &str)]) -> (Running, String) {
+pub(crate) fn start_configured(vars: &[(&str, &str)]) -> (Running, String) {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut all = vec![("LISTEN_ADDR", listen.as_str())];
     all.extend_from_slice(vars);
@@ -47,7 +47,7 @@ fn start_configured(vars: &[(&str, &str)]) -> (Running, String) {
     (running, base)
 }
 
-async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+pub(crate) async fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
