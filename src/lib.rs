@@ -130,9 +130,10 @@
 //!    timeout, size cap, no redirects, HTTPS), `document.rs` (a JWKS or
 //!    discovery document into keys), `cache.rs` (one snapshot per key
 //!    source: single flight, cooldown, stale-if-error); `keys`
-//!    (`src/keys.rs`) holds each key ready for aws-lc-rs.
+//!    (`src/keys/`) holds each key ready for aws-lc-rs, `configured.rs`
+//!    the one fixed in the configuration.
 //! 5. [`claims`]: the verified payload becomes a [`MeinGptUser`] (roles,
-//!    teams, e-mail, scopes).
+//!    teams, e-mail, scopes; `src/claims/parse.rs` reads them).
 //! 6. [`guard`] ([`require_role`], …) and [`extract`] ([`MeinGptUser`] in a
 //!    handler) read the user the layer stored in the request.
 //!
