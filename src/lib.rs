@@ -122,10 +122,12 @@
 //!    (`src/auth.rs`) to authenticate its headers.
 //! 2. [`token`]: the configured [`TokenSource`]s find the token
 //!    (`X-meinGPT-JWT`, then `Authorization: Bearer`).
-//! 3. `verify` (`src/verify.rs`): size cap, strict base64url, the JOSE
-//!    header and its `alg`, the verified-token cache, the signature, the
-//!    registered claims and the access-token profile; JSON is read by
-//!    `json` (`src/json.rs`), which refuses duplicate members.
+//! 3. `verify` (`src/verify/`): with several issuers, the token's `iss`
+//!    picks one; then size cap, strict base64url, the JOSE header and its
+//!    `alg`, the signature, the registered claims and the access-token
+//!    profile (`profile.rs`); `cache.rs` is the verified-token cache. JSON
+//!    is read by `json` (`src/json.rs`), which refuses duplicate members,
+//!    into the typed documents of `jose` (`src/jose.rs`).
 //! 4. `jwks` (`src/jwks/`): the issuer's keys — `fetch.rs` (HTTP policy:
 //!    timeout, size cap, no redirects, HTTPS), `document.rs` (a JWKS or
 //!    discovery document into keys), `cache.rs` (one snapshot per key

@@ -50,6 +50,13 @@ use crate::jwks::{JwksCache, SourceId};
 use crate::keys::VerifyingKey;
 use crate::metrics;
 
+mod cache;
+mod profile;
+
+use cache::Entry;
+pub(crate) use cache::VerifiedTokens;
+pub(crate) use profile::TokenProfile;
+
 const TARGET: &str = "meingpt_auth::verify";
 
 /// No verified token is remembered for longer than this, whatever its `exp`.
@@ -141,109 +148,6 @@ impl Verifier {
             profile,
         }
     }
-}
-
-/// Optional access-token profile checks (RFC 9068 and common practice for
-/// OpenID Connect issuers); each is off unless configured.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct TokenProfile {
-    /// The required `typ` header (such as `at+jwt`), compared ignoring ASCII
-    /// case and an `application/` prefix.
-    pub(crate) token_type: Option<String>,
-    /// `azp` must equal one of these.
-    pub(crate) authorized_parties: Vec<String>,
-    /// `exp - iat` must not exceed this; `iat` becomes required.
-    pub(crate) max_lifetime: Option<Duration>,
-}
-
-impl TokenProfile {
-    /// Whether the `typ` header value `typ` is the required type.
-    fn type_matches(&self, typ: &Member<String>) -> bool {
-        let Some(required) = &self.token_type else {
-            return true;
-        };
-        let Member::Present(typ) = typ else {
-            return false;
-        };
-        media_type(typ).eq_ignore_ascii_case(media_type(required))
-    }
-}
-
-/// A media type without its optional `application/` prefix (RFC 7515 §4.1.9).
-fn media_type(name: &str) -> &str {
-    match name.get(..12) {
-        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &name[12..],
-        _ => name,
-    }
-}
-
-/// The verified-token cache: bounded in entries and in bytes, each entry
-/// gone at its token's `exp`, and disregarded once the key that verified it
-/// is no longer in its source's current key set.
-///
-/// Entries are found by a keyed hash of the token (SipHash with a random
-/// key per cache) and count only if the stored token equals the presented
-/// one byte for byte.
-pub(crate) struct VerifiedTokens {
-    entries: moka::sync::Cache<u64, Arc<Entry>>,
-    hasher: std::hash::RandomState,
-}
-
-impl std::fmt::Debug for VerifiedTokens {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifiedTokens")
-            .field("max_weight", &self.entries.policy().max_capacity())
-            .finish_non_exhaustive()
-    }
-}
-
-impl VerifiedTokens {
-    /// A cache of at most `max_entries` tokens and about `max_bytes` bytes.
-    pub(crate) fn new(max_entries: u64, max_bytes: u64) -> Self {
-        // Each entry weighs its bytes, and at least a share of the budget
-        // such that no more than `max_entries` fit.
-        let floor = max_bytes
-            .div_ceil(max_entries.max(1))
-            .min(u64::from(u32::MAX)) as u32;
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(max_bytes)
-            .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))
-            .expire_after(UntilExpiry)
-            .build();
-        Self {
-            entries,
-            hasher: std::hash::RandomState::new(),
-        }
-    }
-
-    /// How many tokens are remembered now.
-    pub(crate) fn count(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
-    }
-}
-
-struct UntilExpiry;
-
-impl moka::Expiry<u64, Arc<Entry>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &u64,
-        entry: &Arc<Entry>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.verified.lifetime)
-    }
-}
-
-/// One remembered token.
-struct Entry {
-    token: Box<str>,
-    /// The index of the issuer that verified it.
-    issuer: usize,
-    verified: Verified,
-    /// About how many bytes the entry holds.
-    weight: u32,
 }
 
 /// A verified token: the user, the times to check again, and the key that

@@ -1,0 +1,77 @@
+//! The verified-token cache: a repeated token costs a keyed hash, one
+//! lookup and a byte comparison, and counts only while the key that
+//! verified it is still in its source's key set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Verified;
+
+/// The verified-token cache: bounded in entries and in bytes, each entry
+/// gone at its token's `exp`, and disregarded once the key that verified it
+/// is no longer in its source's current key set.
+///
+/// Entries are found by a keyed hash of the token (SipHash with a random
+/// key per cache) and count only if the stored token equals the presented
+/// one byte for byte.
+pub(crate) struct VerifiedTokens {
+    pub(super) entries: moka::sync::Cache<u64, Arc<Entry>>,
+    pub(super) hasher: std::hash::RandomState,
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens")
+            .field("max_weight", &self.entries.policy().max_capacity())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedTokens {
+    /// A cache of at most `max_entries` tokens and about `max_bytes` bytes.
+    pub(crate) fn new(max_entries: u64, max_bytes: u64) -> Self {
+        // Each entry weighs its bytes, and at least a share of the budget
+        // such that no more than `max_entries` fit.
+        let floor = max_bytes
+            .div_ceil(max_entries.max(1))
+            .min(u64::from(u32::MAX)) as u32;
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))
+            .expire_after(UntilExpiry)
+            .build();
+        Self {
+            entries,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// How many tokens are remembered now.
+    pub(crate) fn count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+}
+
+struct UntilExpiry;
+
+impl moka::Expiry<u64, Arc<Entry>> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &u64,
+        entry: &Arc<Entry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.verified.lifetime)
+    }
+}
+
+/// One remembered token.
+pub(super) struct Entry {
+    pub(super) token: Box<str>,
+    /// The index of the issuer that verified it.
+    pub(super) issuer: usize,
+    pub(super) verified: Verified,
+    /// About how many bytes the entry holds.
+    pub(super) weight: u32,
+}
