@@ -22,25 +22,12 @@
 
 use std::net::SocketAddr;
 
+use meingpt_auth::config::ENV_VARIABLES;
 use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{ConfigError, MeinGptAuth};
 
 /// The variable that asks for the development issuer on any address.
 pub const DEV_ISSUER_VARIABLE: &str = "MEINGPT_DEV_ISSUER";
-
-/// The variables `MeinGptAuth::from_env` reads (`JWKS_CA_FILE` included).
-const AUTH_VARIABLES: [&str; 10] = [
-    "MEINGPT_ORG_ID",
-    "MEINGPT_ISSUER",
-    "MEINGPT_JWKS_URL",
-    "AUTH_TYPE",
-    "JWT_ISS",
-    "JWT_AUD",
-    "JWT_ALG",
-    "JWT_DECODE_KEY_B64",
-    "JWT_ROLE_CLAIM",
-    "JWKS_CA_FILE",
-];
 
 /// An embedded issuer for development; stops when dropped.
 pub struct DevIssuer {
@@ -68,7 +55,7 @@ impl DevIssuer {
                 ));
             }
         };
-        let configured = AUTH_VARIABLES
+        let configured = ENV_VARIABLES
             .iter()
             .chain(example_variables)
             .find(|name| std::env::var_os(name).is_some());

@@ -42,14 +42,15 @@ impl MeinGptAuth {
     /// "configured" from "nothing configured" (where a development setup may
     /// start an embedded issuer instead).
     pub fn configured_in_env() -> bool {
-        VARIABLES
+        ENV_VARIABLES
             .iter()
             .any(|name| std::env::var_os(name).is_some())
     }
 }
 
-/// Every variable [`MeinGptAuth::from_env`] reads.
-pub(crate) const VARIABLES: [&str; 10] = [
+/// Every variable [`MeinGptAuth::from_env`] reads: a deployment that sets
+/// any of them is configured (and, say, never starts a development issuer).
+pub const ENV_VARIABLES: [&str; 10] = [
     "MEINGPT_ORG_ID",
     "MEINGPT_ISSUER",
     "MEINGPT_JWKS_URL",

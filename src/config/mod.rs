@@ -50,6 +50,7 @@ pub(crate) mod url;
 use std::fmt;
 
 pub use builder::{MeinGptAuthBuilder, StaticKey};
+pub use env::ENV_VARIABLES;
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
