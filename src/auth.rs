@@ -111,6 +111,24 @@ impl MeinGptAuth {
         }
     }
 
+    /// [`authenticate`](Self::authenticate) without waiting: `None` when
+    /// the token has to be verified (it is not in the verified-token
+    /// cache), else the verdict (also for no token, or a malformed request).
+    pub(crate) fn authenticate_remembered(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<MeinGptUser>, AuthError>> {
+        match token::extract(&self.inner.sources, headers) {
+            Err(error) => Some(Err(error.into())),
+            Ok(None) => Some(Ok(None)),
+            Ok(Some(token)) => self
+                .inner
+                .verifiers
+                .verify_remembered(token)
+                .map(|outcome| outcome.map(Some)),
+        }
+    }
+
     /// The realm named in `WWW-Authenticate` challenges.
     pub fn realm(&self) -> &str {
         &self.inner.realm

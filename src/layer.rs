@@ -246,19 +246,30 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
         let context = self.context.clone();
-        // Verifying is an `async fn` of `MeinGptAuth` (it may wait for the
-        // issuer's keys), and stable Rust cannot name its future: this is
-        // the one allocation per request. It holds only the request head and
-        // the authenticator, so the request body, the inner service and its
-        // future stay unboxed and need no `Send` or `'static`.
-        let verify: VerifyFuture = Box::pin(async move {
-            let outcome = context.auth.authenticate(&parts.headers).await;
-            Verified {
+        // A token the verified-token cache remembers (the MCP case: one
+        // token for a whole chat), no token and a malformed request are
+        // decided here, without waiting and without allocating.
+        let verify = match context.auth.authenticate_remembered(&parts.headers) {
+            Some(outcome) => VerifyStep::Decided(Some(Verified {
                 parts,
                 context,
                 outcome,
-            }
-        });
+            })),
+            // Verifying may wait for the issuer's keys; it is an `async fn`
+            // of `MeinGptAuth` whose future stable Rust cannot name, so it
+            // is boxed: one allocation, beside an RSA verification. It
+            // holds only the request head and the authenticator, so the
+            // request body, the inner service and its future stay unboxed
+            // and need no `Send` or `'static`.
+            None => VerifyStep::Verifying(Box::pin(async move {
+                let outcome = context.auth.authenticate(&parts.headers).await;
+                Verified {
+                    parts,
+                    context,
+                    outcome,
+                }
+            })),
+        };
         ResponseFuture {
             state: State::Verifying {
                 verify,
@@ -277,7 +288,29 @@ struct Verified {
     outcome: Result<Option<MeinGptUser>, AuthError>,
 }
 
-type VerifyFuture = Pin<Box<dyn Future<Output = Verified> + Send>>;
+/// The verifying step: decided at once, or waiting for the verifier.
+// The decided verdict is the common case (a remembered token); boxing it
+// would bring back the allocation it saves.
+#[allow(clippy::large_enum_variant)]
+enum VerifyStep {
+    Decided(Option<Verified>),
+    Verifying(Pin<Box<dyn Future<Output = Verified> + Send>>),
+}
+
+impl Future for VerifyStep {
+    type Output = Verified;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verified> {
+        match self.get_mut() {
+            Self::Decided(verified) => match verified.take() {
+                Some(verified) => Poll::Ready(verified),
+                // `ResponseFuture` moves on after the first `Ready`.
+                None => Poll::Pending,
+            },
+            Self::Verifying(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 pin_project_lite::pin_project! {
     /// Response future of [`Auth`].
@@ -294,7 +327,7 @@ pin_project_lite::pin_project! {
     #[project = StateProjection]
     enum State<S, ReqBody, F> {
         Verifying {
-            verify: VerifyFuture,
+            verify: VerifyStep,
             inner: Option<S>,
             body: Option<ReqBody>,
             allow_anonymous: bool,
@@ -328,7 +361,7 @@ where
                         mut parts,
                         context,
                         outcome,
-                    } = ready!(verify.as_mut().poll(cx));
+                    } = ready!(Pin::new(verify).poll(cx));
                     let private = match outcome {
                         Ok(Some(user)) => {
                             metrics::request_admitted(true);

@@ -188,16 +188,47 @@ impl Verifiers {
                 .await
                 .map(|(_, verified)| verified.user),
         };
-        match &outcome {
-            Ok(_) => tracing::trace!(target: TARGET, "token verified"),
-            Err(error) => match error {
-                AuthError::InvalidToken(reason) => {
-                    tracing::debug!(target: TARGET, reason = reason.code(), "token rejected");
-                }
-                other => tracing::debug!(target: TARGET, error = %other, "token not verified"),
-            },
-        }
+        log_outcome(&outcome);
         outcome
+    }
+
+    /// The verdict on a token the verified-token cache remembers, without
+    /// waiting for anything; `None` when it has to be verified (the cache
+    /// is off, the token is not remembered, or its key has changed).
+    pub(crate) fn verify_remembered(&self, token: &str) -> Option<Result<MeinGptUser, AuthError>> {
+        let cache = self.verified.as_ref()?;
+        if token.len() > self.max_token_size {
+            return None;
+        }
+        let outcome = self.remembered(cache, token)?;
+        log_outcome(&outcome);
+        Some(outcome)
+    }
+
+    /// A cache hit whose key is still in its source's key set: the times
+    /// checked again by the issuer that verified it.
+    fn remembered(
+        &self,
+        cache: &VerifiedTokens,
+        token: &str,
+    ) -> Option<Result<MeinGptUser, AuthError>> {
+        let hash = cache.hasher.hash_one(token.as_bytes());
+        let hit = cache
+            .entries
+            .get(&hash)
+            .filter(|hit| *hit.token == *token)?;
+        let verified = &hit.verified;
+        let issuer = &self.issuers[hit.issuer];
+        if !issuer.still_holds(verified.source, &verified.key) {
+            cache.entries.invalidate(&hash);
+            return None;
+        }
+        metrics::verified_token_cache(true);
+        Some(
+            issuer
+                .check_times(&verified.times)
+                .map(|()| verified.user.clone()),
+        )
     }
 
     /// A token seen before costs a keyed hash, a lookup and a comparison of
@@ -209,19 +240,10 @@ impl Verifiers {
         cache: &VerifiedTokens,
         token: &str,
     ) -> Result<MeinGptUser, AuthError> {
-        let hash = cache.hasher.hash_one(token.as_bytes());
-        if let Some(hit) = cache.entries.get(&hash)
-            && *hit.token == *token
-        {
-            let verified = &hit.verified;
-            let issuer = &self.issuers[hit.issuer];
-            if issuer.still_holds(verified.source, &verified.key) {
-                metrics::verified_token_cache(true);
-                issuer.check_times(&verified.times)?;
-                return Ok(verified.user.clone());
-            }
-            cache.entries.invalidate(&hash);
+        if let Some(outcome) = self.remembered(cache, token) {
+            return outcome;
         }
+        let hash = cache.hasher.hash_one(token.as_bytes());
         metrics::verified_token_cache(false);
         let (issuer, verified) = self.verify_fresh(token).await?;
         let user = verified.user.clone();
@@ -513,6 +535,18 @@ impl Verifier {
             }
         }
         Ok(())
+    }
+}
+
+/// One event per verdict: TRACE when verified, DEBUG with the reason's
+/// code when not; never the token.
+fn log_outcome(outcome: &Result<MeinGptUser, AuthError>) {
+    match outcome {
+        Ok(_) => tracing::trace!(target: TARGET, "token verified"),
+        Err(AuthError::InvalidToken(reason)) => {
+            tracing::debug!(target: TARGET, reason = reason.code(), "token rejected");
+        }
+        Err(other) => tracing::debug!(target: TARGET, error = %other, "token not verified"),
     }
 }
 

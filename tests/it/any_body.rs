@@ -173,3 +173,60 @@ async fn layer_applies_directly_to_rmcps_streamable_http_service() {
     assert_eq!(issuer.fetch_count(), 1);
     client.cancel().await.unwrap();
 }
+
+/// Polls `future` once, with a waker that does nothing.
+fn poll_once<F: std::future::Future>(future: F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::pin!(future).poll(&mut cx)
+}
+
+#[tokio::test]
+async fn a_remembered_token_and_a_missing_one_are_answered_on_the_first_poll() {
+    use tower::{Service, ServiceExt as _};
+
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let mut service = ServiceBuilder::new()
+        .layer(auth.layer())
+        .service(service_fn(|request: Request<()>| async move {
+            let user = request.extensions().get::<MeinGptUser>().unwrap();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(user.sub().to_owned()))))
+        }));
+    let token = issuer.token().sub("mcp-user").sign();
+    let with_token = || {
+        Request::get("/")
+            .header("x-meingpt-jwt", &token)
+            .body(())
+            .unwrap()
+    };
+
+    // The first time, the token is verified: the keys are fetched first.
+    let first = service.ready().await.unwrap().call(with_token());
+    assert!(poll_once(first).is_pending());
+    let response = service
+        .ready()
+        .await
+        .unwrap()
+        .call(with_token())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(issuer.fetch_count(), 1);
+
+    // Remembered: decided without waiting for anything.
+    let again = service.ready().await.unwrap().call(with_token());
+    let std::task::Poll::Ready(Ok(response)) = poll_once(again) else {
+        panic!("a remembered token had to wait");
+    };
+    assert_eq!(response.status(), 200);
+    let anonymous = service
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::get("/").body(()).unwrap());
+    let std::task::Poll::Ready(Ok(response)) = poll_once(anonymous) else {
+        panic!("a request without a token had to wait");
+    };
+    assert_eq!(response.status(), 401);
+    assert_eq!(issuer.fetch_count(), 1);
+}
