@@ -32,7 +32,7 @@ use tower::ServiceExt;
 use crate::common::example::{
     PATIENCE, Running, assert_refused, command, example_binary, free_port,
 };
-use crate::common::{Seen, app, get_with_token, serve};
+use crate::common::{CapturedLog, Seen, app, get_with_token, serve};
 
 /// A test CA and a server configuration for 127.0.0.1 signed by it.
 struct TestPki {
@@ -145,27 +145,6 @@ impl TlsFront {
 impl Drop for TlsFront {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// Collects everything a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLog {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
 

@@ -4,10 +4,9 @@
 //! nothing a request chose.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{app, random_kid, serve};
+use crate::common::{CapturedLog, app, random_kid, serve};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -499,21 +498,6 @@ async fn by_default_a_jwks_of_256_kib_is_read_and_one_byte_more_is_refused() {
 // Logs hold nothing a request chose
 // ---------------------------------------------------------------------------
 
-/// Collects everything a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct CapturedLog(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn no_kid_malformed_request_or_fetch_failure_puts_request_chosen_text_in_any_log_line() {
     let log = CapturedLog::default();
@@ -599,7 +583,7 @@ async fn no_kid_malformed_request_or_fetch_failure_puts_request_chosen_text_in_a
         StatusCode::UNAUTHORIZED
     );
 
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     assert!(text.contains("JWKS"), "the fetches were not logged: {text}");
     assert!(
         text.lines()
