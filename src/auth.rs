@@ -10,9 +10,9 @@ use http::{HeaderMap, Response};
 
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
-use crate::jwks::{KeysError, SourceId};
+use crate::jwks::{KeysError, SourceId, Waited};
 use crate::token::{self, TokenSource};
-use crate::verify::{Keys, Verifiers};
+use crate::verify::{Attempt, Keys, Verifiers};
 
 /// A configured authenticator: verifies tokens and makes the layers.
 ///
@@ -105,26 +105,31 @@ impl MeinGptAuth {
         &self,
         headers: &HeaderMap,
     ) -> Result<Option<MeinGptUser>, AuthError> {
-        match token::extract(&self.inner.sources, headers)? {
-            Some(token) => self.verify(token).await.map(Some),
-            None => Ok(None),
+        let mut waited = Waited::default();
+        loop {
+            match self.authenticate_now(headers, &mut waited) {
+                Attempt::Done(outcome) => return outcome,
+                // How the fetch ended shows in the next attempt.
+                Attempt::Wait(wait) => drop(wait.await),
+            }
         }
     }
 
-    /// [`authenticate`](Self::authenticate) without waiting: `None` when
-    /// the token has to be verified (it is not in the verified-token
-    /// cache), else the verdict (also for no token, or a malformed request).
-    pub(crate) fn authenticate_remembered(
+    /// [`authenticate`](Self::authenticate) without waiting: the verdict
+    /// (also for no token, or a malformed request), or a wait for an
+    /// issuer's keys after which to attempt again with the same `waited`.
+    pub(crate) fn authenticate_now(
         &self,
         headers: &HeaderMap,
-    ) -> Option<Result<Option<MeinGptUser>, AuthError>> {
+        waited: &mut Waited,
+    ) -> Attempt<Result<Option<MeinGptUser>, AuthError>> {
         match token::extract(&self.inner.sources, headers) {
-            Err(error) => Some(Err(error.into())),
-            Ok(None) => Some(Ok(None)),
+            Err(error) => Attempt::Done(Err(error.into())),
+            Ok(None) => Attempt::Done(Ok(None)),
             Ok(Some(token)) => self
                 .inner
                 .verifiers
-                .verify_remembered(token)
+                .attempt(token, waited)
                 .map(|outcome| outcome.map(Some)),
         }
     }

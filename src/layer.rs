@@ -63,8 +63,10 @@ use crate::MeinGptAuth;
 use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
+use crate::jwks::{KeyWait, Waited};
 use crate::metrics;
 use crate::rejection::{Rejection, Renderer};
+use crate::verify::Attempt;
 
 /// Applies [`Auth`] to a service. See the [module docs](self).
 #[derive(Debug, Clone)]
@@ -245,69 +247,81 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
-        let context = self.context.clone();
-        // A token the verified-token cache remembers (the MCP case: one
-        // token for a whole chat), no token and a malformed request are
-        // decided here, without waiting and without allocating.
-        let verify = match context.auth.authenticate_remembered(&parts.headers) {
-            Some(outcome) => VerifyStep::Decided(Some(Verified {
-                parts,
-                context,
-                outcome,
-            })),
-            // Verifying may wait for the issuer's keys; it is an `async fn`
-            // of `MeinGptAuth` whose future stable Rust cannot name, so it
-            // is boxed: one allocation, beside an RSA verification. It
-            // holds only the request head and the authenticator, so the
-            // request body, the inner service and its future stay unboxed
-            // and need no `Send` or `'static`.
-            None => VerifyStep::Verifying(Box::pin(async move {
-                let outcome = context.auth.authenticate(&parts.headers).await;
-                Verified {
-                    parts,
-                    context,
-                    outcome,
-                }
-            })),
+        let request = Pending {
+            parts,
+            body,
+            inner,
+            context: self.context.clone(),
+            allow_anonymous: self.allow_anonymous,
+            waited: Waited::default(),
         };
+        // A remembered token (the MCP case: one token for a whole chat), a
+        // fresh token whose key is cached, no token and a malformed request
+        // are decided here, without waiting; only a request whose issuer's
+        // keys are being fetched waits, for the fetch's own task. Nothing
+        // here is boxed.
         ResponseFuture {
-            state: State::Verifying {
-                verify,
-                inner: Some(inner),
-                body: Some(body),
-                allow_anonymous: self.allow_anonymous,
-            },
+            state: request.attempt(),
         }
     }
 }
 
-/// What the verifying step hands back: the head, the context, the outcome.
-struct Verified {
+/// A request not yet decided: everything needed to decide it after a wait
+/// for an issuer's keys, and to send it on.
+struct Pending<S, ReqBody> {
     parts: Parts,
+    body: ReqBody,
+    inner: S,
     context: AuthContext,
-    outcome: Result<Option<MeinGptUser>, AuthError>,
+    allow_anonymous: bool,
+    waited: Waited,
 }
 
-/// The verifying step: decided at once, or waiting for the verifier.
-// The decided verdict is the common case (a remembered token); boxing it
-// would bring back the allocation it saves.
-#[allow(clippy::large_enum_variant)]
-enum VerifyStep {
-    Decided(Option<Verified>),
-    Verifying(Pin<Box<dyn Future<Output = Verified> + Send>>),
-}
-
-impl Future for VerifyStep {
-    type Output = Verified;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Verified> {
-        match self.get_mut() {
-            Self::Decided(verified) => match verified.take() {
-                Some(verified) => Poll::Ready(verified),
-                // `ResponseFuture` moves on after the first `Ready`.
-                None => Poll::Pending,
-            },
-            Self::Verifying(future) => future.as_mut().poll(cx),
+impl<S, ReqBody, ResBody> Pending<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    /// Authenticates the request without waiting: sent on, refused, or
+    /// waiting for keys.
+    fn attempt(mut self) -> State<S, ReqBody, S::Future> {
+        let outcome = match self
+            .context
+            .auth
+            .authenticate_now(&self.parts.headers, &mut self.waited)
+        {
+            Attempt::Done(outcome) => outcome,
+            Attempt::Wait(wait) => {
+                return State::Waiting {
+                    wait,
+                    request: Some(self),
+                };
+            }
+        };
+        let Self {
+            mut parts,
+            body,
+            mut inner,
+            context,
+            allow_anonymous,
+            ..
+        } = self;
+        let private = match outcome {
+            Ok(Some(user)) => {
+                metrics::request_admitted(true);
+                parts.extensions.insert(user);
+                !parts.headers.contains_key(header::AUTHORIZATION)
+            }
+            Ok(None) if allow_anonymous => {
+                metrics::request_admitted(false);
+                false
+            }
+            Ok(None) => return reject(&context, &AuthError::MissingToken, &parts),
+            Err(error) => return reject(&context, &error, &parts),
+        };
+        parts.extensions.insert(context);
+        State::Calling {
+            future: inner.call(Request::from_parts(parts, body)),
+            private,
         }
     }
 }
@@ -326,17 +340,18 @@ pin_project_lite::pin_project! {
 pin_project_lite::pin_project! {
     #[project = StateProjection]
     enum State<S, ReqBody, F> {
-        Verifying {
-            verify: VerifyStep,
-            inner: Option<S>,
-            body: Option<ReqBody>,
-            allow_anonymous: bool,
+        Waiting {
+            wait: KeyWait,
+            request: Option<Pending<S, ReqBody>>,
         },
         Calling {
             #[pin]
             future: F,
             // The token came from a header shared caches do not know.
             private: bool,
+        },
+        Refused {
+            response: Option<Response<Bytes>>,
         },
     }
 }
@@ -351,41 +366,11 @@ where
         loop {
             let mut state = self.as_mut().project().state;
             match state.as_mut().project() {
-                StateProjection::Verifying {
-                    verify,
-                    inner,
-                    body,
-                    allow_anonymous,
-                } => {
-                    let Verified {
-                        mut parts,
-                        context,
-                        outcome,
-                    } = ready!(Pin::new(verify).poll(cx));
-                    let private = match outcome {
-                        Ok(Some(user)) => {
-                            metrics::request_admitted(true);
-                            parts.extensions.insert(user);
-                            !parts.headers.contains_key(header::AUTHORIZATION)
-                        }
-                        Ok(None) if *allow_anonymous => {
-                            metrics::request_admitted(false);
-                            false
-                        }
-                        Ok(None) => {
-                            return Poll::Ready(Ok(reject(
-                                &context,
-                                &AuthError::MissingToken,
-                                &parts,
-                            )));
-                        }
-                        Err(error) => return Poll::Ready(Ok(reject(&context, &error, &parts))),
-                    };
-                    parts.extensions.insert(context);
-                    let body = body.take().expect("polled after the request was sent on");
-                    let mut inner = inner.take().expect("polled after the request was sent on");
-                    let future = inner.call(Request::from_parts(parts, body));
-                    state.set(State::Calling { future, private });
+                StateProjection::Waiting { wait, request } => {
+                    // How the fetch ended shows in the next attempt.
+                    let _ = ready!(Pin::new(wait).poll(cx));
+                    let request = request.take().expect("polled after completion");
+                    state.set(request.attempt());
                 }
                 StateProjection::Calling { future, private } => {
                     let mut response = ready!(future.poll(cx))?;
@@ -396,14 +381,24 @@ where
                     }
                     return Poll::Ready(Ok(response.map(AuthBody::new)));
                 }
+                StateProjection::Refused { response } => {
+                    let response = response.take().expect("polled after completion");
+                    return Poll::Ready(Ok(response.map(AuthBody::rejection)));
+                }
             }
         }
     }
 }
 
-fn reject<B>(context: &AuthContext, error: &AuthError, parts: &Parts) -> Response<AuthBody<B>> {
+fn reject<S, ReqBody, F>(
+    context: &AuthContext,
+    error: &AuthError,
+    parts: &Parts,
+) -> State<S, ReqBody, F> {
     metrics::request_refused(error);
-    context.reject(error, parts).map(AuthBody::rejection)
+    State::Refused {
+        response: Some(context.reject(error, parts)),
+    }
 }
 
 impl<S, ReqBody> fmt::Debug for ResponseFuture<S, ReqBody>

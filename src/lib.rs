@@ -131,7 +131,9 @@
 //! 4. `jwks` (`src/jwks/`): the issuer's keys — `fetch.rs` (HTTP policy:
 //!    timeout, size cap, no redirects, HTTPS), `document.rs` (a JWKS or
 //!    discovery document into keys), `cache.rs` (one snapshot per key
-//!    source: single flight, cooldown, stale-if-error); `keys`
+//!    source: single flight, cooldown, stale-if-error; a lookup never
+//!    waits, it answers with the key, a refusal or a wait for the one fetch
+//!    in flight, after which the layer looks again); `keys`
 //!    (`src/keys/`) holds each key ready for aws-lc-rs, `configured.rs`
 //!    the one fixed in the configuration.
 //! 5. [`claims`]: the verified payload becomes a [`MeinGptUser`] (roles,

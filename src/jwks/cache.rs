@@ -1,22 +1,28 @@
 //! The cache policy: one snapshot per key source, single flight, cooldown,
 //! stale-if-error.
+//!
+//! Looking a key up never waits: it answers with the key, a refusal, or a
+//! [`KeyWait`] for the one fetch of that source in flight (a Tokio task),
+//! after which the caller looks again.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use jsonwebtoken::Algorithm;
-use reqwest::Url;
-use tokio::sync::Mutex;
 
-use super::document::{DocumentError, parse_discovery, parse_jwks};
-use super::fetch::{FetchError, Fetcher};
-use super::{JwksSettings, KeysError, Location, SourceConfig, SourceId, TARGET};
+use super::fetch::Fetcher;
+use super::{JwksSettings, KeysError, SourceConfig, SourceId, TARGET};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::keys::VerifyingKey;
-use crate::metrics::{self, FetchKind, FetchResult, FetchTimer, SourceLabel};
+use crate::metrics::{self, SourceLabel};
+
+mod flight;
+
+use flight::Fetch;
+pub(crate) use flight::KeyWait;
 
 /// Everything known about one key source at one moment. Never changed in
 /// place: a fetch makes a new one and swaps it in.
@@ -75,12 +81,39 @@ impl Snapshot {
 struct Source {
     config: SourceConfig,
     current: ArcSwap<Snapshot>,
-    /// Held while fetching: concurrent fetchers queue here and find the new
-    /// snapshot when it is their turn (single flight). A background refresh
-    /// starts only if it can take the gate at once.
-    gate: Arc<Mutex<()>>,
+    /// The fetch in flight, if any: everyone who needs this source's keys
+    /// meanwhile waits for it (single flight). Taken out by the fetch when
+    /// it has swapped in its snapshot.
+    fetching: Mutex<Option<Fetch>>,
     /// This source in metrics.
     label: SourceLabel,
+}
+
+/// The answer of a key lookup that does not wait.
+#[derive(Debug)]
+pub(crate) enum KeyLookup {
+    Found(Arc<VerifyingKey>),
+    Refused(AuthError),
+    /// The keys have to be fetched first: wait, then look again with the
+    /// same [`Waited`].
+    Wait(KeyWait),
+}
+
+/// The sources one verification has already waited for, so that looking
+/// again never fetches a second time for the same reason.
+#[derive(Debug, Default)]
+pub(crate) struct Waited {
+    /// Waited for a first (or past the stale limit) key set.
+    loaded: Vec<SourceId>,
+    /// Waited for a refetch because of an unknown `kid`.
+    refetched: Vec<SourceId>,
+}
+
+impl Waited {
+    /// Whether nothing has been waited for yet: the first look.
+    pub(crate) fn is_first_look(&self) -> bool {
+        self.loaded.is_empty() && self.refetched.is_empty()
+    }
 }
 
 /// The key sets of every configured source. See the [module docs](self).
@@ -125,7 +158,7 @@ impl JwksCache {
                 label: SourceLabel::new(config.location.url().as_str()),
                 config,
                 current: ArcSwap::from_pointee(Snapshot::empty()),
-                gate: Arc::new(Mutex::new(())),
+                fetching: Mutex::new(None),
             })
             .collect();
         Ok(Self {
@@ -146,77 +179,117 @@ impl JwksCache {
     }
 
     /// The key that verifies a token with this `kid` and `alg` from source
-    /// `id`, fetching only when the cache rules allow it.
-    pub(crate) async fn key(
+    /// `id`, without waiting: when the cache rules call for a fetch, it
+    /// starts (or joins) one and says to wait for it. `waited` keeps what
+    /// this verification waited for already, so each reason to fetch
+    /// counts once.
+    pub(crate) fn key(
         self: &Arc<Self>,
         id: SourceId,
         kid: Option<&str>,
         alg: Algorithm,
-    ) -> Result<Arc<VerifyingKey>, AuthError> {
+        waited: &mut Waited,
+    ) -> KeyLookup {
         let now = self.clock.now();
-        let current = self.source(id).current.load_full();
+        let snapshot = self.source(id).current.load_full();
         let mut stale = false;
-        let snapshot = match current.fetched_at {
+        match snapshot.fetched_at {
             Some(fetched) if self.usable(fetched, now) => {
                 if now >= fetched + self.settings.ttl {
-                    stale = current.last_failure.is_some();
+                    stale = snapshot.last_failure.is_some();
                     self.refresh_in_background(id);
                 }
-                current
             }
-            _ => self.load(id).await?,
-        };
+            // Cold start, or keys past the stale limit: wait for a fetch,
+            // shared with every concurrent caller.
+            _ => {
+                if waited.loaded.contains(&id) {
+                    return KeyLookup::Refused(AuthError::KeysUnavailable {
+                        retry_after: self.settings.retry_after,
+                    });
+                }
+                if let Some(failed_at) = snapshot.last_failure {
+                    let retry_at = failed_at + self.settings.retry_after;
+                    if now < retry_at {
+                        return KeyLookup::Refused(AuthError::KeysUnavailable {
+                            retry_after: retry_at - now,
+                        });
+                    }
+                }
+                waited.loaded.push(id);
+                return match self.fetch_after(id, &snapshot, |_| true) {
+                    Some(wait) => KeyLookup::Wait(wait),
+                    None => KeyLookup::Refused(AuthError::KeysUnavailable {
+                        retry_after: self.settings.retry_after,
+                    }),
+                };
+            }
+        }
         if !snapshot.algorithms.contains(&alg) {
-            return Err(InvalidToken::UnsupportedAlgorithm.into());
+            return KeyLookup::Refused(InvalidToken::UnsupportedAlgorithm.into());
         }
         if let Some(key) = snapshot.find(kid, alg) {
             if stale {
                 metrics::stale_keys_served();
             }
-            return Ok(key.clone());
+            return KeyLookup::Found(key.clone());
         }
         // A fresh fetch only helps a token that names a key we do not know.
         let Some(kid) = kid.filter(|kid| !snapshot.keys.iter().any(|k| k.kid() == Some(*kid)))
         else {
-            return Err(InvalidToken::UnknownKey.into());
+            return KeyLookup::Refused(InvalidToken::UnknownKey.into());
         };
         // A kid already found missing from this very key set, while no
-        // refetch is allowed yet: refuse without queueing for the gate.
+        // refetch is allowed yet: refuse without looking for a fetch.
         let remembered = (id, Box::<str>::from(kid));
         if self.unknown_kids.get(&remembered) == Some(snapshot.generation)
             && self.cooling_down(&snapshot, now)
         {
-            return Err(InvalidToken::UnknownKey.into());
+            return KeyLookup::Refused(InvalidToken::UnknownKey.into());
         }
-        let snapshot = self.refetch_for_unknown_kid(id, &snapshot).await;
-        match snapshot.find(Some(kid), alg) {
-            Some(key) => Ok(key.clone()),
-            None => {
-                self.unknown_kids.insert(remembered, snapshot.generation);
-                Err(InvalidToken::UnknownKey.into())
+        if !waited.refetched.contains(&id) {
+            // A fetch in flight is joined; a new one only outside the
+            // cooldown and the back-off after a failure.
+            let wait = self.fetch_after(id, &snapshot, |current| {
+                let start = !self.cooling_down(current, now) && !self.backing_off(current, now);
+                if start {
+                    tracing::debug!(target: TARGET, url = %self.source(id).config.location.url(), "unknown kid, refetching JWKS");
+                }
+                start
+            });
+            if let Some(wait) = wait {
+                waited.refetched.push(id);
+                return KeyLookup::Wait(wait);
             }
         }
+        self.unknown_kids.insert(remembered, snapshot.generation);
+        KeyLookup::Refused(InvalidToken::UnknownKey.into())
     }
 
     /// Fetches every source that has no usable key set now, and says why
     /// the first that fails failed.
-    pub(crate) async fn preload(&self) -> Result<(), KeysError> {
+    pub(crate) async fn preload(self: &Arc<Self>) -> Result<(), KeysError> {
         for (index, source) in self.sources.iter().enumerate() {
-            let _gate = source.gate.lock().await;
-            let current = source.current.load_full();
-            if current
-                .fetched_at
-                .is_some_and(|fetched| self.usable(fetched, self.clock.now()))
-            {
-                continue;
+            let id = SourceId(index);
+            loop {
+                let current = source.current.load_full();
+                if current
+                    .fetched_at
+                    .is_some_and(|fetched| self.usable(fetched, self.clock.now()))
+                {
+                    break;
+                }
+                let Some(wait) = self.fetch_after(id, &current, |_| true) else {
+                    break;
+                };
+                if let Err(error) = wait.await {
+                    return Err(KeysError {
+                        url: source.config.location.url().to_string(),
+                        setting: source.config.setting,
+                        reason: error.to_string(),
+                    });
+                }
             }
-            self.fetch_into(SourceId(index), &current)
-                .await
-                .map_err(|error| KeysError {
-                    url: source.config.location.url().to_string(),
-                    setting: source.config.setting,
-                    reason: error.to_string(),
-                })?;
         }
         Ok(())
     }
@@ -269,221 +342,13 @@ impl JwksCache {
             .last_failure
             .is_some_and(|at| now < at + self.settings.retry_after)
     }
-
-    /// Cold start (or keys past the stale limit): wait for a fetch, shared
-    /// with every concurrent caller.
-    async fn load(&self, id: SourceId) -> Result<Arc<Snapshot>, AuthError> {
-        let source = self.source(id);
-        let _gate = source.gate.lock().await;
-        let now = self.clock.now();
-        let current = source.current.load_full();
-        if current
-            .fetched_at
-            .is_some_and(|fetched| self.usable(fetched, now))
-        {
-            return Ok(current);
-        }
-        if let Some(failed_at) = current.last_failure {
-            let retry_at = failed_at + self.settings.retry_after;
-            if now < retry_at {
-                return Err(AuthError::KeysUnavailable {
-                    retry_after: retry_at - now,
-                });
-            }
-        }
-        self.fetch_into(id, &current)
-            .await
-            .map_err(|_| AuthError::KeysUnavailable {
-                retry_after: self.settings.retry_after,
-            })
-    }
-
-    async fn refetch_for_unknown_kid(&self, id: SourceId, seen: &Arc<Snapshot>) -> Arc<Snapshot> {
-        let source = self.source(id);
-        let _gate = source.gate.lock().await;
-        let current = source.current.load_full();
-        if !Arc::ptr_eq(&current, seen) {
-            // Someone fetched while we queued: use theirs.
-            return current;
-        }
-        let now = self.clock.now();
-        if self.cooling_down(&current, now) || self.backing_off(&current, now) {
-            return current;
-        }
-        tracing::debug!(target: TARGET, url = %source.config.location.url(), "unknown kid, refetching JWKS");
-        match self.fetch_into(id, &current).await {
-            Ok(fetched) => fetched,
-            Err(_) => source.current.load_full(),
-        }
-    }
-
-    fn refresh_in_background(self: &Arc<Self>, id: SourceId) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        // A fetch in flight (background or not) will bring new keys anyway.
-        let Ok(gate) = self.source(id).gate.clone().try_lock_owned() else {
-            return;
-        };
-        let cache = Arc::clone(self);
-        runtime.spawn(async move {
-            let _gate = gate;
-            let current = cache.source(id).current.load_full();
-            let now = cache.clock.now();
-            let due = current
-                .fetched_at
-                .is_none_or(|fetched| now >= fetched + cache.settings.ttl);
-            if due && !cache.backing_off(&current, now) {
-                tracing::debug!(target: TARGET, url = %cache.source(id).config.location.url(), "refreshing JWKS");
-                let _ = cache.fetch_into(id, &current).await;
-            }
-        });
-    }
-
-    /// Fetches source `id` and swaps in the new snapshot: new keys on
-    /// success, the old keys with the failure noted otherwise. The caller
-    /// holds the source's gate; `previous` is the snapshot it read under it.
-    async fn fetch_into(
-        &self,
-        id: SourceId,
-        previous: &Snapshot,
-    ) -> Result<Arc<Snapshot>, FetchError> {
-        let source = self.source(id);
-        let started = self.clock.now();
-        let outcome = self.fetch(&source.config.location).await;
-        let now = self.clock.now();
-        match outcome {
-            Ok((keys, algorithms)) => {
-                // An unchanged key stays the very same object, so verdicts
-                // it gave stay valid; any other key is new.
-                let keys = keys
-                    .into_iter()
-                    .map(|key| {
-                        previous
-                            .keys
-                            .iter()
-                            .find(|old| old.same_key(&key))
-                            .cloned()
-                            .unwrap_or(key)
-                    })
-                    .collect();
-                let snapshot = Arc::new(Snapshot {
-                    keys,
-                    algorithms,
-                    fetched_at: Some(now),
-                    generation: previous.generation + 1,
-                    last_attempt: Some(started),
-                    last_failure: None,
-                });
-                source.current.store(snapshot.clone());
-                metrics::keys(&source.label, snapshot.keys.len());
-                Ok(snapshot)
-            }
-            Err(error) => {
-                let stale = previous.fetched_at.is_some();
-                tracing::warn!(
-                    target: TARGET,
-                    url = %source.config.location.url(),
-                    %error,
-                    serving_stale_keys = stale,
-                    "JWKS fetch failed"
-                );
-                source.current.store(Arc::new(Snapshot {
-                    keys: previous.keys.clone(),
-                    algorithms: previous.algorithms.clone(),
-                    fetched_at: previous.fetched_at,
-                    generation: previous.generation,
-                    last_attempt: Some(started),
-                    last_failure: Some(now),
-                }));
-                Err(error)
-            }
-        }
-    }
-
-    async fn fetch(
-        &self,
-        location: &Location,
-    ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
-        let timeout = self.settings.timeout;
-        let mut timer = FetchTimer::default();
-        match tokio::time::timeout(timeout, self.fetch_keys(location, &mut timer)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                timer.finish(FetchResult::Timeout);
-                Err(FetchError::TimedOut(timeout))
-            }
-        }
-    }
-
-    async fn fetch_keys(
-        &self,
-        location: &Location,
-        timer: &mut FetchTimer,
-    ) -> Result<(Vec<Arc<VerifyingKey>>, Vec<Algorithm>), FetchError> {
-        let (jwks_url, algorithms) = match location {
-            Location::Jwks(url) => (
-                url.clone(),
-                self.algorithms
-                    .clone()
-                    .unwrap_or_else(|| vec![Algorithm::RS256]),
-            ),
-            Location::Discovery { issuer, url } => {
-                let discovered = self
-                    .fetch_document(url, FetchKind::Discovery, timer, |document| {
-                        parse_discovery(document, issuer, self.algorithms.as_deref())
-                    })
-                    .await?;
-                tracing::debug!(target: TARGET, jwks_uri = %discovered.0, "discovery document fetched");
-                discovered
-            }
-        };
-        let (keys, skipped) = self
-            .fetch_document(&jwks_url, FetchKind::Jwks, timer, |body| {
-                parse_jwks(body, &algorithms)
-            })
-            .await?;
-        tracing::info!(
-            target: TARGET,
-            url = %jwks_url,
-            keys = keys.len(),
-            skipped,
-            "JWKS fetched"
-        );
-        Ok((keys, algorithms))
-    }
-
-    /// Fetches the document at `url` and reads it with `parse`, timed by
-    /// `timer` as a fetch of `kind`.
-    async fn fetch_document<T>(
-        &self,
-        url: &Url,
-        kind: FetchKind,
-        timer: &mut FetchTimer,
-        parse: impl FnOnce(&[u8]) -> Result<T, DocumentError>,
-    ) -> Result<T, FetchError> {
-        timer.start(kind);
-        let outcome = match self.fetcher.body(url).await {
-            Ok(body) => parse(&body).map_err(FetchError::from),
-            Err(error) => Err(error),
-        };
-        timer.finish(match &outcome {
-            Ok(_) => FetchResult::Ok,
-            // A redirect the application's client followed is, to the
-            // issuer's operator, an answer other than 200.
-            Err(FetchError::Status(_) | FetchError::Redirected) => FetchResult::Status,
-            Err(FetchError::TooLarge(_)) => FetchResult::TooLarge,
-            Err(FetchError::TimedOut(_)) => FetchResult::Timeout,
-            Err(FetchError::Transport(_)) => FetchResult::Transport,
-            Err(FetchError::Document(_)) => FetchResult::Malformed,
-        });
-        outcome
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jwks::Location;
+    use crate::jwks::document::parse_jwks;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use reqwest::Url;
@@ -529,16 +394,18 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/jwks", closed.local_addr().unwrap());
         drop(closed);
-        let cache = JwksCache::new(
-            vec![SourceConfig {
-                location: Location::Jwks(Url::parse(&url).unwrap()),
-                setting: "MEINGPT_JWKS_URL / `jwks_url`",
-            }],
-            None,
-            JwksSettings::default(),
-            SharedClock(Arc::new(crate::clock::SystemClock)),
-        )
-        .unwrap();
+        let cache = Arc::new(
+            JwksCache::new(
+                vec![SourceConfig {
+                    location: Location::Jwks(Url::parse(&url).unwrap()),
+                    setting: "MEINGPT_JWKS_URL / `jwks_url`",
+                }],
+                None,
+                JwksSettings::default(),
+                SharedClock(Arc::new(crate::clock::SystemClock)),
+            )
+            .unwrap(),
+        );
         let text = cache.preload().await.unwrap_err().to_string();
         assert_eq!(text.matches(url.as_str()).count(), 1, "{text}");
         assert!(

@@ -28,6 +28,8 @@ pub(crate) enum FetchError {
     Redirected,
     Transport(reqwest::Error),
     Document(DocumentError),
+    /// The fetch's task ended before the fetch did (its runtime shut down).
+    Cancelled,
 }
 
 impl From<DocumentError> for FetchError {
@@ -42,6 +44,7 @@ impl fmt::Display for FetchError {
             Self::Status(code) => write!(f, "the issuer answered HTTP {code}"),
             Self::TooLarge(cap) => write!(f, "the answer is larger than {cap} bytes"),
             Self::TimedOut(after) => write!(f, "no complete answer within {after:?}"),
+            Self::Cancelled => write!(f, "the fetch was cancelled"),
             Self::Redirected => write!(
                 f,
                 "the answer came from another URL (a redirect was followed); \

@@ -12,7 +12,8 @@
 //!
 //! - **Hits never wait**: a request whose key is cached reads the snapshot
 //!   without a lock and without the network.
-//! - **Single flight**: concurrent misses for one source share one fetch.
+//! - **Single flight**: concurrent misses for one source share one fetch,
+//!   which runs as its own task: a caller that goes away cancels nothing.
 //! - **Unknown `kid`**: at most one refetch per cooldown (default 30 s), and a
 //!   bounded negative cache, so a flood of random `kid`s cannot hammer the
 //!   issuer.
@@ -53,7 +54,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub(crate) use cache::JwksCache;
+pub(crate) use cache::{JwksCache, KeyLookup, KeyWait, Waited};
 
 const TARGET: &str = "meingpt_auth::jwks";
 

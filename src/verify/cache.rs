@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use super::Verified;
 
+/// What one entry costs beyond the token and the user (the entry itself and
+/// the cache's own bookkeeping), in bytes.
+const ENTRY_OVERHEAD: usize = 256;
+
 /// The verified-token cache: bounded in entries and in bytes, each entry
 /// gone at its token's `exp`, and disregarded once the key that verified it
 /// is no longer in its source's current key set.
@@ -46,6 +50,26 @@ impl VerifiedTokens {
         }
     }
 
+    /// Remembers `token` (whose keyed hash is `hash`), verified by the
+    /// issuer at index `issuer`, until it expires; a token that expires now
+    /// is not kept.
+    pub(super) fn remember(&self, hash: u64, token: &str, issuer: usize, verified: Verified) {
+        if verified.lifetime.is_zero() {
+            return;
+        }
+        let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + verified.user.weight())
+            .min(u32::MAX as usize);
+        self.entries.insert(
+            hash,
+            Arc::new(Entry {
+                token: token.into(),
+                issuer,
+                verified,
+                weight: weight as u32,
+            }),
+        );
+    }
+
     /// How many tokens are remembered now.
     pub(crate) fn count(&self) -> u64 {
         self.entries.run_pending_tasks();
@@ -73,5 +97,5 @@ pub(super) struct Entry {
     pub(super) issuer: usize,
     pub(super) verified: Verified,
     /// About how many bytes the entry holds.
-    pub(super) weight: u32,
+    weight: u32,
 }

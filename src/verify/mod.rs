@@ -46,7 +46,7 @@ use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::jose::{JoseHeader, NumericDate, RegisteredClaims, Round, numeric_date};
 use crate::json::{self, Member, parse_object};
-use crate::jwks::{JwksCache, SourceId};
+use crate::jwks::{JwksCache, KeyLookup, KeyWait, SourceId, Waited};
 use crate::keys::VerifyingKey;
 use crate::metrics;
 
@@ -54,7 +54,6 @@ mod cache;
 mod profile;
 mod verifiers;
 
-use cache::Entry;
 pub(crate) use cache::VerifiedTokens;
 pub(crate) use profile::TokenProfile;
 pub(crate) use verifiers::Verifiers;
@@ -63,6 +62,23 @@ const TARGET: &str = "meingpt_auth::verify";
 
 /// No verified token is remembered for longer than this, whatever its `exp`.
 const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The verdict, or a wait for an issuer's keys after which to attempt
+/// again.
+#[derive(Debug)]
+pub(crate) enum Attempt<T> {
+    Done(T),
+    Wait(KeyWait),
+}
+
+impl<T> Attempt<T> {
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
+        match self {
+            Self::Done(outcome) => Attempt::Done(f(outcome)),
+            Self::Wait(wait) => Attempt::Wait(wait),
+        }
+    }
+}
 
 /// Where verification keys come from.
 #[derive(Debug)]
@@ -164,6 +180,27 @@ struct Header {
     kid: Option<String>,
 }
 
+/// Why a verification that does not wait has no user yet.
+#[derive(Debug)]
+pub(crate) enum Unverified {
+    /// The token is refused.
+    Refused(AuthError),
+    /// The keys are being fetched: wait, then verify again.
+    Waiting(KeyWait),
+}
+
+impl From<AuthError> for Unverified {
+    fn from(error: AuthError) -> Self {
+        Self::Refused(error)
+    }
+}
+
+impl From<InvalidToken> for Unverified {
+    fn from(reason: InvalidToken) -> Self {
+        Self::Refused(reason.into())
+    }
+}
+
 impl Verifier {
     /// Whether a verdict given by `key` of `source` may be used now: the key
     /// is still in the source's current key set and that set is within the
@@ -175,7 +212,9 @@ impl Verifier {
         }
     }
 
-    async fn verify_fresh(&self, token: &str) -> Result<Verified, AuthError> {
+    /// Verifies `token` without waiting; [`Unverified::Waiting`] when a key
+    /// set has to be fetched first (then call again with the same `waited`).
+    fn verify_fresh(&self, token: &str, waited: &mut Waited) -> Result<Verified, Unverified> {
         if token.len() > self.max_token_size {
             return Err(InvalidToken::TooLarge.into());
         }
@@ -203,8 +242,7 @@ impl Verifier {
                 (key.clone(), SourceId(0))
             }
             Keys::Jwks(jwks) => {
-                self.verify_with_jwks(jwks, &header, message, &signature, &claims_bytes)
-                    .await?
+                self.verify_with_jwks(jwks, &header, message, &signature, &claims_bytes, waited)?
             }
         };
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
@@ -232,14 +270,15 @@ impl Verifier {
     ///
     /// Before the signature has verified, an unknown key, a bad signature
     /// and an audience not served are one and the same refusal.
-    async fn verify_with_jwks(
+    fn verify_with_jwks(
         &self,
         jwks: &Arc<JwksCache>,
         header: &Header,
         message: &[u8],
         signature: &[u8],
         claims: &[u8],
-    ) -> Result<(Arc<VerifyingKey>, SourceId), AuthError> {
+        waited: &mut Waited,
+    ) -> Result<(Arc<VerifyingKey>, SourceId), Unverified> {
         let candidates = match self.audiences.as_slice() {
             [(_, source), rest @ ..] if rest.iter().all(|(_, s)| s == source) => vec![*source],
             _ => self.sources_for(claims)?,
@@ -247,16 +286,19 @@ impl Verifier {
         let mut refusal = InvalidToken::UnknownKey;
         let mut other = None;
         for source in candidates {
-            match jwks.key(source, header.kid.as_deref(), header.alg).await {
-                Ok(key) if key.verify(header.alg, message, signature) => return Ok((key, source)),
-                Ok(_) => refusal = InvalidToken::BadSignature,
-                Err(AuthError::InvalidToken(InvalidToken::UnknownKey)) => {}
-                Err(error) => {
+            match jwks.key(source, header.kid.as_deref(), header.alg, waited) {
+                KeyLookup::Found(key) if key.verify(header.alg, message, signature) => {
+                    return Ok((key, source));
+                }
+                KeyLookup::Found(_) => refusal = InvalidToken::BadSignature,
+                KeyLookup::Refused(AuthError::InvalidToken(InvalidToken::UnknownKey)) => {}
+                KeyLookup::Refused(error) => {
                     other.get_or_insert(error);
                 }
+                KeyLookup::Wait(wait) => return Err(Unverified::Waiting(wait)),
             }
         }
-        Err(other.unwrap_or(refusal.into()))
+        Err(Unverified::Refused(other.unwrap_or(refusal.into())))
     }
 
     /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway,

@@ -3,10 +3,6 @@
 
 use super::*;
 
-/// What one verified-token cache entry costs beyond the token and the user
-/// (the entry itself and the cache's own bookkeeping), in bytes.
-const ENTRY_OVERHEAD: usize = 256;
-
 /// Checks tokens against the configured issuers, remembering those that
 /// verified.
 #[derive(Debug)]
@@ -20,30 +16,57 @@ pub(crate) struct Verifiers {
 
 impl Verifiers {
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        let outcome = match &self.verified {
-            Some(cache) if token.len() <= self.max_token_size => {
-                self.verify_cached(cache, token).await
+        let mut waited = Waited::default();
+        loop {
+            match self.attempt(token, &mut waited) {
+                Attempt::Done(outcome) => return outcome,
+                // How the fetch ended shows in the next look at the keys.
+                Attempt::Wait(wait) => drop(wait.await),
             }
-            _ => self
-                .verify_fresh(token)
-                .await
-                .map(|(_, verified)| verified.user),
-        };
-        log_outcome(&outcome);
-        outcome
+        }
     }
 
-    /// The verdict on a token the verified-token cache remembers, without
-    /// waiting for anything; `None` when it has to be verified (the cache
-    /// is off, the token is not remembered, or its key has changed).
-    pub(crate) fn verify_remembered(&self, token: &str) -> Option<Result<MeinGptUser, AuthError>> {
-        let cache = self.verified.as_ref()?;
-        if token.len() > self.max_token_size {
-            return None;
+    /// Verifies `token` without waiting: the verdict, or a wait for the
+    /// issuer's keys after which to attempt again with the same `waited`.
+    ///
+    /// A token seen before costs a keyed hash, a lookup and a comparison of
+    /// the token; its times are checked again by the issuer that verified
+    /// it, and it counts only while the key that verified it is still in
+    /// its source's current key set. Any other token is verified and, if it
+    /// lives long enough, remembered.
+    pub(crate) fn attempt(
+        &self,
+        token: &str,
+        waited: &mut Waited,
+    ) -> Attempt<Result<MeinGptUser, AuthError>> {
+        let cached = self
+            .verified
+            .as_ref()
+            .filter(|_| token.len() <= self.max_token_size)
+            .map(|cache| (cache, cache.hasher.hash_one(token.as_bytes())));
+        // After a wait the verification goes on where it stopped.
+        if let Some((cache, hash)) = cached
+            && waited.is_first_look()
+        {
+            if let Some(outcome) = self.remembered(cache, hash, token) {
+                log_outcome(&outcome);
+                return Attempt::Done(outcome);
+            }
+            metrics::verified_token_cache(false);
         }
-        let outcome = self.remembered(cache, token)?;
+        let outcome = match self.verify_fresh(token, waited) {
+            Ok((issuer, verified)) => {
+                let user = verified.user.clone();
+                if let Some((cache, hash)) = cached {
+                    cache.remember(hash, token, issuer, verified);
+                }
+                Ok(user)
+            }
+            Err(Unverified::Refused(error)) => Err(error),
+            Err(Unverified::Waiting(wait)) => return Attempt::Wait(wait),
+        };
         log_outcome(&outcome);
-        Some(outcome)
+        Attempt::Done(outcome)
     }
 
     /// A cache hit whose key is still in its source's key set: the times
@@ -51,9 +74,9 @@ impl Verifiers {
     fn remembered(
         &self,
         cache: &VerifiedTokens,
+        hash: u64,
         token: &str,
     ) -> Option<Result<MeinGptUser, AuthError>> {
-        let hash = cache.hasher.hash_one(token.as_bytes());
         let hit = cache
             .entries
             .get(&hash)
@@ -72,43 +95,15 @@ impl Verifiers {
         )
     }
 
-    /// A token seen before costs a keyed hash, a lookup and a comparison of
-    /// the token; its times are checked again by the issuer that verified
-    /// it, and it counts only while the key that verified it is still in
-    /// its source's current key set.
-    async fn verify_cached(
-        &self,
-        cache: &VerifiedTokens,
-        token: &str,
-    ) -> Result<MeinGptUser, AuthError> {
-        if let Some(outcome) = self.remembered(cache, token) {
-            return outcome;
-        }
-        let hash = cache.hasher.hash_one(token.as_bytes());
-        metrics::verified_token_cache(false);
-        let (issuer, verified) = self.verify_fresh(token).await?;
-        let user = verified.user.clone();
-        if !verified.lifetime.is_zero() {
-            let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + user.weight())
-                .min(u32::MAX as usize);
-            cache.entries.insert(
-                hash,
-                Arc::new(Entry {
-                    token: token.into(),
-                    issuer,
-                    verified,
-                    weight: weight as u32,
-                }),
-            );
-        }
-        Ok(user)
-    }
-
     /// Verifies with the issuer the token names; returns that issuer's
     /// index too.
-    async fn verify_fresh(&self, token: &str) -> Result<(usize, Verified), AuthError> {
+    fn verify_fresh(
+        &self,
+        token: &str,
+        waited: &mut Waited,
+    ) -> Result<(usize, Verified), Unverified> {
         let index = self.issuer_of(token)?;
-        let verified = self.issuers[index].verify_fresh(token).await?;
+        let verified = self.issuers[index].verify_fresh(token, waited)?;
         Ok((index, verified))
     }
 

@@ -181,7 +181,7 @@ fn poll_once<F: std::future::Future>(future: F) -> std::task::Poll<F::Output> {
 }
 
 #[tokio::test]
-async fn a_remembered_token_and_a_missing_one_are_answered_on_the_first_poll() {
+async fn a_remembered_token_a_fresh_one_and_a_missing_one_are_answered_on_the_first_poll() {
     use tower::{Service, ServiceExt as _};
 
     let issuer = MockIssuer::start().await;
@@ -217,6 +217,18 @@ async fn a_remembered_token_and_a_missing_one_are_answered_on_the_first_poll() {
     let again = service.ready().await.unwrap().call(with_token());
     let std::task::Poll::Ready(Ok(response)) = poll_once(again) else {
         panic!("a remembered token had to wait");
+    };
+    assert_eq!(response.status(), 200);
+    // A token never seen, whose key is cached: verified without waiting.
+    let fresh = issuer.token().sub("other-user").sign();
+    let fresh = service.ready().await.unwrap().call(
+        Request::get("/")
+            .header("x-meingpt-jwt", fresh)
+            .body(())
+            .unwrap(),
+    );
+    let std::task::Poll::Ready(Ok(response)) = poll_once(fresh) else {
+        panic!("a fresh token whose key is cached had to wait");
     };
     assert_eq!(response.status(), 200);
     let anonymous = service

@@ -240,6 +240,35 @@ async fn two_hundred_concurrent_requests_at_cold_start_share_one_fetch() {
     assert_eq!(issuer.fetch_count(), 1);
 }
 
+/// A request that goes away while the keys are being fetched (its client
+/// disconnected, its deadline passed) cancels nothing: the fetch it started
+/// completes, and the next request uses its keys without a second fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_goes_away_does_not_cancel_the_key_fetch() {
+    use tower::ServiceExt;
+
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let app = app(&auth);
+    let request = |token: String| {
+        axum::http::Request::get("/me")
+            .header("x-meingpt-jwt", token)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+
+    issuer.hold();
+    let first = tokio::spawn(app.clone().oneshot(request(issuer.token().sign())));
+    eventually("the first fetch", || issuer.fetch_count() == 1).await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    issuer.release();
+
+    let response = app.oneshot(request(issuer.token().sign())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(issuer.fetch_count(), 1, "the key set was fetched again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown() {
     let h = Harness::start(|b| b.jwks_cooldown(Duration::from_secs(30))).await;
