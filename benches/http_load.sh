@@ -4,9 +4,11 @@
 #   /health + header   no auth, but the same token header sent (a control:
 #                      what the bigger request alone costs; the token's size
 #                      in bytes is printed)
+#   /ping (repeated)   one token on every request, a route that answers
+#                      "pong": the layer's own cost, without /me's JSON body
 #   /me (repeated)     one token on every request (the MCP case)
 #   /me (distinct)     20,000 distinct tokens, rotated by a Lua script
-# Runs ROUNDS rounds of the four runs, one after another in each round. For
+# Runs ROUNDS rounds of the five runs, one after another in each round. For
 # each route it prints the median over the rounds of requests/s, p50 and
 # p99, and the median over the rounds of that round's ratio to /health (both
 # measured in the same round); then every round's requests/s and ratio, the
@@ -58,6 +60,7 @@ run() { # name, extra wrk args...
 for round in $(seq "$ROUNDS"); do
   run health "http://127.0.0.1:$app_port/health"
   run health_header -H "X-meinGPT-JWT: $one" "http://127.0.0.1:$app_port/health"
+  run ping -H "X-meinGPT-JWT: $one" "http://127.0.0.1:$app_port/ping"
   run repeated -H "X-meinGPT-JWT: $one" "http://127.0.0.1:$app_port/me"
   TOKENS_FILE="$work/tokens.txt" run distinct -s benches/http/rotate.lua "http://127.0.0.1:$app_port/me"
 done
@@ -79,10 +82,11 @@ def parse(path):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     return {"rps": rps, "p50": pct(50), "p99": pct(99), "total": total,
             "non2xx": int(non2xx.group(1)) if non2xx else 0}
-names = ["health", "health_header", "repeated", "distinct"]
+names = ["health", "health_header", "ping", "repeated", "distinct"]
 labels = {
     "health": "`/health` (no auth)",
     "health_header": f"`/health` + the same {token_bytes}-byte token header (control)",
+    "ping": "`/ping` (behind the layer, answers `pong`), one repeated token",
     "repeated": "`/me`, one repeated token",
     "distinct": "`/me`, 20,000 distinct tokens",
 }
@@ -90,7 +94,7 @@ runs = {name: [parse(f"{work}/{name}.{r}.txt") for r in range(1, rounds + 1)] fo
 # The ratio is taken within each round, against that round's /health.
 ratios = {name: [run["rps"] / base["rps"] for run, base in zip(runs[name], runs["health"])] for name in names}
 median = statistics.median
-print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds of the four runs; token {token_bytes} bytes")
+print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds of the five runs; token {token_bytes} bytes")
 print("medians over the rounds; the ratio is the median of each round's ratio to that round's /health")
 print()
 print("| route | req/s | p50 | p99 | ÷ /health | rounds (req/s) |")

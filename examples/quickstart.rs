@@ -19,8 +19,9 @@
 //! lives in `examples/common/dev_issuer.rs`, apart from the production path
 //! (`MeinGptAuth::from_env()`), and stays out of a real service.
 //!
-//! Routes: `GET /health` (public), `GET /me` (any user), `GET /admin` (role
-//! admin), `GET /engineering` (members of the team whose id is
+//! Routes: `GET /health` (public), `GET /me` (any user), `GET /ping` (any
+//! user; answers `pong`: is my token accepted?), `GET /admin` (role admin),
+//! `GET /engineering` (members of the team whose id is
 //! [`ENGINEERING_TEAM_ID`]; the development issuer's admin is one).
 
 use std::net::SocketAddr;
@@ -56,6 +57,7 @@ async fn engineering(user: MeinGptUser) -> String {
 fn app(auth: &MeinGptAuth) -> Router {
     Router::new()
         .route("/me", get(me))
+        .route("/ping", get(|| async { "pong\n" }))
         .route("/admin", get(admin).route_layer(require_role(Role::Admin)))
         .route(
             "/engineering",
