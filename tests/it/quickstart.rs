@@ -93,6 +93,10 @@ async fn without_configuration_it_serves_with_a_development_issuer_and_prints_to
 
     let (status, _) = get(&format!("{base}/me"), &[]).await;
     assert_eq!(status, 401);
+    let (status, _) = get(&format!("{base}/ping"), &[]).await;
+    assert_eq!(status, 401);
+    let (status, body) = get(&format!("{base}/ping"), &[("x-meingpt-jwt", &member)]).await;
+    assert_eq!((status, body.as_str()), (200, "pong\n"));
 
     let (status, body) = get(&format!("{base}/me"), &[("x-meingpt-jwt", &admin)]).await;
     assert_eq!(status, 200, "{body}");
