@@ -160,6 +160,12 @@ impl MeinGptAuth {
         }
     }
 
+    /// The verifiers, for the verification's own tests.
+    #[cfg(test)]
+    pub(crate) fn verifiers(&self) -> &Verifiers {
+        &self.inner.verifiers
+    }
+
     /// The first issuer's verifier, for the configuration's own tests.
     #[cfg(test)]
     pub(crate) fn verifier(&self) -> &crate::verify::Verifier {

@@ -294,13 +294,17 @@ impl JwksCache {
         Ok(())
     }
 
-    /// For a verified-token cache hit: whether `key` is still in the current
+    /// For a verified-token cache hit: whether, at `now`, `key` is still in the current
     /// key set of source `id` and that set may still be trusted (not past
     /// the stale limit). Starts a background refresh when the keys are due
     /// one, so that a key the issuer dropped is noticed even while every
     /// token is a cache hit. Never waits.
-    pub(crate) fn still_holds(self: &Arc<Self>, id: SourceId, key: &Arc<VerifyingKey>) -> bool {
-        let now = self.clock.now();
+    pub(crate) fn still_holds(
+        self: &Arc<Self>,
+        id: SourceId,
+        key: &Arc<VerifyingKey>,
+        now: Duration,
+    ) -> bool {
         let snapshot = self.source(id).current.load();
         let Some(fetched) = snapshot.fetched_at else {
             return false;

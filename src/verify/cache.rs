@@ -2,6 +2,7 @@
 //! lookup and a byte comparison, and counts only while the key that
 //! verified it is still in its source's key set.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +16,13 @@ const ENTRY_OVERHEAD: usize = 256;
 /// gone at its token's `exp`, and disregarded once the key that verified it
 /// is no longer in its source's current key set.
 ///
-/// Entries are found by a keyed hash of the token (SipHash with a random
-/// key per cache) and count only if the stored token equals the presented
-/// one byte for byte.
+/// Entries are found by a keyed hash of the token (foldhash with a random
+/// seed per cache) and count only if the stored token equals the presented
+/// one byte for byte: a collision, chosen or not, can only cost a second
+/// verification, never accept a token.
 pub(crate) struct VerifiedTokens {
-    pub(super) entries: moka::sync::Cache<u64, Arc<Entry>>,
-    pub(super) hasher: std::hash::RandomState,
+    pub(super) entries: moka::sync::Cache<u64, Arc<Entry>, BuildHasherDefault<KeyedHash>>,
+    pub(super) hasher: foldhash::quality::RandomState,
 }
 
 impl std::fmt::Debug for VerifiedTokens {
@@ -43,10 +45,10 @@ impl VerifiedTokens {
             .max_capacity(max_bytes)
             .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))
             .expire_after(UntilExpiry)
-            .build();
+            .build_with_hasher(BuildHasherDefault::default());
         Self {
             entries,
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
         }
     }
 
@@ -74,6 +76,29 @@ impl VerifiedTokens {
     pub(crate) fn count(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
+    }
+}
+
+/// The cache's keys are already keyed hashes of the tokens: the cache uses
+/// them as they are instead of hashing them again.
+#[derive(Default)]
+pub(super) struct KeyedHash(u64);
+
+impl Hasher for KeyedHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys reach here (`write_u64`); any other input is
+        // still spread over the hash.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
     }
 }
 

@@ -205,9 +205,9 @@ impl Verifier {
     /// Whether a verdict given by `key` of `source` may be used now: the key
     /// is still in the source's current key set and that set is within the
     /// stale limit. Starts a due key refresh in the background.
-    fn still_holds(&self, source: SourceId, key: &Arc<VerifyingKey>) -> bool {
+    fn still_holds(&self, source: SourceId, key: &Arc<VerifyingKey>, now: Duration) -> bool {
         match &self.keys {
-            Keys::Jwks(jwks) => jwks.still_holds(source, key),
+            Keys::Jwks(jwks) => jwks.still_holds(source, key, now),
             Keys::Static(_) => true,
         }
     }
@@ -301,10 +301,10 @@ impl Verifier {
         Err(Unverified::Refused(other.unwrap_or(refusal.into())))
     }
 
-    /// `exp`, `nbf`, `iat` and `auth_time` against the clock, with leeway,
-    /// to the nanosecond.
-    fn check_times(&self, times: &Times) -> Result<(), AuthError> {
-        let now = NumericDate::from_duration(self.clock.now());
+    /// `exp`, `nbf`, `iat` and `auth_time` against `now` (the clock's),
+    /// with leeway, to the nanosecond.
+    fn check_times(&self, times: &Times, now: Duration) -> Result<(), AuthError> {
+        let now = NumericDate::from_duration(now);
         if now >= times.exp.plus(self.leeway) {
             return Err(InvalidToken::Expired.into());
         }
@@ -407,7 +407,7 @@ impl Verifier {
             iat: numeric_date(take(&mut registered.iat), Round::Up)?,
             auth_time: numeric_date(take(&mut registered.auth_time), Round::Down)?,
         };
-        self.check_times(&times)?;
+        self.check_times(&times, self.clock.now())?;
         self.check_profile(&registered, &times)?;
         let user = user_from_claims(
             claims,

@@ -83,14 +83,16 @@ impl Verifiers {
             .filter(|hit| *hit.token == *token)?;
         let verified = &hit.verified;
         let issuer = &self.issuers[hit.issuer];
-        if !issuer.still_holds(verified.source, &verified.key) {
+        // One reading of the clock for both checks.
+        let now = issuer.clock.now();
+        if !issuer.still_holds(verified.source, &verified.key, now) {
             cache.entries.invalidate(&hash);
             return None;
         }
         metrics::verified_token_cache(true);
         Some(
             issuer
-                .check_times(&verified.times)
+                .check_times(&verified.times, now)
                 .map(|()| verified.user.clone()),
         )
     }
@@ -146,5 +148,29 @@ fn log_outcome(outcome: &Result<MeinGptUser, AuthError>) {
             tracing::debug!(target: TARGET, reason = reason.code(), "token rejected");
         }
         Err(other) => tracing::debug!(target: TARGET, error = %other, "token not verified"),
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use crate::testing::MockIssuer;
+
+    #[tokio::test]
+    async fn a_token_under_a_remembered_tokens_hash_is_not_taken_for_it() {
+        let issuer = MockIssuer::start().await;
+        let auth = issuer.auth().build().unwrap();
+        let verifiers = auth.verifiers();
+        let token = issuer.token().sub("user-a").sign();
+        let other = issuer.token().sub("user-b").sign();
+        verifiers.verify(&token).await.unwrap();
+        let cache = verifiers.verified.as_ref().unwrap();
+        let hash = cache.hasher.hash_one(token.as_bytes());
+
+        // `other` looked up under `token`'s hash, as if the two collided.
+        assert!(verifiers.remembered(cache, hash, &other).is_none());
+        let user = verifiers.remembered(cache, hash, &token).unwrap().unwrap();
+        assert_eq!(user.sub(), "user-a");
     }
 }
