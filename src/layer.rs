@@ -242,32 +242,50 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The clone goes back into `self`; the service that was polled
-        // ready goes with this request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = request.into_parts();
-        let request = Pending {
-            parts,
-            body,
-            inner,
-            context: self.context.clone(),
-            allow_anonymous: self.allow_anonymous,
-            waited: Waited::default(),
-        };
+        let mut waited = Waited::default();
         // A remembered token (the MCP case: one token for a whole chat), a
         // fresh token whose key is cached, no token and a malformed request
-        // are decided here, without waiting; only a request whose issuer's
-        // keys are being fetched waits, for the fetch's own task. Nothing
-        // here is boxed.
-        ResponseFuture {
-            state: request.attempt(),
-        }
+        // are decided here, without waiting, and the request goes on to the
+        // service that was polled ready; only a request whose issuer's keys
+        // are being fetched waits, for the fetch's own task. Nothing here is
+        // boxed.
+        let state = match self
+            .context
+            .auth
+            .authenticate_now(&parts.headers, &mut waited)
+        {
+            Attempt::Done(outcome) => admit(
+                outcome,
+                parts,
+                body,
+                &mut self.inner,
+                &self.context,
+                self.allow_anonymous,
+            ),
+            Attempt::Wait(wait) => {
+                // The clone stays in `self`; the service that was polled
+                // ready waits with this request.
+                let clone = self.inner.clone();
+                State::Waiting {
+                    wait,
+                    request: Some(Pending {
+                        parts,
+                        body,
+                        inner: std::mem::replace(&mut self.inner, clone),
+                        context: self.context.clone(),
+                        allow_anonymous: self.allow_anonymous,
+                        waited,
+                    }),
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 
-/// A request not yet decided: everything needed to decide it after a wait
-/// for an issuer's keys, and to send it on.
+/// A request waiting for an issuer's keys: everything needed to decide it
+/// when they are in, and to send it on.
 struct Pending<S, ReqBody> {
     parts: Parts,
     body: ReqBody,
@@ -281,48 +299,59 @@ impl<S, ReqBody, ResBody> Pending<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    /// Authenticates the request without waiting: sent on, refused, or
-    /// waiting for keys.
+    /// Authenticates the request again, now that the keys it waited for
+    /// are in (or not): sent on, refused, or waiting for other keys.
     fn attempt(mut self) -> State<S, ReqBody, S::Future> {
-        let outcome = match self
+        match self
             .context
             .auth
             .authenticate_now(&self.parts.headers, &mut self.waited)
         {
-            Attempt::Done(outcome) => outcome,
-            Attempt::Wait(wait) => {
-                return State::Waiting {
-                    wait,
-                    request: Some(self),
-                };
-            }
-        };
-        let Self {
-            mut parts,
-            body,
-            mut inner,
-            context,
-            allow_anonymous,
-            ..
-        } = self;
-        let private = match outcome {
-            Ok(Some(user)) => {
-                metrics::request_admitted(true);
-                parts.extensions.insert(user);
-                !parts.headers.contains_key(header::AUTHORIZATION)
-            }
-            Ok(None) if allow_anonymous => {
-                metrics::request_admitted(false);
-                false
-            }
-            Ok(None) => return reject(&context, &AuthError::MissingToken, &parts),
-            Err(error) => return reject(&context, &error, &parts),
-        };
-        parts.extensions.insert(context);
-        State::Calling {
-            future: inner.call(Request::from_parts(parts, body)),
-            private,
+            Attempt::Done(outcome) => admit(
+                outcome,
+                self.parts,
+                self.body,
+                &mut self.inner,
+                &self.context,
+                self.allow_anonymous,
+            ),
+            Attempt::Wait(wait) => State::Waiting {
+                wait,
+                request: Some(self),
+            },
         }
+    }
+}
+
+/// Sends a decided request on to `inner` with its user, or refuses it.
+fn admit<S, ReqBody, ResBody>(
+    outcome: Result<Option<MeinGptUser>, AuthError>,
+    mut parts: Parts,
+    body: ReqBody,
+    inner: &mut S,
+    context: &AuthContext,
+    allow_anonymous: bool,
+) -> State<S, ReqBody, S::Future>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    let private = match outcome {
+        Ok(Some(user)) => {
+            metrics::request_admitted(true);
+            parts.extensions.insert(user);
+            !parts.headers.contains_key(header::AUTHORIZATION)
+        }
+        Ok(None) if allow_anonymous => {
+            metrics::request_admitted(false);
+            false
+        }
+        Ok(None) => return reject(context, &AuthError::MissingToken, &parts),
+        Err(error) => return reject(context, &error, &parts),
+    };
+    parts.extensions.insert(context.clone());
+    State::Calling {
+        future: inner.call(Request::from_parts(parts, body)),
+        private,
     }
 }
 
