@@ -210,3 +210,56 @@ fn clock_secs(clock: &MockClock) -> i64 {
     use meingpt_auth::Clock;
     clock.now().as_secs() as i64
 }
+
+/// A compact JWS with `claims`, MACed with HS256 under `secret`.
+fn hs256_token(secret: &[u8], claims: serde_json::Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let input = format!("{header}.{}", B64.encode(claims.to_string()));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", B64.encode(tag.as_ref()))
+}
+
+/// A token one authenticator remembers is never taken as verified by
+/// another, even for the very same bytes on the same thread and with keys
+/// (here: static secrets) that no key set withdraws.
+#[tokio::test]
+async fn a_token_remembered_by_one_authenticator_is_not_accepted_by_another_on_the_same_thread() {
+    use meingpt_auth::{Algorithm, StaticKey};
+    let build = |secret: &[u8]| {
+        MeinGptAuth::static_key(
+            "https://opengpts.example",
+            StaticKey::secret(Algorithm::HS256, secret),
+        )
+        .audience("my-api")
+        .build()
+        .unwrap()
+    };
+    let ours = build(b"the first service's secret, 32 bytes or more");
+    let theirs = build(b"another service's own secret, also 32+ bytes");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = hs256_token(
+        b"the first service's secret, 32 bytes or more",
+        serde_json::json!({
+            "iss": "https://opengpts.example",
+            "aud": "my-api",
+            "sub": "user-1",
+            "exp": now + 600,
+        }),
+    );
+
+    // Verified, then remembered.
+    for _ in 0..3 {
+        assert_eq!(ours.verify(&token).await.unwrap().sub(), "user-1");
+    }
+    assert_eq!(verified_token_count(&ours), 1);
+    let refusal = theirs.verify(&token).await.unwrap_err();
+    assert_eq!(refusal.to_string(), "the token's signature is invalid");
+    assert_eq!(verified_token_count(&theirs), 0);
+    assert_eq!(ours.verify(&token).await.unwrap().sub(), "user-1");
+}
