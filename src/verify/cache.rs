@@ -1,9 +1,17 @@
 //! The verified-token cache: a repeated token costs a keyed hash, one
 //! lookup and a byte comparison, and counts only while the key that
 //! verified it is still in its source's key set.
+//!
+//! In front of the shared cache, each thread keeps its last few hits
+//! ([`RECENT_HITS`] entries of the shared caches): a token the thread saw
+//! lately costs a byte comparison, without the shared cache's hashing,
+//! lookup and bookkeeping. A recent hit is judged by exactly the same rules
+//! as a hit in the shared cache.
 
-use std::hash::{BuildHasherDefault, Hasher};
+use std::cell::RefCell;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::Verified;
@@ -22,7 +30,32 @@ const ENTRY_OVERHEAD: usize = 256;
 /// verification, never accept a token.
 pub(crate) struct VerifiedTokens {
     pub(super) entries: moka::sync::Cache<u64, Arc<Entry>, BuildHasherDefault<KeyedHash>>,
-    pub(super) hasher: foldhash::quality::RandomState,
+    hasher: foldhash::quality::RandomState,
+    /// Tells this cache's entries from other caches' among each thread's
+    /// recent hits; never reused within a process.
+    id: u64,
+}
+
+/// How many recent hits each thread keeps (for all caches together).
+pub(super) const RECENT_HITS: usize = 4;
+
+thread_local! {
+    static RECENT: RefCell<Recent> = const {
+        RefCell::new(Recent {
+            slots: [const { None }; RECENT_HITS],
+            next: 0,
+        })
+    };
+}
+
+/// One thread's recent hits: entries of the shared caches, by cache id.
+/// An entry the shared cache has dropped may stay here until replaced (at
+/// most [`RECENT_HITS`] per thread), but it is judged again on every use,
+/// like a hit in the shared cache, and dropped once refused.
+struct Recent {
+    slots: [Option<(u64, Arc<Entry>)>; RECENT_HITS],
+    /// The slot the next entry replaces.
+    next: usize,
 }
 
 impl std::fmt::Debug for VerifiedTokens {
@@ -46,23 +79,60 @@ impl VerifiedTokens {
             .weigher(move |_: &u64, entry: &Arc<Entry>| entry.weight.max(floor))
             .expire_after(UntilExpiry)
             .build_with_hasher(BuildHasherDefault::default());
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Self {
             entries,
             hasher: foldhash::quality::RandomState::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
-    /// Remembers `token` (whose keyed hash is `hash`), verified by the
-    /// issuer at index `issuer`, until it expires; a token that expires now
-    /// is not kept.
-    pub(super) fn remember(&self, hash: u64, token: &str, issuer: usize, verified: Verified) {
+    /// The keyed hash `token` is remembered under.
+    pub(super) fn hash(&self, token: &str) -> u64 {
+        self.hasher.hash_one(token.as_bytes())
+    }
+
+    /// `judge`'s verdict on this thread's recent hit for `token`, if there
+    /// is one. An entry not judged `Some(Ok(_))` (its key is gone, or it is
+    /// refused: expired, say) leaves the recent hits.
+    pub(super) fn judge_recent<T, E>(
+        &self,
+        token: &str,
+        judge: impl FnOnce(&Entry) -> Option<Result<T, E>>,
+    ) -> Option<Option<Result<T, E>>> {
+        RECENT.with_borrow_mut(|recent| {
+            let slot = recent.slots.iter_mut().find(|slot| {
+                slot.as_ref()
+                    .is_some_and(|(id, entry)| *id == self.id && *entry.token == *token)
+            })?;
+            let (_, entry) = slot.as_ref()?;
+            let verdict = judge(entry);
+            if !matches!(verdict, Some(Ok(_))) {
+                *slot = None;
+            }
+            Some(verdict)
+        })
+    }
+
+    /// Keeps `entry`, a hit of this cache, among this thread's recent hits.
+    pub(super) fn keep_recent(&self, entry: Arc<Entry>) {
+        RECENT.with_borrow_mut(|recent| {
+            let next = recent.next;
+            recent.slots[next] = Some((self.id, entry));
+            recent.next = (next + 1) % RECENT_HITS;
+        });
+    }
+
+    /// Remembers `token`, verified by the issuer at index `issuer`, until it
+    /// expires; a token that expires now is not kept.
+    pub(super) fn remember(&self, token: &str, issuer: usize, verified: Verified) {
         if verified.lifetime.is_zero() {
             return;
         }
         let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + verified.user.weight())
             .min(u32::MAX as usize);
         self.entries.insert(
-            hash,
+            self.hash(token),
             Arc::new(Entry {
                 token: token.into(),
                 issuer,

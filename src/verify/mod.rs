@@ -31,7 +31,6 @@
 //! has none) is refused before any key lookup, described like an unknown
 //! key. With one issuer, `iss` is checked in step 6.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +53,7 @@ mod cache;
 mod profile;
 mod verifiers;
 
+use cache::Entry;
 pub(crate) use cache::VerifiedTokens;
 pub(crate) use profile::TokenProfile;
 pub(crate) use verifiers::Verifiers;

@@ -39,16 +39,15 @@ impl Verifiers {
         token: &str,
         waited: &mut Waited,
     ) -> Attempt<Result<MeinGptUser, AuthError>> {
-        let cached = self
+        let cache = self
             .verified
             .as_ref()
-            .filter(|_| token.len() <= self.max_token_size)
-            .map(|cache| (cache, cache.hasher.hash_one(token.as_bytes())));
+            .filter(|_| token.len() <= self.max_token_size);
         // After a wait the verification goes on where it stopped.
-        if let Some((cache, hash)) = cached
+        if let Some(cache) = cache
             && waited.is_first_look()
         {
-            if let Some(outcome) = self.remembered(cache, hash, token) {
+            if let Some(outcome) = self.remembered(cache, token) {
                 log_outcome(&outcome);
                 return Attempt::Done(outcome);
             }
@@ -57,8 +56,8 @@ impl Verifiers {
         let outcome = match self.verify_fresh(token, waited) {
             Ok((issuer, verified)) => {
                 let user = verified.user.clone();
-                if let Some((cache, hash)) = cached {
-                    cache.remember(hash, token, issuer, verified);
+                if let Some(cache) = cache {
+                    cache.remember(token, issuer, verified);
                 }
                 Ok(user)
             }
@@ -69,9 +68,22 @@ impl Verifiers {
         Attempt::Done(outcome)
     }
 
-    /// A cache hit whose key is still in its source's key set: the times
-    /// checked again by the issuer that verified it.
+    /// The verdict on a remembered token: this thread's recent hits first,
+    /// then the shared cache.
     fn remembered(
+        &self,
+        cache: &VerifiedTokens,
+        token: &str,
+    ) -> Option<Result<MeinGptUser, AuthError>> {
+        if let Some(Some(outcome)) = cache.judge_recent(token, |entry| self.judge(entry)) {
+            return Some(outcome);
+        }
+        self.remembered_under(cache, cache.hash(token), token)
+    }
+
+    /// The verdict on the shared cache's entry under `hash`, if it holds
+    /// `token`; an entry whose key is gone is dropped.
+    fn remembered_under(
         &self,
         cache: &VerifiedTokens,
         hash: u64,
@@ -81,12 +93,25 @@ impl Verifiers {
             .entries
             .get(&hash)
             .filter(|hit| *hit.token == *token)?;
-        let verified = &hit.verified;
-        let issuer = &self.issuers[hit.issuer];
+        let Some(outcome) = self.judge(&hit) else {
+            cache.entries.invalidate(&hash);
+            return None;
+        };
+        if outcome.is_ok() {
+            cache.keep_recent(hit);
+        }
+        Some(outcome)
+    }
+
+    /// A remembered verdict, if the key that verified it is still in its
+    /// source's key set: the times checked again by the issuer that
+    /// verified it. `None` when the key is gone.
+    fn judge(&self, entry: &Entry) -> Option<Result<MeinGptUser, AuthError>> {
+        let verified = &entry.verified;
+        let issuer = &self.issuers[entry.issuer];
         // One reading of the clock for both checks.
         let now = issuer.clock.now();
         if !issuer.still_holds(verified.source, &verified.key, now) {
-            cache.entries.invalidate(&hash);
             return None;
         }
         metrics::verified_token_cache(true);
@@ -153,8 +178,6 @@ fn log_outcome(outcome: &Result<MeinGptUser, AuthError>) {
 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
-    use std::hash::BuildHasher;
-
     use crate::testing::MockIssuer;
 
     #[tokio::test]
@@ -166,11 +189,14 @@ mod tests {
         let other = issuer.token().sub("user-b").sign();
         verifiers.verify(&token).await.unwrap();
         let cache = verifiers.verified.as_ref().unwrap();
-        let hash = cache.hasher.hash_one(token.as_bytes());
+        let hash = cache.hash(&token);
 
         // `other` looked up under `token`'s hash, as if the two collided.
-        assert!(verifiers.remembered(cache, hash, &other).is_none());
-        let user = verifiers.remembered(cache, hash, &token).unwrap().unwrap();
+        assert!(verifiers.remembered_under(cache, hash, &other).is_none());
+        let user = verifiers
+            .remembered_under(cache, hash, &token)
+            .unwrap()
+            .unwrap();
         assert_eq!(user.sub(), "user-a");
     }
 }
