@@ -129,7 +129,7 @@ impl MeinGptAuth {
             Ok(Some(token)) => self
                 .inner
                 .verifiers
-                .attempt(token, waited)
+                .attempt_found(token.bytes(), |_| token.check(), waited)
                 .map(|outcome| outcome.map(Some)),
         }
     }

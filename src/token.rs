@@ -36,6 +36,16 @@ impl TokenSource {
     /// The token this source finds in `headers`: `Ok(None)` when the source
     /// is absent, an error when it is present but malformed or repeated.
     pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, InvalidRequest> {
+        self.find_unchecked(headers)?
+            .map(Unchecked::check)
+            .transpose()
+    }
+
+    /// [`find`](Self::find), leaving the token's syntax to be checked.
+    fn find_unchecked<'h>(
+        &self,
+        headers: &'h HeaderMap,
+    ) -> Result<Option<Unchecked<'h>>, InvalidRequest> {
         match self {
             Self::MeinGptHeader => bare_header(headers, &MEINGPT_JWT_HEADER),
             Self::Header(name) => bare_header(headers, name),
@@ -45,13 +55,33 @@ impl TokenSource {
     }
 }
 
-/// The token carried by the first present source in `sources`.
+/// A token as a request carries it, its syntax (RFC 6750's `b64token`) not
+/// yet checked: a token byte for byte equal to one that verified needs no
+/// check, any other gets it before it is decoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Unchecked<'h>(&'h [u8]);
+
+impl<'h> Unchecked<'h> {
+    /// The token's bytes.
+    pub(crate) fn bytes(self) -> &'h [u8] {
+        self.0
+    }
+
+    /// The token, if its syntax is right; the error a request with it
+    /// gets otherwise.
+    pub(crate) fn check(self) -> Result<&'h str, InvalidRequest> {
+        token68(self.0)
+    }
+}
+
+/// The token carried by the first present source in `sources`, its syntax
+/// not yet checked (whether the source is present, repeated or empty is).
 pub(crate) fn extract<'h>(
     sources: &[TokenSource],
     headers: &'h HeaderMap,
-) -> Result<Option<&'h str>, InvalidRequest> {
+) -> Result<Option<Unchecked<'h>>, InvalidRequest> {
     for source in sources {
-        if let Some(token) = source.find(headers)? {
+        if let Some(token) = source.find_unchecked(headers)? {
             return Ok(Some(token));
         }
     }
@@ -61,7 +91,7 @@ pub(crate) fn extract<'h>(
 fn bare_header<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
-) -> Result<Option<&'h str>, InvalidRequest> {
+) -> Result<Option<Unchecked<'h>>, InvalidRequest> {
     let mut values = headers.get_all(name).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -69,10 +99,25 @@ fn bare_header<'h>(
     if values.next().is_some() {
         return Err(InvalidRequest::RepeatedCredentials);
     }
-    token68(trim_spaces(value.as_bytes())).map(Some)
+    Ok(Some(Unchecked(trim_spaces(value.as_bytes()))))
 }
 
-fn bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
+/// The one token among values that repeat a credential: as the values come,
+/// a malformed first token is refused as such, a second one as repeated.
+fn one_of<'h>(
+    found: Option<Unchecked<'h>>,
+    token: &'h [u8],
+) -> Result<Option<Unchecked<'h>>, InvalidRequest> {
+    match found {
+        Some(first) => {
+            first.check()?;
+            Err(InvalidRequest::RepeatedCredentials)
+        }
+        None => Ok(Some(Unchecked(token))),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<Option<Unchecked<'_>>, InvalidRequest> {
     let mut found = None;
     for value in headers.get_all(AUTHORIZATION) {
         let value = trim_spaces(value.as_bytes());
@@ -84,15 +129,12 @@ fn bearer(headers: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
             // "BearerXYZ" is another scheme.
             continue;
         }
-        if found.is_some() {
-            return Err(InvalidRequest::RepeatedCredentials);
-        }
-        found = Some(token68(trim_spaces(rest))?);
+        found = one_of(found, trim_spaces(rest))?;
     }
     Ok(found)
 }
 
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, InvalidRequest> {
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<Unchecked<'h>>, InvalidRequest> {
     let mut found = None;
     for value in headers.get_all(COOKIE) {
         for pair in value.as_bytes().split(|b| *b == b';') {
@@ -102,15 +144,12 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>, Inv
             if trim_spaces(&pair[..eq]) != name.as_bytes() {
                 continue;
             }
-            if found.is_some() {
-                return Err(InvalidRequest::RepeatedCredentials);
-            }
             let token = trim_spaces(&pair[eq + 1..]);
             let token = token
                 .strip_prefix(b"\"")
                 .and_then(|t| t.strip_suffix(b"\""))
                 .unwrap_or(token);
-            found = Some(token68(token)?);
+            found = one_of(found, token)?;
         }
     }
     Ok(found)
@@ -178,9 +217,16 @@ mod tests {
         map
     }
 
+    /// The token the default sources find, checked as a request's is.
+    fn checked(map: &HeaderMap) -> Result<Option<&str>, InvalidRequest> {
+        extract(&TokenSource::defaults(), map)?
+            .map(Unchecked::check)
+            .transpose()
+    }
+
     fn defaults(pairs: &[(&str, &str)]) -> Result<Option<String>, InvalidRequest> {
         let map = headers(pairs);
-        extract(&TokenSource::defaults(), &map).map(|t| t.map(str::to_owned))
+        checked(&map).map(|t| t.map(str::to_owned))
     }
 
     #[test]
@@ -231,6 +277,14 @@ mod tests {
             ]),
             Err(InvalidRequest::RepeatedCredentials)
         );
+        // A malformed first token is refused as such, before the repetition.
+        assert_eq!(
+            defaults(&[
+                ("authorization", "Bearer a.b c"),
+                ("authorization", "Bearer d.e.f")
+            ]),
+            Err(InvalidRequest::MalformedCredentials)
+        );
         assert_eq!(
             defaults(&[("x-meingpt-jwt", "")]),
             Err(InvalidRequest::EmptyToken)
@@ -248,10 +302,7 @@ mod tests {
             AUTHORIZATION,
             HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap(),
         );
-        assert_eq!(
-            extract(&TokenSource::defaults(), &map),
-            Err(InvalidRequest::MalformedCredentials)
-        );
+        assert_eq!(checked(&map), Err(InvalidRequest::MalformedCredentials));
     }
 
     #[test]

@@ -88,8 +88,8 @@ impl VerifiedTokens {
     }
 
     /// The keyed hash `token` is remembered under.
-    pub(super) fn hash(&self, token: &str) -> u64 {
-        self.hasher.hash_one(token.as_bytes())
+    pub(super) fn hash(&self, token: &[u8]) -> u64 {
+        self.hasher.hash_one(token)
     }
 
     /// `judge`'s verdict on this thread's recent hit for `token`, if there
@@ -97,13 +97,13 @@ impl VerifiedTokens {
     /// refused: expired, say) leaves the recent hits.
     pub(super) fn judge_recent<T, E>(
         &self,
-        token: &str,
+        token: &[u8],
         judge: impl FnOnce(&Entry) -> Option<Result<T, E>>,
     ) -> Option<Option<Result<T, E>>> {
         RECENT.with_borrow_mut(|recent| {
             let slot = recent.slots.iter_mut().find(|slot| {
                 slot.as_ref()
-                    .is_some_and(|(id, entry)| *id == self.id && *entry.token == *token)
+                    .is_some_and(|(id, entry)| *id == self.id && entry.token.as_bytes() == token)
             })?;
             let (_, entry) = slot.as_ref()?;
             let verdict = judge(entry);
@@ -132,7 +132,7 @@ impl VerifiedTokens {
         let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + verified.user.weight())
             .min(u32::MAX as usize);
         self.entries.insert(
-            self.hash(token),
+            self.hash(token.as_bytes()),
             Arc::new(Entry {
                 token: token.into(),
                 issuer,

@@ -2,6 +2,7 @@
 //! the issuer, and the verified-token cache answers tokens seen before.
 
 use super::*;
+use crate::error::InvalidRequest;
 
 /// Checks tokens against the configured issuers, remembering those that
 /// verified.
@@ -28,15 +29,26 @@ impl Verifiers {
 
     /// Verifies `token` without waiting: the verdict, or a wait for the
     /// issuer's keys after which to attempt again with the same `waited`.
-    ///
-    /// A token seen before costs a keyed hash, a lookup and a comparison of
-    /// the token; its times are checked again by the issuer that verified
-    /// it, and it counts only while the key that verified it is still in
-    /// its source's current key set. Any other token is verified and, if it
-    /// lives long enough, remembered.
     pub(crate) fn attempt(
         &self,
         token: &str,
+        waited: &mut Waited,
+    ) -> Attempt<Result<MeinGptUser, AuthError>> {
+        self.attempt_found(token.as_bytes(), |_| Ok(token), waited)
+    }
+
+    /// [`attempt`](Self::attempt) for a token as a request carries it,
+    /// whose syntax `check` checks. A token seen before costs a keyed hash,
+    /// a lookup and a comparison of the token (or only the comparison, if
+    /// this thread saw it lately), and needs no syntax check: it is byte for
+    /// byte one that passed. Its times are checked again by the issuer that
+    /// verified it, and it counts only while the key that verified it is
+    /// still in its source's current key set. Any other token is checked,
+    /// verified and, if it lives long enough, remembered.
+    pub(crate) fn attempt_found<'t>(
+        &self,
+        token: &'t [u8],
+        check: impl FnOnce(&'t [u8]) -> Result<&'t str, InvalidRequest>,
         waited: &mut Waited,
     ) -> Attempt<Result<MeinGptUser, AuthError>> {
         let cache = self
@@ -44,13 +56,19 @@ impl Verifiers {
             .as_ref()
             .filter(|_| token.len() <= self.max_token_size);
         // After a wait the verification goes on where it stopped.
+        let first_look = waited.is_first_look();
         if let Some(cache) = cache
-            && waited.is_first_look()
+            && first_look
+            && let Some(outcome) = self.remembered(cache, token)
         {
-            if let Some(outcome) = self.remembered(cache, token) {
-                log_outcome(&outcome);
-                return Attempt::Done(outcome);
-            }
+            log_outcome(&outcome);
+            return Attempt::Done(outcome);
+        }
+        let token = match check(token) {
+            Ok(token) => token,
+            Err(error) => return Attempt::Done(Err(error.into())),
+        };
+        if cache.is_some() && first_look {
             metrics::verified_token_cache(false);
         }
         let outcome = match self.verify_fresh(token, waited) {
@@ -73,7 +91,7 @@ impl Verifiers {
     fn remembered(
         &self,
         cache: &VerifiedTokens,
-        token: &str,
+        token: &[u8],
     ) -> Option<Result<MeinGptUser, AuthError>> {
         if let Some(Some(outcome)) = cache.judge_recent(token, |entry| self.judge(entry)) {
             return Some(outcome);
@@ -87,12 +105,12 @@ impl Verifiers {
         &self,
         cache: &VerifiedTokens,
         hash: u64,
-        token: &str,
+        token: &[u8],
     ) -> Option<Result<MeinGptUser, AuthError>> {
         let hit = cache
             .entries
             .get(&hash)
-            .filter(|hit| *hit.token == *token)?;
+            .filter(|hit| hit.token.as_bytes() == token)?;
         let Some(outcome) = self.judge(&hit) else {
             cache.entries.invalidate(&hash);
             return None;
@@ -189,12 +207,16 @@ mod tests {
         let other = issuer.token().sub("user-b").sign();
         verifiers.verify(&token).await.unwrap();
         let cache = verifiers.verified.as_ref().unwrap();
-        let hash = cache.hash(&token);
+        let hash = cache.hash(token.as_bytes());
 
         // `other` looked up under `token`'s hash, as if the two collided.
-        assert!(verifiers.remembered_under(cache, hash, &other).is_none());
+        assert!(
+            verifiers
+                .remembered_under(cache, hash, other.as_bytes())
+                .is_none()
+        );
         let user = verifiers
-            .remembered_under(cache, hash, &token)
+            .remembered_under(cache, hash, token.as_bytes())
             .unwrap()
             .unwrap();
         assert_eq!(user.sub(), "user-a");
