@@ -16,13 +16,24 @@
 # ratio, the total number of requests, the JWKS fetches and the server's
 # peak RSS. The table is printed as BENCHMARKS.md shows it.
 #
-# Usage: benches/http_load.sh [DURATION_SECONDS] [ROUNDS] [CONNECTIONS]
+# With PIN=1 the server runs on core 0 with one Tokio worker and wrk on core
+# 1: each side has its own core, so the ratios measure the server's CPU per
+# request and move much less from run to run than when the three threads
+# share both cores.
+#
+# Usage: [PIN=1] benches/http_load.sh [DURATION_SECONDS] [ROUNDS] [CONNECTIONS]
 # (defaults: 8 s, 3 rounds, 32 connections; BENCHMARKS.md uses 8 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-8}
 ROUNDS=${2:-3}
 CONNECTIONS=${3:-32}
+server_cpu=() client_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  server_cpu=(taskset -c 0)
+  client_cpu=(taskset -c 1)
+  export TOKIO_WORKER_THREADS=1
+fi
 TOKENS=20000
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
@@ -47,7 +58,7 @@ for _ in $(seq 100); do curl -sf "$issuer/jwks.json" >/dev/null && break; sleep 
 
 MEINGPT_ORG_ID=bench-org MEINGPT_ISSUER="$issuer" MEINGPT_JWKS_URL="$issuer/jwks.json" \
   LISTEN_ADDR="127.0.0.1:$app_port" RUST_LOG=warn \
-  target/release/examples/quickstart >"$work/app.log" 2>&1 &
+  "${server_cpu[@]}" target/release/examples/quickstart >"$work/app.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -s "127.0.0.1:$app_port/health" >/dev/null && break; sleep 0.1; done
 one=$(head -1 "$work/one.txt")
@@ -56,7 +67,7 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-meinGPT-JWT: $one" "127.0.
 
 run() { # name, extra wrk args...
   local name=$1; shift
-  wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$work/$name.$round.txt"
+  "${client_cpu[@]}" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" >"$work/$name.$round.txt"
 }
 health() { run "health_before_$1" "http://127.0.0.1:$app_port/health"; }
 for round in $(seq "$ROUNDS"); do
@@ -73,7 +84,7 @@ done
 fetches=$(grep -c 'GET /jwks.json' "$work/jwks.log" || true)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[1]}/status")
 python3 - "$work" "$ROUNDS" "$fetches" "$rss_kb" "$CONNECTIONS" "$DURATION" "${#one}" <<'PY'
-import re, sys, statistics
+import os, re, sys, statistics
 work, rounds, fetches, rss_kb, conns, duration, token_bytes = sys.argv[1:8]
 rounds = int(rounds)
 def parse(path):
@@ -103,7 +114,9 @@ runs["health"] = [run for name in routes for run in before[name]]
 ratios = {name: [run["rps"] / base["rps"] for run, base in zip(runs[name], before[name])] for name in routes}
 ratios["health"] = [1.0]
 median = statistics.median
-print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds; token {token_bytes} bytes")
+pinned = os.environ.get("PIN") == "1"
+print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds; token {token_bytes} bytes; "
+      + ("server on core 0 (one Tokio worker), wrk on core 1" if pinned else "server and wrk share both cores"))
 print("medians over the rounds; the ratio is the median of each run's ratio to the /health run right before it")
 print()
 print("| route | req/s | p50 | p99 | ÷ /health | rounds (req/s) |")
