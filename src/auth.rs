@@ -105,14 +105,7 @@ impl MeinGptAuth {
         &self,
         headers: &HeaderMap,
     ) -> Result<Option<MeinGptUser>, AuthError> {
-        let mut waited = Waited::default();
-        loop {
-            match self.authenticate_now(headers, &mut waited) {
-                Attempt::Done(outcome) => return outcome,
-                // How the fetch ended shows in the next attempt.
-                Attempt::Wait(wait) => drop(wait.await),
-            }
-        }
+        Attempt::until_done(|waited| self.authenticate_now(headers, waited)).await
     }
 
     /// [`authenticate`](Self::authenticate) without waiting: the verdict

@@ -72,6 +72,19 @@ pub(crate) enum Attempt<T> {
 }
 
 impl<T> Attempt<T> {
+    /// Attempts until there is a verdict, waiting for the keys in between;
+    /// `attempt` gets what was waited for so far.
+    pub(crate) async fn until_done(mut attempt: impl FnMut(&mut Waited) -> Self) -> T {
+        let mut waited = Waited::default();
+        loop {
+            match attempt(&mut waited) {
+                Self::Done(outcome) => return outcome,
+                // How the fetch ended shows in the next attempt.
+                Self::Wait(wait) => drop(wait.await),
+            }
+        }
+    }
+
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
         match self {
             Self::Done(outcome) => Attempt::Done(f(outcome)),

@@ -17,14 +17,7 @@ pub(crate) struct Verifiers {
 
 impl Verifiers {
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        let mut waited = Waited::default();
-        loop {
-            match self.attempt(token, &mut waited) {
-                Attempt::Done(outcome) => return outcome,
-                // How the fetch ended shows in the next look at the keys.
-                Attempt::Wait(wait) => drop(wait.await),
-            }
-        }
+        Attempt::until_done(|waited| self.attempt(token, waited)).await
     }
 
     /// Verifies `token` without waiting: the verdict, or a wait for the
