@@ -786,3 +786,33 @@ async fn an_issuer_that_never_finishes_the_body_gets_503_within_the_timeout() {
     );
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+/// A key fetch whose runtime shut down before the fetch ever ran leaves no
+/// trace: the authenticator, used from another runtime, fetches anew.
+#[test]
+fn a_fetch_cancelled_with_its_runtime_is_started_again_from_another_runtime() {
+    use futures_util::FutureExt;
+
+    let issuer_runtime = tokio::runtime::Runtime::new().unwrap();
+    let issuer = issuer_runtime.block_on(MockIssuer::start());
+    let auth = issuer.auth().build().unwrap();
+    let token = issuer.token().sub("user-1").sign();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+
+    let first = runtime();
+    first.block_on(async {
+        // One poll: the fetch is spawned on this runtime and never runs.
+        assert!(auth.verify(&token).now_or_never().is_none());
+    });
+    drop(first);
+    assert_eq!(issuer.fetch_count(), 0);
+
+    let user = runtime().block_on(auth.verify(&token)).unwrap();
+    assert_eq!(user.sub(), "user-1");
+    assert_eq!(issuer.fetch_count(), 1);
+}

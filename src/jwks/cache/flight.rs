@@ -51,20 +51,6 @@ impl Future for KeyWait {
     }
 }
 
-/// Takes the fetch out of its source's `fetching` when the fetch's task
-/// ends.
-struct FetchDone<'a>(&'a JwksCache, SourceId);
-
-impl Drop for FetchDone<'_> {
-    fn drop(&mut self) {
-        let source = self.0.source(self.1);
-        *source
-            .fetching
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-    }
-}
-
 impl JwksCache {
     /// A wait for the fetch of source `id` that follows `seen`: the one in
     /// flight if any; none needed if another fetch has swapped in a newer
@@ -83,7 +69,12 @@ impl JwksCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(fetch) = &*fetching {
-            return Some(KeyWait(Some(fetch.clone())));
+            // A fetch that is over yet still here had its task cancelled
+            // (its runtime shut down, perhaps before it ever ran): as if
+            // none were in flight.
+            if fetch.clone().now_or_never().is_none() {
+                return Some(KeyWait(Some(fetch.clone())));
+            }
         }
         // A fetch swaps in its snapshot before it leaves `fetching`, so a
         // fetch that ended since `seen` shows here.
@@ -97,14 +88,15 @@ impl JwksCache {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let cache = Arc::clone(self);
         let task = runtime.spawn(async move {
-            // Leaves `fetching` however the task ends, even cancelled with
-            // its runtime.
-            let _done = FetchDone(&cache, id);
-            cache
-                .fetch_into(id, &current)
-                .await
-                .map(drop)
-                .map_err(Arc::new)
+            let outcome = cache.fetch_into(id, &current).await;
+            // After the swap: from now on a lookup sees the new snapshot,
+            // and starts a new fetch when it needs one.
+            *cache
+                .source(id)
+                .fetching
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            outcome.map(drop).map_err(Arc::new)
         });
         let joined: fn(Result<FetchOutcome, JoinError>) -> FetchOutcome =
             |joined| joined.unwrap_or_else(|_| Err(Arc::new(FetchError::Cancelled)));
