@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{app, get_with_token, random_kid, serve};
+use crate::common::{app, everything_seen, get_with_token, random_kid, serve};
 use meingpt_auth::testing::{
     Fault, MockClock, MockIssuer, TokenBuilder, key_generation, verified_token_count,
 };
@@ -79,15 +79,7 @@ async fn a_jwks_without_usable_keys_withdraws_the_old_keys_for_fresh_and_remembe
         }),
     ];
     for (what, document) in withdrawn {
-        let issuer = MockIssuer::start().await;
-        let clock = MockClock::new();
-        let auth = issuer
-            .auth()
-            .clock(clock.clone())
-            .jwks_ttl(TTL)
-            .build()
-            .unwrap();
-        let base = serve(app(&auth)).await;
+        let (issuer, clock, auth, base) = started().await;
         let admin = token_at(issuer.demo_admin(), &clock).sign();
         let remembered = get_with_token(&format!("{base}/admin"), &admin).await;
         assert_eq!(remembered.status, 200, "{what}: {}", remembered.body);
@@ -171,15 +163,7 @@ async fn a_remembered_token_is_refused_once_its_key_is_narrowed_to_another_algor
 
 #[tokio::test]
 async fn a_refresh_that_changes_nothing_keeps_remembered_verdicts() {
-    let issuer = MockIssuer::start().await;
-    let clock = MockClock::new();
-    let auth = issuer
-        .auth()
-        .clock(clock.clone())
-        .jwks_ttl(TTL)
-        .build()
-        .unwrap();
-    let base = serve(app(&auth)).await;
+    let (issuer, clock, auth, base) = started().await;
     let token = token_at(issuer.token(), &clock).sign();
     assert_eq!(
         get_with_token(&format!("{base}/me"), &token).await.status,
@@ -354,25 +338,6 @@ async fn an_rsa_key_without_alg_verifies_the_only_configured_rsa_algorithm() {
 // 8. No oracle for keys or organizations
 // ---------------------------------------------------------------------------
 
-/// Status, every header but `date`, and body, as a client sees them.
-async fn everything_seen(url: &str, token: &str) -> (u16, Vec<(String, String)>, String) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .header("x-meingpt-jwt", token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let mut headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .filter(|(name, _)| *name != "date")
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
-        .collect();
-    headers.sort();
-    (status, headers, response.text().await.unwrap())
-}
-
 /// A token with its signature replaced by another token's.
 fn with_foreign_signature(token: &str, donor: &str) -> String {
     let (signed, _) = token.rsplit_once('.').unwrap();
@@ -473,4 +438,19 @@ async fn the_verified_token_cache_stays_within_its_byte_budget() {
         claims_twice.claims()["teams"].as_array().unwrap().len(),
         510
     );
+}
+
+/// A mock issuer, a mock clock, an authenticator with the key TTL `TTL` on
+/// that clock, and the app behind it; the app's base URL last.
+async fn started() -> (MockIssuer, MockClock, MeinGptAuth, String) {
+    let issuer = MockIssuer::start().await;
+    let clock = MockClock::new();
+    let auth = issuer
+        .auth()
+        .clock(clock.clone())
+        .jwks_ttl(TTL)
+        .build()
+        .unwrap();
+    let base = serve(app(&auth)).await;
+    (issuer, clock, auth, base)
 }

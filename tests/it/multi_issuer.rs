@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::example::Running;
-use crate::common::{app, get_with_token, serve};
+use crate::common::{app, everything_seen, get_with_token, serve};
 use crate::quickstart::{get, start_configured};
 use jsonwebtoken::{EncodingKey, Header};
 use meingpt_auth::testing::MockIssuer;
@@ -84,25 +84,6 @@ impl World {
             self.idp.fetch_count(),
         )
     }
-}
-
-/// Status, headers (without `date`) and body of `GET url` with `token`.
-async fn everything_seen(url: &str, token: &str) -> (u16, Vec<(String, String)>, String) {
-    let response = reqwest::Client::new()
-        .get(url)
-        .header("x-meingpt-jwt", token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let mut headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .filter(|(name, _)| *name != "date")
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
-        .collect();
-    headers.sort();
-    (status, headers, response.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -99,6 +99,25 @@ pub async fn get_with_token(url: &str, token: &str) -> Seen {
     get_with(url, &[("x-meingpt-jwt", token)]).await
 }
 
+/// Status, every header but `date`, and body, as a client sees them.
+pub async fn everything_seen(url: &str, token: &str) -> (u16, Vec<(String, String)>, String) {
+    let response = reqwest::Client::new()
+        .get(url)
+        .header("x-meingpt-jwt", token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, response.text().await.unwrap())
+}
+
 /// A random `kid` no issuer publishes.
 pub fn random_kid() -> String {
     let mut bytes = [0u8; 16];
