@@ -28,42 +28,8 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-8}
 ROUNDS=${2:-3}
 CONNECTIONS=${3:-32}
-server_cpu=() client_cpu=()
-if [ "${PIN:-0}" = 1 ]; then
-  server_cpu=(taskset -c 0)
-  client_cpu=(taskset -c 1)
-  export TOKIO_WORKER_THREADS=1
-fi
 TOKENS=20000
-
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-[ -d interop/node_modules/jose ] || npm ci --prefix interop --no-audit --no-fund
-cargo build --release --example quickstart -q
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-jwks_port=$(free_port)
-app_port=$(free_port)
-issuer="http://127.0.0.1:$jwks_port"
-
-node benches/http/mint.mjs "$work" "$issuer" bench-org "$TOKENS"
-python3 -m http.server "$jwks_port" --bind 127.0.0.1 --directory "$work" 2>"$work/jwks.log" >/dev/null &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "$issuer/jwks.json" >/dev/null && break; sleep 0.1; done
-: >"$work/jwks.log" # count only the server's own fetches
-
-MEINGPT_ORG_ID=bench-org MEINGPT_ISSUER="$issuer" MEINGPT_JWKS_URL="$issuer/jwks.json" \
-  LISTEN_ADDR="127.0.0.1:$app_port" RUST_LOG=warn \
-  "${server_cpu[@]}" target/release/examples/quickstart >"$work/app.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -s "127.0.0.1:$app_port/health" >/dev/null && break; sleep 0.1; done
-one=$(head -1 "$work/one.txt")
-status=$(curl -s -o /dev/null -w '%{http_code}' -H "X-meinGPT-JWT: $one" "127.0.0.1:$app_port/me")
-[ "$status" = 200 ] || { echo "warm-up /me answered $status"; cat "$work/app.log"; exit 1; }
+source benches/http/serve.sh
 
 run() { # name, extra wrk args...
   local name=$1; shift
