@@ -17,6 +17,10 @@ use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::answers::{
+    BAD_SIGNATURE, INVALID_CLAIM, MALFORMED, MALFORMED_CREDENTIALS, MISSING_CLAIM, TOO_LARGE,
+    UNKNOWN_KEY, UNSUPPORTED_ALGORITHM, UNSUPPORTED_HEADER, WRONG_AUDIENCE, WRONG_ISSUER,
+};
 use crate::common::app;
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
@@ -30,18 +34,6 @@ use meingpt_auth::{AuthError, InvalidToken, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-const TOO_LARGE: &str = "the token is too large";
-const MALFORMED: &str = "the token is malformed";
-const UNSUPPORTED_ALGORITHM: &str = "the token's signing algorithm is not accepted";
-const UNSUPPORTED_HEADER: &str = "the token uses a header parameter that is not supported";
-const UNKNOWN_KEY: &str = "the token's signature is invalid";
-const BAD_SIGNATURE: &str = "the token's signature is invalid";
-const WRONG_ISSUER: &str = "the token was issued by another issuer";
-const WRONG_AUDIENCE: &str = "the token is meant for another audience";
-const MISSING_CLAIM: &str = "the token lacks a required claim";
-const INVALID_CLAIM: &str = "the token has a claim of the wrong type";
-const MALFORMED_CREDENTIALS: &str = "the credentials are not a well-formed bearer token";
 
 // ---------------------------------------------------------------------------
 // A raw HTTP/1.1 client

@@ -20,16 +20,12 @@ use meingpt_auth::{
 };
 use serde_json::{Value, json};
 
+use crate::common::answers::{
+    EXPIRED, INVALID_CLAIM, LIFETIME_TOO_LONG, MISSING_CLAIM, NOT_YET_VALID,
+    WRONG_AUTHORIZED_PARTY, WRONG_TOKEN_TYPE,
+};
 use crate::common::example::{Running, command, example_binary};
 use crate::common::{Seen, app, get_with_token, serve};
-
-const INVALID_CLAIM: &str = "the token has a claim of the wrong type";
-const MISSING_CLAIM: &str = "the token lacks a required claim";
-const EXPIRED: &str = "the token has expired";
-const NOT_YET_VALID: &str = "the token is not valid yet";
-const WRONG_TOKEN_TYPE: &str = "the token is not of the required type";
-const WRONG_AUTHORIZED_PARTY: &str = "the token was issued to another client";
-const LIFETIME_TOO_LONG: &str = "the token's lifetime is longer than allowed";
 
 /// Asserts a `403 insufficient_scope` from a guard.
 fn assert_forbidden(seen: &Seen) {

@@ -6,6 +6,7 @@
 use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::answers::{NOT_YET_VALID, UNKNOWN_KEY};
 use crate::common::{CapturedLog, app, random_kid, serve};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
@@ -23,11 +24,6 @@ use meingpt_auth::testing::{Fault, MockClock, MockIssuer, TokenBuilder};
 use meingpt_auth::{Algorithm, Clock, MeinGptAuth, MeinGptUser};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// Before a signature has verified, an unknown key answers as a bad
-/// signature does (no oracle for which keys a server knows).
-const UNKNOWN_KEY: &str = "the token's signature is invalid";
-const NOT_YET_VALID: &str = "the token is not valid yet";
 
 fn now() -> i64 {
     SystemTime::now()

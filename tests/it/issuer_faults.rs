@@ -23,6 +23,7 @@ use std::io;
 use std::net::TcpListener as StdTcpListener;
 use std::time::{Duration, Instant};
 
+use crate::common::answers::UNKNOWN_KEY;
 use crate::common::{Seen, app, random_kid, serve};
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
@@ -34,7 +35,6 @@ use meingpt_auth::testing::{
 use meingpt_auth::{Clock, MeinGptAuth, MeinGptAuthBuilder};
 use serde_json::{Value, json};
 
-const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 
 /// The fetch timeout every test configures.

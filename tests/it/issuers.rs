@@ -6,6 +6,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::answers::{
+    BAD_SIGNATURE, EXPIRED, INVALID_CLAIM, STEP_UP_CHALLENGE, UNKNOWN_KEY, UNSUPPORTED_ALGORITHM,
+    WRONG_AUDIENCE,
+};
 use crate::common::{Seen, app, get_with_token, serve};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -22,17 +26,6 @@ use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{Algorithm, Claims, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-const UNSUPPORTED_ALGORITHM: &str = "the token's signing algorithm is not accepted";
-const UNKNOWN_KEY: &str = "the token's signature is invalid";
-const BAD_SIGNATURE: &str = "the token's signature is invalid";
-const EXPIRED: &str = "the token has expired";
-const WRONG_AUDIENCE: &str = "the token is meant for another audience";
-const INVALID_CLAIM: &str = "the token has a claim of the wrong type";
-
-/// The RFC 9470 challenge for a maximum authentication age of 300 s.
-const STEP_UP_CHALLENGE: &str = "Bearer realm=\"meingpt\", error=\"insufficient_user_authentication\", \
-     error_description=\"more recent authentication is required\", max_age=\"300\"";
 
 /// The issuer and audience of the `jwt_local` (static key) tests.
 const LOCAL_ISSUER: &str = "https://opengpts.example";

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::common::answers::UNKNOWN_KEY;
 use crate::common::{Seen, app, random_kid, serve};
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -23,7 +24,6 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
-const UNKNOWN_KEY: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 
 /// A mock issuer, a mock clock, and the quickstart app behind the layer.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::answers::NOT_VERIFIED;
 use crate::common::{app, everything_seen, get_with_token, random_kid, serve};
 use meingpt_auth::testing::{
     Fault, MockClock, MockIssuer, TokenBuilder, key_generation, verified_token_count,
@@ -19,8 +20,6 @@ use meingpt_auth::testing::{
 use meingpt_auth::{Algorithm, Clock, MeinGptAuth};
 use serde_json::{Value, json};
 
-/// The one description of every refusal before a signature has verified.
-const NOT_VERIFIED: &str = "the token's signature is invalid";
 const SECOND: Duration = Duration::from_secs(1);
 const TTL: Duration = Duration::from_secs(60);
 

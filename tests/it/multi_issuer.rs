@@ -6,6 +6,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::answers::{NOT_VERIFIED, STEP_UP_CHALLENGE, WRONG_AUDIENCE};
 use crate::common::example::Running;
 use crate::common::{app, everything_seen, get_with_token, serve};
 use crate::quickstart::{get, start_configured};
@@ -14,18 +15,11 @@ use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{Algorithm, MeinGptAuth, MeinGptAuthBuilder, StaticKey};
 use serde_json::{Value, json};
 
-const NOT_VERIFIED: &str = "the token's signature is invalid";
-const WRONG_AUDIENCE: &str = "the token is meant for another audience";
-
 /// The audience the company's API is registered under at its IdP.
 const API: &str = "api://my-api";
 
 /// The issuer of tokens signed with a static key (`jwt_local`).
 const LOCAL_ISSUER: &str = "https://opengpts.example";
-
-/// The RFC 9470 challenge for a maximum authentication age of 300 s.
-const STEP_UP_CHALLENGE: &str = "Bearer realm=\"meingpt\", error=\"insufficient_user_authentication\", \
-     error_description=\"more recent authentication is required\", max_age=\"300\"";
 
 fn now() -> i64 {
     SystemTime::now()

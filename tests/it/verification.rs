@@ -8,6 +8,7 @@
 use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::answers::{EXPIRED, INVALID_CLAIM, MISSING_CLAIM, NOT_YET_VALID, TOO_LARGE};
 use crate::common::{CapturedLog, Seen, app, get_with_token, serve};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
@@ -21,12 +22,6 @@ use meingpt_auth::MeinGptAuth;
 use meingpt_auth::testing::MockIssuer;
 use serde_json::{Map, Value, json};
 use tower::ServiceExt;
-
-const TOO_LARGE: &str = "the token is too large";
-const EXPIRED: &str = "the token has expired";
-const NOT_YET_VALID: &str = "the token is not valid yet";
-const MISSING_CLAIM: &str = "the token lacks a required claim";
-const INVALID_CLAIM: &str = "the token has a claim of the wrong type";
 
 // ---------------------------------------------------------------------------
 // Helpers

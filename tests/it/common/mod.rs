@@ -1,6 +1,7 @@
 //! Shared test helpers: a real server on 127.0.0.1 in front of the
 //! quickstart-like routes, and a small client that returns what a user sees.
 
+pub mod answers;
 pub mod example;
 
 use std::net::SocketAddr;
