@@ -207,6 +207,8 @@ async fn no_token_signed_by_a_removed_key_is_accepted_once_the_removal_is_visibl
     // phases: its removal is visible (a fetch that started after the
     // removal has replaced the key set).
     let phase = Arc::new(AtomicU64::new(0));
+    // Tells the verifiers to stop.
+    const DONE: u64 = u64::MAX;
     let accepted_after_removal = Arc::new(AtomicUsize::new(0));
     let refused_after_removal = Arc::new(AtomicUsize::new(0));
     let accepted_while_published = Arc::new(AtomicUsize::new(0));
@@ -222,8 +224,14 @@ async fn no_token_signed_by_a_removed_key_is_accepted_once_the_removal_is_visibl
             );
             tokio::spawn(async move {
                 let mut n = worker;
-                while phase.load(Ordering::SeqCst) != u64::MAX {
+                loop {
+                    // One reading both stops the loop and names the phase:
+                    // `DONE` is odd, so read apart from the stop check it
+                    // would count as a phase in which the key is removed.
                     let before = phase.load(Ordering::SeqCst);
+                    if before == DONE {
+                        break;
+                    }
                     let outcome = auth.verify(&tokens[n % tokens.len()]).await;
                     n += 1;
                     if phase.load(Ordering::SeqCst) != before {
@@ -264,7 +272,7 @@ async fn no_token_signed_by_a_removed_key_is_accepted_once_the_removal_is_visibl
         two_fetches_later(&auth).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    phase.store(u64::MAX, Ordering::SeqCst);
+    phase.store(DONE, Ordering::SeqCst);
     for verifier in verifiers {
         verifier.await.unwrap();
     }
