@@ -49,9 +49,9 @@ done
 
 fetches=$(grep -c 'GET /jwks.json' "$work/jwks.log" || true)
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/${pids[1]}/status")
-python3 - "$work" "$ROUNDS" "$fetches" "$rss_kb" "$CONNECTIONS" "$DURATION" "${#one}" <<'PY'
-import os, re, sys, statistics
-work, rounds, fetches, rss_kb, conns, duration, token_bytes = sys.argv[1:8]
+python3 - "$work" "$ROUNDS" "$fetches" "$rss_kb" "$CONNECTIONS" "$DURATION" "${#one}" "$placement" <<'PY'
+import re, sys, statistics
+work, rounds, fetches, rss_kb, conns, duration, token_bytes, placement = sys.argv[1:9]
 rounds = int(rounds)
 def parse(path):
     text = open(path).read()
@@ -80,9 +80,7 @@ runs["health"] = [run for name in routes for run in before[name]]
 ratios = {name: [run["rps"] / base["rps"] for run, base in zip(runs[name], before[name])] for name in routes}
 ratios["health"] = [1.0]
 median = statistics.median
-pinned = os.environ.get("PIN") == "1"
-print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds; token {token_bytes} bytes; "
-      + ("server on core 0 (one Tokio worker), wrk on core 1" if pinned else "server and wrk share both cores"))
+print(f"wrk -t1 -c{conns} -d{duration}s, {rounds} rounds; token {token_bytes} bytes; {placement}")
 print("medians over the rounds; the ratio is the median of each run's ratio to the /health run right before it")
 print()
 print("| route | req/s | p50 | p99 | ÷ /health | rounds (req/s) |")

@@ -19,7 +19,7 @@ QUICKSTART=target/profiling/examples/quickstart
 source benches/http/serve.sh
 server=${pids[1]}
 
-echo "perf samples of the quickstart (${PIN:+pinned: }server $( [ "${PIN:-0}" = 1 ] && echo 'on core 0, one Tokio worker; wrk on core 1' || echo 'and wrk sharing both cores')), ${SECONDS_SAMPLED} s per route, one token repeated"
+echo "perf samples of the quickstart ($placement), ${SECONDS_SAMPLED} s per route, one token repeated"
 for route in health ping me; do
   "${client_cpu[@]}" wrk -t1 -c32 -d"$((SECONDS_SAMPLED + 2))s" -H "X-meinGPT-JWT: $one" \
     "http://127.0.0.1:$app_port/$route" >"$work/$route.wrk" &

@@ -7,12 +7,15 @@
 #         default: cargo's release build of the example, built here).
 # Sets:   work (a temporary directory: one.txt, tokens.txt, jwks.log,
 #         app.log), pids (JWKS server, quickstart), app_port, one (a token),
-#         server_cpu and client_cpu (the taskset prefixes, empty unless PIN).
+#         server_cpu and client_cpu (the taskset prefixes, empty unless PIN),
+#         placement (where server and clients run, in words).
 server_cpu=() client_cpu=()
+placement="server and wrk share both cores"
 if [ "${PIN:-0}" = 1 ]; then
   server_cpu=(taskset -c 0)
   client_cpu=(taskset -c 1)
   export TOKIO_WORKER_THREADS=1
+  placement="server on core 0 (one Tokio worker), wrk on core 1"
 fi
 
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }

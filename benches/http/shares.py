@@ -49,7 +49,8 @@ def samples(path):
 
 
 def without_generics(text):
-    """`a::f<T<U>>::g` -> `a::f::g`."""
+    """`a::f<T<U>>::g` -> `a::f::g` (the `>` of a `->` closes nothing)."""
+    text = text.replace("->", "→")
     out, depth = [], 0
     for c in text:
         if c == "<":
@@ -65,7 +66,7 @@ def name(frame):
     """The frame's function path without generic arguments, so that a type
     named only in a generic argument does not count: `<A<X> as B<Y>>::f`
     becomes `A as B::f`, `poll<meingpt_auth::T>` becomes `poll`."""
-    frame = frame.removesuffix(" (inlined)")
+    frame = frame.removesuffix(" (inlined)").replace("->", "→")
     if frame.startswith("<"):
         depth = 0
         for i, c in enumerate(frame):
