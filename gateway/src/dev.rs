@@ -3,8 +3,31 @@
 
 use meingpt_auth::testing::MockIssuer;
 
-/// The banner for a gateway at `base` using `issuer`.
-pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str, proxying: bool) -> String {
+use crate::admission::{METHOD_SPELLINGS, URI_SPELLINGS};
+use crate::config::ForwardAuthEndpoint;
+
+/// The banner for a gateway at `base` using `issuer`, its forward-auth
+/// endpoint `endpoint`.
+pub fn banner(
+    base: &str,
+    issuer: &MockIssuer,
+    endpoint: &ForwardAuthEndpoint,
+    proxying: bool,
+) -> String {
+    let forward_auth_path = &endpoint.path;
+    let (uri_header, method_header) = (endpoint.headers.uri(), endpoint.headers.method());
+    // No client copy of the original URI or method passes under any other
+    // name: to the gateway (which would refuse the request), nor to the app.
+    let cleared = |except: &[&http::HeaderName]| {
+        URI_SPELLINGS
+            .iter()
+            .chain(METHOD_SPELLINGS.iter())
+            .filter(|name| !except.iter().any(|e| e.as_str().eq_ignore_ascii_case(name)))
+            .map(|name| format!("        proxy_set_header {name} \"\";\n"))
+            .collect::<String>()
+    };
+    let cleared_for_gateway = cleared(&[uri_header, method_header]);
+    let cleared_for_app = cleared(&[]);
     let admin = issuer.demo_admin().sign();
     let member = issuer.demo_member().sign();
     let gateway = base
@@ -18,7 +41,8 @@ pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str, proxying
          MEMBER={member}\n\n\
          Forward auth:\n\
          curl -i {base}{forward_auth_path}\n\
-         curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}{forward_auth_path}\n",
+         curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}{forward_auth_path}\n\
+         curl -i -H \"X-meinGPT-JWT: $MEMBER\" -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n",
         issuer.issuer(),
         issuer.organization(),
     );
@@ -32,16 +56,19 @@ pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str, proxying
     out.push_str(&format!(
         r#"
 nginx in front of your app (replace 127.0.0.1:8000), asking this gateway (a 401 carries
-the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403):
+the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403).
+The gateway reads the original request from {uri_header} and {method_header} only, and
+answers forward auth to trusted proxies only (GATEWAY_TRUSTED_PROXIES, default loopback);
+nginx drops client headers with "_" in their names (underscores_in_headers off, the default):
 
     location = {forward_auth_path} {{
         internal;
         proxy_pass http://{gateway};
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-        proxy_set_header X-Original-Method $request_method;
-    }}
+        proxy_set_header {uri_header} $request_uri;
+        proxy_set_header {method_header} $request_method;
+{cleared_for_gateway}    }}
 
     location / {{
         auth_request {forward_auth_path};
@@ -62,7 +89,7 @@ the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with
         proxy_set_header X-meinGPT-Claims $auth_claims;
         proxy_set_header X-meinGPT-JWT "";
         proxy_set_header Authorization "";
-        proxy_pass http://127.0.0.1:8000;
+{cleared_for_app}        proxy_pass http://127.0.0.1:8000;
     }}
 "#
     ));

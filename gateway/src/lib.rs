@@ -5,7 +5,7 @@
 //!
 //! The binary is thin: [`cli::parse`], [`config::Settings`], [`app::run`].
 //! Everything a request meets is a Tower stack: [`access_log`], the request
-//! body limit, [`gateway::Gateway`] (endpoints and dispatch), and per route
+//! body limit, [`gateway::Gateway`] (endpoints, [`admission`] and dispatch), and per route
 //! the crate's `auth.layer()`, a policy guard and the frame-ancestors layer
 //! around a [`proxy::Proxy`].
 
@@ -13,6 +13,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod access_log;
+pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -24,9 +24,12 @@ fn check(text: &str, vars: &[(&str, &str)]) -> (i32, String) {
 fn check_accepts_a_valid_file() {
     let text = format!(
         "listen = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:9091\"\nmax_body_bytes = 1048576\n\
-         connect_timeout_secs = 5\nresponse_timeout_secs = 60\nforward_auth_path = \"/_auth\"\n\
+         connect_timeout_secs = 5\nresponse_timeout_secs = 60\n\
+         trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n\
+         [forward_auth]\npath = \"/_auth\"\nuri_header = \"X-Forwarded-Uri\"\n\
+         method_header = \"X-Forwarded-Method\"\n\
          {AUTH}{ROUTE}roles = [\"admin\"]\nteam_ids = [\"t1\"]\nteam_names = [\"Engineering\"]\n\
-         forward_token = true\nstrip_prefix = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
+         forward_token = true\nstrip_prefix = true\nallow_unusual_path_characters = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
          [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n"
     );
     let path = write(&text);

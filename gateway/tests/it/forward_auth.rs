@@ -74,7 +74,7 @@ async fn forward_auth_with_a_bad_token_answers_401_invalid_token() {
 
     let answer = get(
         &gateway.url("/_meingpt/auth"),
-        &[("x-meingpt-jwt", &forged)],
+        &[("x-meingpt-jwt", &forged), ("x-original-uri", "/")],
     )
     .await;
 
@@ -111,18 +111,6 @@ async fn forward_auth_applies_the_policy_of_the_original_uri() {
             .contains("insufficient_scope")
     );
     assert_eq!(refused.header("x-auth-request-user"), None);
-
-    // Traefik and Caddy send X-Forwarded-Uri (and X-Forwarded-Method).
-    let traefik = get(
-        &url,
-        &[
-            ("x-meingpt-jwt", &member),
-            ("x-forwarded-uri", "/admin"),
-            ("x-forwarded-method", "POST"),
-        ],
-    )
-    .await;
-    assert_eq!(traefik.status, 403);
 
     let allowed = get(
         &url,

@@ -155,7 +155,7 @@ async fn metrics_count_verdicts_on_the_metrics_listener_only() {
     get(&gateway.url("/admin"), &[("x-meingpt-jwt", &member)]).await;
     get(
         &gateway.url("/_meingpt/auth"),
-        &[("x-meingpt-jwt", &member)],
+        &[("x-meingpt-jwt", &member), ("x-original-uri", "/api/x")],
     )
     .await;
 

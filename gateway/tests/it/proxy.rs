@@ -273,11 +273,13 @@ async fn hop_by_hop_headers_are_removed_and_forwarded_headers_set() {
     assert_eq!(seen.header("x-private-hop"), None);
     assert_eq!(seen.header("proxy-authorization"), None);
     assert_eq!(seen.header("x-kept"), Some("yes"));
+    // The peer (loopback) is a trusted proxy by default: its forwarding
+    // headers are kept and it is appended.
     assert_eq!(
         seen.header("x-forwarded-for"),
         Some("203.0.113.9, 127.0.0.1")
     );
-    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     let gateway_host = gateway.base.trim_start_matches("http://");
     assert_eq!(seen.header("x-forwarded-host"), Some(gateway_host));
     assert_eq!(
