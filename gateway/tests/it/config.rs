@@ -98,6 +98,30 @@ fn check_names_the_key_of_each_error_in_one_line() {
             "tls.cert",
         ),
         (format!("{AUTH}[[route]\n"), "line 3"),
+        (
+            format!("trusted_proxies = [\"localhost\"]\n{AUTH}"),
+            "trusted_proxies",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\npath = \"auth\"\n"),
+            "forward_auth.path",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nuri_header = \"X Original URI\"\n"),
+            "forward_auth.uri_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nuri_header = \"Authorization\"\n"),
+            "forward_auth.uri_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nmethod_header = \"X-Original-URI\"\n"),
+            "forward_auth.method_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nurl_header = \"X-Original-URL\"\n"),
+            "forward_auth.url_header",
+        ),
     ];
     for (text, key) in cases {
         let (code, stderr) = check(&text, &[]);
@@ -157,6 +181,34 @@ fn environment_mode_names_the_variable_at_fault() {
             "LISTEN_ADDR",
         ),
         (vec![("AUTH_TYPE", "jwt_magic")], "AUTH_TYPE"),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, nginx"),
+            ],
+            "GATEWAY_TRUSTED_PROXIES",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_URI_HEADER", "X-meinGPT-JWT"),
+            ],
+            "GATEWAY_FORWARD_AUTH_URI_HEADER",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_METHOD_HEADER", "a b"),
+            ],
+            "GATEWAY_FORWARD_AUTH_METHOD_HEADER",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_PATH", "auth"),
+            ],
+            "GATEWAY_FORWARD_AUTH_PATH",
+        ),
     ];
     for (vars, key) in cases {
         let (status, _stdout, stderr) = run_to_end(&["check"], &vars);
@@ -167,6 +219,17 @@ fn environment_mode_names_the_variable_at_fault() {
             "{key}: {stderr}"
         );
     }
+}
+
+#[test]
+fn the_old_forward_auth_path_key_says_where_it_moved() {
+    let (code, stderr) = check(&format!("forward_auth_path = \"/_auth\"\n{AUTH}"), &[]);
+
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: forward_auth_path: moved") && stderr.contains("[forward_auth]"),
+        "{stderr}"
+    );
 }
 
 #[test]
