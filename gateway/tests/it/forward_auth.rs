@@ -372,6 +372,7 @@ async fn forward_auth_refuses_original_uris_an_upstream_would_read_as_another_ro
     let (issuer, _upstream, gateway) = setup().await;
     let member = issuer.demo_member().sign();
 
+    let mut not_refused = Vec::new();
     for spelling in PATHS_READ_AS_ANOTHER_ROUTE {
         let path = spelling.replace("{public}", "/open");
         // In the header (nginx, Caddy, Traefik)...
@@ -381,7 +382,9 @@ async fn forward_auth_refuses_original_uris_an_upstream_would_read_as_another_ro
             &[("x-meingpt-jwt", &member), ("x-original-uri", &path)],
         )
         .await;
-        assert_eq!(status, 400, "X-Original-URI: {path}");
+        if status != 400 {
+            not_refused.push(format!("X-Original-URI: {path} -> {status}"));
+        }
         // ...and after the endpoint (Envoy).
         let status = get_as_written(
             &gateway.base,
@@ -389,8 +392,11 @@ async fn forward_auth_refuses_original_uris_an_upstream_would_read_as_another_ro
             &[("x-meingpt-jwt", &member)],
         )
         .await;
-        assert_eq!(status, 400, "/_meingpt/auth{path}");
+        if status != 400 {
+            not_refused.push(format!("/_meingpt/auth{path} -> {status}"));
+        }
     }
+    assert!(not_refused.is_empty(), "not refused: {not_refused:#?}");
 }
 
 #[tokio::test]

@@ -424,11 +424,15 @@ async fn paths_an_upstream_could_read_as_another_route_are_refused() {
     let (issuer, upstream, gateway) = setup(ROUTES).await;
     let member = issuer.demo_member().sign();
 
+    let mut not_refused = Vec::new();
     for spelling in PATHS_READ_AS_ANOTHER_ROUTE {
         let path = spelling.replace("{public}", "/public");
         let status = get_as_written(&gateway.base, &path, &[("x-meingpt-jwt", &member)]).await;
-        assert_eq!(status, 400, "{path}");
+        if status != 400 {
+            not_refused.push(format!("{path} -> {status}"));
+        }
     }
+    assert!(not_refused.is_empty(), "not refused: {not_refused:#?}");
     assert_eq!(
         upstream.count(),
         0,
