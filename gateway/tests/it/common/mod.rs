@@ -1,7 +1,10 @@
 //! Shared pieces of the gateway tests: an upstream that records what it
 //! receives, the gateway in-process (from TOML text) and as the binary.
 
+pub mod as_written;
 pub mod binary;
+
+pub use as_written::{PATHS_READ_AS_ANOTHER_ROUTE, get_as_written};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -380,46 +383,3 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-
-/// GET `target` over a new connection to `base` exactly as written, bytes
-/// an HTTP client would refuse or rewrite (`\`, `//`) included; returns
-/// the status.
-pub async fn get_as_written(base: &str, target: &str, headers: &[(&str, &str)]) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
-        .await
-        .expect("the gateway answers in time")
-        .expect("the answer can be read");
-    let text = String::from_utf8_lossy(&response);
-    text.split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"))
-}
-
-/// Request paths an upstream could read as another route than the gateway
-/// would match them to (the `/admin` route being the one to reach), with
-/// `{public}` standing for a public route's prefix.
-pub const PATHS_READ_AS_ANOTHER_ROUTE: [&str; 12] = [
-    "{public}/..;/admin",
-    "{public}/..;x=1/admin",
-    "{public}/.;/../admin",
-    "//admin",
-    "///admin/x",
-    "/\\admin",
-    "/%5cadmin",
-    "/%5Cadmin",
-    "/%2561dmin",
-    "/admin%00",
-    "/admin%09",
-    "{public}/%2e%2e;/admin",
-];
