@@ -2,6 +2,7 @@
 //! prefix matching on whole segments of the percent-decoded path wins
 //! ([`route_for`]).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::uri::{Authority, PathAndQuery, Uri};
@@ -170,17 +171,18 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// Like [`prefix_matches`], ignoring case.
-fn prefix_matches_ignoring_case(prefix: &str, path: &str) -> bool {
+/// Like [`prefix_matches`] ignoring case, for a `lowercase` path.
+fn prefix_matches_lowercase(prefix: &str, lowercase: &str) -> bool {
     if prefix == "/" {
         return true;
     }
-    if !prefix.is_ascii() || !path.is_ascii() {
-        return prefix_matches(&prefix.to_lowercase(), &path.to_lowercase());
+    if !prefix.is_ascii() {
+        return prefix_matches(&prefix.to_lowercase(), lowercase);
     }
+    let path = lowercase.as_bytes();
     path.len() >= prefix.len()
-        && path.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/'))
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
 }
 
 /// The index of the route whose prefix is the longest match for the
@@ -233,23 +235,31 @@ pub fn route_for<'r>(
 /// Whether the decoded `path` would pick another route than `chosen` if an
 /// upstream dropped `;parameters` from its segments or ignored case.
 fn is_ambiguous(routes: &[Route], path: &str, chosen: Option<usize>) -> bool {
-    let ignoring_case = |path: &str| {
+    let lowercase: Cow<'_, str> =
+        if path.is_ascii() && !path.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Borrowed(path)
+        } else {
+            Cow::Owned(path.to_lowercase())
+        };
+    let ignoring_case = |lowercase: &str| {
         longest(routes, |route| {
-            prefix_matches_ignoring_case(&route.prefix, path)
+            prefix_matches_lowercase(&route.prefix, lowercase)
         })
         .map(|(index, _)| index)
     };
-    if ignoring_case(path) != chosen {
+    if ignoring_case(&lowercase) != chosen {
         return true;
     }
-    if !path.contains(';') {
+    if !lowercase.contains(';') {
         return false;
     }
-    let without_parameters: String = path
-        .split('/')
-        .map(|segment| segment.split(';').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("/");
+    let mut without_parameters = String::with_capacity(lowercase.len());
+    for (index, segment) in lowercase.split('/').enumerate() {
+        if index > 0 {
+            without_parameters.push('/');
+        }
+        without_parameters.push_str(segment.split(';').next().unwrap_or(""));
+    }
     ignoring_case(&without_parameters) != chosen
 }
 
