@@ -192,10 +192,7 @@ pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<(usize, &'r Route)> {
     longest(routes, |route| route.matches(path))
 }
 
-fn longest<'r>(
-    routes: &'r [Route],
-    matches: impl Fn(&Route) -> bool,
-) -> Option<(usize, &'r Route)> {
+fn longest(routes: &[Route], matches: impl Fn(&Route) -> bool) -> Option<(usize, &Route)> {
     routes
         .iter()
         .enumerate()
