@@ -223,7 +223,7 @@ pub fn route_for<'r>(
             return Err(Refusal::AmbiguousRoute);
         }
     }
-    if is_ambiguous(routes, path.decoded(), index) {
+    if is_ambiguous(routes, path, index) {
         return Err(Refusal::AmbiguousRoute);
     }
     Ok(chosen)
@@ -231,13 +231,12 @@ pub fn route_for<'r>(
 
 /// Whether the decoded `path` would pick another route than `chosen` if an
 /// upstream dropped `;parameters` from its segments or ignored case.
-fn is_ambiguous(routes: &[Route], path: &str, chosen: Option<usize>) -> bool {
-    let lowercase: Cow<'_, str> =
-        if path.is_ascii() && !path.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Borrowed(path)
-        } else {
-            Cow::Owned(path.to_lowercase())
-        };
+fn is_ambiguous(routes: &[Route], path: &RequestPath<'_>, chosen: Option<usize>) -> bool {
+    let lowercase: Cow<'_, str> = if path.has_case() {
+        Cow::Owned(path.decoded().to_lowercase())
+    } else {
+        Cow::Borrowed(path.decoded())
+    };
     let ignoring_case = |lowercase: &str| {
         longest(routes, |route| {
             prefix_matches_lowercase(&route.prefix, lowercase)
@@ -247,7 +246,7 @@ fn is_ambiguous(routes: &[Route], path: &str, chosen: Option<usize>) -> bool {
     if ignoring_case(&lowercase) != chosen {
         return true;
     }
-    if !lowercase.contains(';') {
+    if !path.has_parameters() {
         return false;
     }
     let mut without_parameters = String::with_capacity(lowercase.len());

@@ -106,18 +106,28 @@ impl<'h> OriginalRequest<'h> {
                 Method::from_bytes(value.as_bytes()).map_err(|_| Refusal::MalformedOriginalMethod)
             })
             .transpose()?;
-        for (name, value) in headers {
-            if *name == names.uri || *name == names.method {
+        // Every spelling starts with `x`; a configured name may not.
+        let initials = [b'x', first_byte(&names.uri), first_byte(&names.method)];
+        for name in headers.keys() {
+            if !initials.contains(&first_byte(name)) || *name == names.uri || *name == names.method
+            {
                 continue;
             }
-            let name = name.as_str();
-            if is_spelling(name, names.uri.as_str(), &URI_SPELLINGS) {
-                if target.is_none() || target_of(value) != target {
-                    return Err(Refusal::ConflictingOriginalHeaders);
-                }
-            } else if is_spelling(name, names.method.as_str(), &METHOD_SPELLINGS)
-                && method_value.map(HeaderValue::as_bytes) != Some(value.as_bytes())
-            {
+            let text = name.as_str();
+            let conflicts = if is_spelling(text, names.uri.as_str(), &URI_SPELLINGS) {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .any(|value| target.is_none() || target_of(value) != target)
+            } else if is_spelling(text, names.method.as_str(), &METHOD_SPELLINGS) {
+                headers
+                    .get_all(name)
+                    .iter()
+                    .any(|value| method_value.map(HeaderValue::as_bytes) != Some(value.as_bytes()))
+            } else {
+                false
+            };
+            if conflicts {
                 return Err(Refusal::ConflictingOriginalHeaders);
             }
         }
@@ -160,6 +170,11 @@ fn only<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Result<Option<&'h Head
         return Err(Refusal::RepeatedOriginalHeader);
     }
     Ok(first)
+}
+
+/// The first byte of a header name (never empty).
+fn first_byte(name: &HeaderName) -> u8 {
+    name.as_str().as_bytes().first().copied().unwrap_or(0)
 }
 
 /// The request target a header value names.

@@ -20,7 +20,18 @@ use super::Refusal;
 pub struct RequestPath<'a> {
     raw: &'a str,
     decoded: Cow<'a, str>,
-    utf8: bool,
+    shape: Shape,
+}
+
+/// What one pass over the decoded path learnt besides its refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    /// The first unusual spelling.
+    unusual: Option<Refusal>,
+    /// Whether ignoring case could change the path (uppercase or non-ASCII).
+    cased: bool,
+    /// Whether a segment has `;parameters`.
+    parameters: bool,
 }
 
 impl<'a> RequestPath<'a> {
@@ -40,8 +51,15 @@ impl<'a> RequestPath<'a> {
                 ),
             },
         };
-        check_segments(&decoded)?;
-        Ok(Self { raw, decoded, utf8 })
+        let mut shape = scan(&decoded)?;
+        if !utf8 {
+            shape.unusual = Some(Refusal::NotUtf8);
+        }
+        Ok(Self {
+            raw,
+            decoded,
+            shape,
+        })
     }
 
     /// The path as the request spells it.
@@ -58,23 +76,17 @@ impl<'a> RequestPath<'a> {
     /// The first unusual spelling the path holds, if any: what a route
     /// admits only with `allow_unusual_path_characters`.
     pub fn unusual(&self) -> Option<Refusal> {
-        if !self.utf8 {
-            return Some(Refusal::NotUtf8);
-        }
-        let bytes = self.decoded.as_bytes();
-        for (index, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'\\' => return Some(Refusal::Backslash),
-                0x00..=0x1f | 0x7f => return Some(Refusal::ControlCharacter),
-                b'%' if bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
-                    && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit) =>
-                {
-                    return Some(Refusal::DoubleEncoding);
-                }
-                _ => {}
-            }
-        }
-        None
+        self.shape.unusual
+    }
+
+    /// Whether the path could read differently with case ignored.
+    pub fn has_case(&self) -> bool {
+        self.shape.cased
+    }
+
+    /// Whether a segment carries `;parameters`.
+    pub fn has_parameters(&self) -> bool {
+        self.shape.parameters
     }
 
     /// The path as an upstream that decodes twice and reads `\` as `/`
@@ -87,26 +99,57 @@ impl<'a> RequestPath<'a> {
         let twice = percent_decode_str(&self.decoded)
             .decode_utf8_lossy()
             .replace('\\', "/");
-        check_segments(&twice)?;
+        scan(&twice)?;
         Ok(Some(twice))
     }
 }
 
-/// Refuses dot segments (also `..;x`) and empty segments; the last segment
-/// may be empty (`/admin/`).
-fn check_segments(decoded: &str) -> Result<(), Refusal> {
-    let rest = decoded.strip_prefix('/').unwrap_or(decoded);
-    let mut segments = rest.split('/').peekable();
-    while let Some(segment) = segments.next() {
-        let name = segment.split(';').next().unwrap_or("");
-        if name == "." || name == ".." {
-            return Err(Refusal::DotSegment);
-        }
-        if segment.is_empty() && segments.peek().is_some() {
-            return Err(Refusal::EmptySegment);
+/// One pass over a decoded path (starting with `/`): refuses dot segments
+/// (also `..;x`) and empty segments (the last segment may be empty:
+/// `/admin/`), and notes what else the path holds.
+fn scan(decoded: &str) -> Result<Shape, Refusal> {
+    let bytes = decoded.as_bytes();
+    let mut shape = Shape {
+        unusual: None,
+        cased: false,
+        parameters: false,
+    };
+    let mut segment_start = 1;
+    let mut parameters_at = None;
+    for index in 1..=bytes.len() {
+        match bytes.get(index).copied() {
+            end @ (None | Some(b'/')) => {
+                let name = &bytes[segment_start..parameters_at.unwrap_or(index)];
+                if name == b"." || name == b".." {
+                    return Err(Refusal::DotSegment);
+                }
+                if index == segment_start && end.is_some() {
+                    return Err(Refusal::EmptySegment);
+                }
+                segment_start = index + 1;
+                parameters_at = None;
+            }
+            Some(b';') => {
+                shape.parameters = true;
+                parameters_at.get_or_insert(index);
+            }
+            Some(b'A'..=b'Z' | 0x80..) => shape.cased = true,
+            Some(byte) if shape.unusual.is_none() => {
+                shape.unusual = match byte {
+                    b'\\' => Some(Refusal::Backslash),
+                    0x00..=0x1f | 0x7f => Some(Refusal::ControlCharacter),
+                    b'%' if bytes.get(index + 1).is_some_and(u8::is_ascii_hexdigit)
+                        && bytes.get(index + 2).is_some_and(u8::is_ascii_hexdigit) =>
+                    {
+                        Some(Refusal::DoubleEncoding)
+                    }
+                    _ => None,
+                };
+            }
+            Some(_) => {}
         }
     }
-    Ok(())
+    Ok(shape)
 }
 
 #[cfg(test)]
