@@ -20,8 +20,7 @@ mod path;
 mod peers;
 
 pub use original::{
-    METHOD_SPELLINGS, OriginalRequest, OriginalRequestHeaders, URI_SPELLINGS, X_FORWARDED_METHOD,
-    X_FORWARDED_URI, X_ORIGINAL_METHOD, X_ORIGINAL_URI, X_ORIGINAL_URL,
+    METHOD_SPELLINGS, OriginalRequest, OriginalRequestHeaders, URI_SPELLINGS,
     remove_original_request_headers,
 };
 pub use path::RequestPath;

@@ -16,15 +16,13 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use super::Refusal;
 
 /// `X-Original-URI`: nginx's `$request_uri` (also ingress-nginx with `auth-method`).
-pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 /// `X-Original-Method`: nginx, ingress-nginx.
-pub const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 /// `X-Forwarded-Uri`: Caddy's `forward_auth`, Traefik's `ForwardAuth`.
-pub const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 /// `X-Forwarded-Method`: Caddy, Traefik.
-pub const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
-/// `X-Original-URL`: ingress-nginx (absolute form), also read by IIS and Symfony.
-pub const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 
 /// Every name a proxy or an app may give the original URI.
 pub const URI_SPELLINGS: [&str; 4] = [

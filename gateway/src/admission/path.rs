@@ -80,12 +80,12 @@ impl<'a> RequestPath<'a> {
     }
 
     /// Whether the path could read differently with case ignored.
-    pub fn has_case(&self) -> bool {
+    pub(crate) fn has_case(&self) -> bool {
         self.shape.cased
     }
 
     /// Whether a segment carries `;parameters`.
-    pub fn has_parameters(&self) -> bool {
+    pub(crate) fn has_parameters(&self) -> bool {
         self.shape.parameters
     }
 

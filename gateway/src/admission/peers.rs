@@ -50,11 +50,6 @@ impl TrustedProxies {
         let peer = peer.to_canonical();
         self.0.iter().any(|net| net.contains(&peer))
     }
-
-    /// Whether nobody is trusted.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Default for TrustedProxies {
@@ -100,6 +95,6 @@ mod tests {
             TrustedProxies::parse(["localhost"]),
             Err("localhost".to_owned())
         );
-        assert!(TrustedProxies::parse([]).unwrap().is_empty());
+        assert_eq!(TrustedProxies::parse([]), Ok(TrustedProxies::none()));
     }
 }
