@@ -15,7 +15,18 @@ pub fn banner(
     proxying: bool,
 ) -> String {
     let forward_auth_path = &endpoint.path;
-    let (uri_header, method_header) = (endpoint.headers.uri(), endpoint.headers.method());
+    // Known names as proxies write them; any other as configured.
+    let spelled = |name: &http::HeaderName| {
+        URI_SPELLINGS
+            .iter()
+            .chain(METHOD_SPELLINGS.iter())
+            .find(|spelling| spelling.eq_ignore_ascii_case(name.as_str()))
+            .map_or_else(|| name.to_string(), |spelling| (*spelling).to_owned())
+    };
+    let (uri_header, method_header) = (
+        spelled(endpoint.headers.uri()),
+        spelled(endpoint.headers.method()),
+    );
     // No client copy of the original URI or method passes under any other
     // name: to the gateway (which would refuse the request), nor to the app.
     let cleared = |except: &[&http::HeaderName]| {
@@ -26,7 +37,7 @@ pub fn banner(
             .map(|name| format!("        proxy_set_header {name} \"\";\n"))
             .collect::<String>()
     };
-    let cleared_for_gateway = cleared(&[uri_header, method_header]);
+    let cleared_for_gateway = cleared(&[endpoint.headers.uri(), endpoint.headers.method()]);
     let cleared_for_app = cleared(&[]);
     let admin = issuer.demo_admin().sign();
     let member = issuer.demo_member().sign();
@@ -40,9 +51,8 @@ pub fn banner(
          ADMIN={admin}\n\
          MEMBER={member}\n\n\
          Forward auth:\n\
-         curl -i {base}{forward_auth_path}\n\
-         curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}{forward_auth_path}\n\
-         curl -i -H \"X-meinGPT-JWT: $MEMBER\" -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n",
+         curl -i -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n\
+         curl -i -H \"X-meinGPT-JWT: $ADMIN\" -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n",
         issuer.issuer(),
         issuer.organization(),
     );
