@@ -237,7 +237,7 @@ impl Activity {
     /// A request starts; it is in progress until the guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        if !self.served.swap(true, Ordering::AcqRel) {
+        if !self.served.load(Ordering::Relaxed) && !self.served.swap(true, Ordering::AcqRel) {
             self.first_request.notify_one();
         }
         InFlight(self.clone())
