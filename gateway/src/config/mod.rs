@@ -18,9 +18,14 @@ use serde::Deserialize;
 
 use crate::identity;
 use crate::routes::{Policy, Route, Upstream};
+use crate::server::ConnectionLimits;
+use crate::upgrade::Upgrades;
 
+mod connections;
 mod route;
 
+pub use connections::ConnectionsConfig;
+use connections::connection_limits;
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -60,6 +65,8 @@ pub struct FileConfig {
     /// The routes (`[[route]]`).
     #[serde(default)]
     pub route: Vec<RouteConfig>,
+    /// Client connections: timeouts and the cap.
+    pub connections: Option<ConnectionsConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -116,6 +123,8 @@ pub struct RouteConfig {
     /// Headers set on every forwarded request; `${VAR}` is read from the environment.
     #[serde(default)]
     pub inject_headers: BTreeMap<String, String>,
+    /// The protocols a client may upgrade to; `["websocket"]` when absent.
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -188,6 +197,8 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// The authenticator.
     pub auth: AuthSource,
+    /// Client connections: timeouts and the cap.
+    pub connections: ConnectionLimits,
 }
 
 impl Settings {
@@ -263,6 +274,7 @@ impl Settings {
             }
             routes.push(route);
         }
+        let connections = connection_limits(file.connections)?;
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => AuthSource::Configured(MeinGptAuth::from_env().map_err(crate_error)?),
@@ -277,6 +289,7 @@ impl Settings {
             tls,
             routes,
             auth,
+            connections,
         })
     }
 
@@ -299,6 +312,7 @@ impl Settings {
                 strip_prefix: false,
                 frame_ancestors: None,
                 inject_headers: Vec::new(),
+                upgrades: Upgrades::default(),
             });
         }
         let auth = if MeinGptAuth::configured_in_env() {
@@ -329,6 +343,7 @@ impl Settings {
             tls: None,
             routes,
             auth,
+            connections: ConnectionLimits::default(),
         })
     }
 }

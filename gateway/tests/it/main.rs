@@ -2,10 +2,13 @@
 
 mod common;
 mod config;
+mod connections;
 mod forward_auth;
+mod headers;
 mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
 mod streaming;
 mod tls;
+mod upgrades;
