@@ -10,12 +10,12 @@ use jsonwebtoken::Algorithm;
 
 use super::ConfigError;
 use super::builder::{MeinGptAuthBuilder, Mode, StaticKey};
-use super::url::{UrlError, checked_url};
 use crate::auth::MeinGptAuth;
 use crate::claims::ClaimRules;
 use crate::clock::SharedClock;
 use crate::jwks::{JwksCache, Location, SourceConfig, SourceId};
 use crate::keys::{self, ASYMMETRIC};
+use crate::url_policy::{UrlError, checked_url};
 use crate::verify::{Keys, VerifiedTokens, Verifier, VerifierSettings, Verifiers};
 
 impl MeinGptAuth {

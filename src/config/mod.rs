@@ -32,9 +32,10 @@
 
 //!
 //! Where each part lives: the builder in `builder.rs`, its checks and
-//! `build()` in `build.rs`, the environment variables in `env.rs`, the
+//! `build()` in `build.rs`, the environment variables in `env.rs`. The
 //! policy for URLs keys are fetched from (`https://`, or `http://` to
-//! loopback only) in `url.rs`.
+//! loopback only) is the crate's `src/url_policy.rs`, which the key fetching
+//! (`jwks`) applies to discovered URLs too.
 //!
 //! [`MeinGptAuth`]: crate::MeinGptAuth
 //! [`MeinGptAuth::builder`]: crate::MeinGptAuth::builder
@@ -45,7 +46,6 @@
 mod build;
 mod builder;
 mod env;
-pub(crate) mod url;
 
 use std::fmt;
 
