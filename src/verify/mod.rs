@@ -40,7 +40,7 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::claims::{ClaimRules, MeinGptUser, user_from_claims};
+use crate::claims::{ClaimRules, MeinGptUser, SignedPayload, user_from_claims};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::jose::{JoseHeader, NumericDate, RegisteredClaims, Round, numeric_date};
@@ -259,7 +259,9 @@ impl Verifier {
             }
         };
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
-        let (user, times) = self.user(&claims, claims_bytes.into_boxed_slice(), source)?;
+        let payload = header_b64.len() + 1..message.len();
+        let signed = SignedPayload::new(token.into(), payload);
+        let (user, times) = self.user(&claims, signed, source)?;
         let now = self.clock.now().as_secs() as i64;
         let remaining = times
             .exp
@@ -393,7 +395,7 @@ impl Verifier {
     fn user(
         &self,
         claims: &Map<String, Value>,
-        payload: Box<[u8]>,
+        signed: SignedPayload,
         source: SourceId,
     ) -> Result<(MeinGptUser, Times), AuthError> {
         let mut registered =
@@ -424,7 +426,7 @@ impl Verifier {
         self.check_profile(&registered, &times)?;
         let user = user_from_claims(
             claims,
-            payload,
+            signed,
             &audience,
             &self.issuer,
             times.exp.whole_seconds(),

@@ -68,7 +68,7 @@ impl Verifiers {
             Ok((issuer, verified)) => {
                 let user = verified.user.clone();
                 if let Some(cache) = cache {
-                    cache.remember(token, issuer, verified);
+                    cache.remember(issuer, verified);
                 }
                 Ok(user)
             }
