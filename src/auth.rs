@@ -105,13 +105,13 @@ impl MeinGptAuth {
         &self,
         headers: &HeaderMap,
     ) -> Result<Option<MeinGptUser>, AuthError> {
-        Attempt::until_done(|waited| self.authenticate_now(headers, waited)).await
+        Attempt::wait_for(|waited| self.try_authenticate(headers, waited)).await
     }
 
     /// [`authenticate`](Self::authenticate) without waiting: the verdict
     /// (also for no token, or a malformed request), or a wait for an
-    /// issuer's keys after which to attempt again with the same `waited`.
-    pub(crate) fn authenticate_now(
+    /// issuer's keys after which to try again with the same `waited`.
+    pub(crate) fn try_authenticate(
         &self,
         headers: &HeaderMap,
         waited: &mut Waited,
@@ -122,7 +122,7 @@ impl MeinGptAuth {
             Ok(Some(token)) => self
                 .inner
                 .verifiers
-                .attempt_found(token.bytes(), |_| token.check(), waited)
+                .try_verify(token.bytes(), |_| token.check(), waited)
                 .map(|outcome| outcome.map(Some)),
         }
     }
