@@ -163,6 +163,8 @@ impl AuthContext {
     }
 }
 
+/// The layers: how a [`MeinGptAuth`] goes in front of a service (the type
+/// and its run-time methods are in `src/auth.rs`).
 impl MeinGptAuth {
     /// The layer that requires a valid token on every request.
     pub fn layer(&self) -> AuthLayer {

@@ -143,6 +143,11 @@
 //!
 //! A refusal is an [`AuthError`] ([`error`]), rendered once by
 //! [`rejection`] into a response with an [`AuthBody`] ([`body`]).
+//! [`MeinGptAuth`] has one home, `src/auth.rs` (the type and what it does
+//! at run time), and two extension points beside what they make: its
+//! constructors (`builder`, `oidc`, `static_key`, `from_issuers`,
+//! `from_env`) in `src/config/mod.rs`, its layers (`layer`,
+//! `optional_layer`, `attach_user`) in `src/layer.rs`.
 //! Configuration lives in [`config`]: the builder (`builder.rs`), its
 //! checks (`build.rs`) and the environment variables (`env.rs`). The
 //! policy for URLs keys are fetched from and origins that may frame an app
