@@ -20,7 +20,7 @@
 //! `X_Auth_Request_User` reaches such an app as `X-Auth-Request-User`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use meingpt_auth::{MeinGptUser, TokenSource};
+use meingpt_auth::MeinGptUser;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 /// `X-Auth-Request-User`: the user's `sub`.
@@ -139,20 +139,8 @@ pub fn remove_token(headers: &mut HeaderMap) {
     headers.remove(header::AUTHORIZATION);
 }
 
-/// The payload segment of the token the request carries (the first present
-/// of the default token sources), as it was signed.
-pub fn payload_segment(headers: &HeaderMap) -> Option<&str> {
-    let token = TokenSource::defaults()
-        .iter()
-        .find_map(|source| source.find(headers).ok().flatten())?;
-    let mut parts = token.split('.');
-    let (_, payload) = (parts.next()?, parts.next()?);
-    Some(payload)
-}
-
-/// Sets the identity headers for `user`; `payload` is the token's middle
-/// segment.
-pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser, payload: Option<&str>) {
+/// Sets the identity headers for `user`.
+pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
     remove_identity(headers);
     headers.insert(USER, text(user.sub()));
     if let Some(email) = user.email() {
@@ -173,7 +161,8 @@ pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser, payload: Opt
     if let Some(role) = user.role() {
         headers.insert(ROLE, text(role.as_str()));
     }
-    if let Some(payload) = payload.and_then(|p| HeaderValue::from_str(p).ok()) {
+    // The payload segment is base64url: always a valid header value.
+    if let Ok(payload) = HeaderValue::from_str(user.payload_segment()) {
         headers.insert(CLAIMS, payload);
     }
 }
@@ -242,17 +231,5 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn payload_segment_is_the_middle_of_the_first_token_source() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer a.b.c"),
-        );
-        assert_eq!(payload_segment(&headers), Some("b"));
-        headers.insert("x-meingpt-jwt", HeaderValue::from_static("d.e.f"));
-        assert_eq!(payload_segment(&headers), Some("e"));
     }
 }

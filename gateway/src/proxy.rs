@@ -165,9 +165,6 @@ impl Shared {
             return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         let mut headers = parts.headers;
-        let payload = user
-            .as_ref()
-            .and_then(|_| identity::payload_segment(&headers).map(str::to_owned));
         let host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -182,7 +179,7 @@ impl Shared {
         }
         headers.remove(header::HOST);
         if let Some(user) = &user {
-            identity::insert_identity(&mut headers, user, payload.as_deref());
+            identity::insert_identity(&mut headers, user);
         }
         set_forwarded(&mut headers, info, host);
         for (name, value) in &route.inject_headers {
