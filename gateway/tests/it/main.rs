@@ -2,6 +2,7 @@
 
 mod common;
 mod config;
+mod first_run;
 mod forward_auth;
 mod lifecycle;
 mod limits;
