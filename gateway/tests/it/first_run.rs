@@ -109,17 +109,16 @@ fn a_file_without_auth_is_refused_off_loopback_with_what_to_configure() {
                     (several: comma separated), or set AUTH_TYPE (jwt_oidc or jwt_local) for \
                     another issuer, or list them under [auth] organizations in the file; the \
                     development issuer starts only on a loopback address, not";
-    let runs: [(&[&str], &[(&str, &str)], &str); 3] = [
-        (&["--config", &path], &[], "0.0.0.0:3000"),
-        (&["check", "--config", &path], &[], "0.0.0.0:3000"),
-        (
-            &["--config", &path],
-            &[("LISTEN_ADDR", "192.0.2.1:8080")],
-            "192.0.2.1:8080",
-        ),
+    // The address from the file, or from LISTEN_ADDR over it.
+    let from_file: &[(&str, &str)] = &[];
+    let from_env: &[(&str, &str)] = &[("LISTEN_ADDR", "192.0.2.1:8080")];
+    let runs = [
+        (vec!["--config", &path], from_file, "0.0.0.0:3000"),
+        (vec!["check", "--config", &path], from_file, "0.0.0.0:3000"),
+        (vec!["--config", &path], from_env, "192.0.2.1:8080"),
     ];
     for (args, vars, listen) in runs {
-        let (status, stdout, stderr) = run_to_end(args, vars);
+        let (status, stdout, stderr) = run_to_end(&args, vars);
         assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr, format!("{expected} {listen}\n"), "{args:?}");
         assert_eq!(stdout, "", "{args:?}");
