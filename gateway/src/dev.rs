@@ -112,7 +112,10 @@ pub async fn route_tokens(
                     out.push_str(&format!("ROUTE{index}={token}\n"));
                     format!("$ROUTE{index}")
                 }
-                _ => continue,
+                _ => {
+                    out.push_str("(no development token passes this route)\n");
+                    continue;
+                }
             },
         };
         out.push_str(&format!(

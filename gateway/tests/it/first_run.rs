@@ -102,6 +102,33 @@ async fn a_loopback_file_without_auth_starts_the_development_issuer_with_a_token
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_upstream_alone_starts_the_development_issuer_and_proxies_the_printed_token() {
+    let upstream = Upstream::start().await;
+    let (running, base) = Running::start(
+        &[],
+        &[
+            ("GATEWAY_UPSTREAM", &upstream.url()),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+        ],
+    );
+    let stdout = running.wait_for_stdout(&format!("\" {base}/\n"));
+
+    let requests = printed_route_requests(&stdout);
+    assert_eq!(requests.len(), 1, "{stdout}");
+    let (token, url) = &requests[0];
+    assert_eq!(url, &format!("{base}/"));
+    let token = token.as_deref().expect("a token for a signed-in route");
+    let answer = get(url, &[("authorization", &format!("Bearer {token}"))]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        upstream.last().header("x-auth-request-user"),
+        Some("member-1")
+    );
+    assert_eq!(get(url, &[]).await.status, 401);
+    assert_eq!(upstream.count(), 1);
+}
+
 #[test]
 fn a_file_without_auth_is_refused_off_loopback_with_what_to_configure() {
     let path = routes_file("http://127.0.0.1:9000", Some("0.0.0.0:3000"));
