@@ -15,12 +15,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::access_log::AccessLogLayer;
 use crate::config::{AuthSource, ConfigError, Settings};
 use crate::gateway::{Gateway, GatewayParts, Readiness};
+use crate::host::{RequireHost, RequireHostLayer};
 use crate::metrics::Metrics;
 use crate::proxy::{Body, plain, upstream_client};
-use crate::server::{self, Listener};
+use crate::server::{self, ConnectionLimits, Listener};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Open connections to the metrics listener at most (a scraper needs one).
+const METRICS_MAX_CONNECTIONS: usize = 64;
 
 /// A gateway whose sockets are bound; [`serve`](Self::serve) runs it.
 pub struct Started {
@@ -29,6 +33,7 @@ pub struct Started {
     stacks: StackFactory,
     metrics: Arc<Metrics>,
     development: DevelopmentIssuer,
+    connections: ConnectionLimits,
 }
 
 /// Builds the Tower stack; each serving thread gets its own, with its own
@@ -62,13 +67,14 @@ impl StackFactory {
             .layer(AccessLogLayer::new(self.metrics.clone()))
             .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
             .map_request(to_body)
+            .layer(RequireHostLayer::new())
             .service(gateway)
     }
 }
 
 type Stack = crate::access_log::AccessLog<
     tower_http::limit::RequestBodyLimit<
-        tower::util::MapRequest<Gateway, fn(Request<Limited<Body>>) -> Request<Body>>,
+        tower::util::MapRequest<RequireHost<Gateway>, fn(Request<Limited<Body>>) -> Request<Body>>,
     >,
 >;
 
@@ -126,6 +132,7 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         stacks,
         metrics,
         development,
+        connections: settings.connections,
     };
     Ok(started)
 }
@@ -181,7 +188,10 @@ impl Started {
             stacks,
             metrics,
             development: _development,
+            connections,
         } = self;
+        let threads = threads.max(1);
+        let limits = connections.per_thread(threads);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -210,8 +220,14 @@ impl Started {
                         .build()?;
                     runtime.block_on(async move {
                         let listener = shared.into_listener()?;
-                        server::serve(listener, stacks.build(), wait(stopped), SHUTDOWN_GRACE)
-                            .await;
+                        server::serve(
+                            listener,
+                            stacks.build(),
+                            wait(stopped),
+                            SHUTDOWN_GRACE,
+                            limits,
+                        )
+                        .await;
                         Ok::<_, std::io::Error>(())
                     })
                 });
@@ -225,7 +241,14 @@ impl Started {
         }
         let main_stopped = stopped.clone();
         let main = async move {
-            server::serve(listener, stacks.build(), wait(main_stopped), SHUTDOWN_GRACE).await;
+            server::serve(
+                listener,
+                stacks.build(),
+                wait(main_stopped),
+                SHUTDOWN_GRACE,
+                limits,
+            )
+            .await;
             if !workers.is_empty() {
                 let joined = tokio::task::spawn_blocking(move || {
                     for worker in workers {
@@ -256,6 +279,10 @@ impl Started {
                     metrics_service,
                     wait(stopped),
                     SHUTDOWN_GRACE,
+                    ConnectionLimits {
+                        max_connections: METRICS_MAX_CONNECTIONS,
+                        ..connections
+                    },
                 );
                 tokio::join!(main, metrics_server);
             }

@@ -47,9 +47,12 @@ Configuration file (TOML; unknown keys are refused):
   [auth]                            organizations = [\"clx…\"], issuer, jwks_url; without
                                     [auth], the issuer comes from the variables below
   [tls]                             cert, key (PEM files)
+  [connections]                     max, header_read_timeout_secs, idle_timeout_secs,
+                                    tls_handshake_timeout_secs
   [[route]]                         prefix, upstream = \"http://host:port\", and a policy:
                                     public, roles, team_ids, team_names; forward_token,
-                                    strip_prefix, frame_ancestors, [route.inject_headers]
+                                    strip_prefix, frame_ancestors, upgrades,
+                                    [route.inject_headers]
 
 Environment:
   MEINGPT_ORG_ID       meinGPT organization id(s), comma separated

@@ -7,6 +7,8 @@ use http::uri::{Authority, PathAndQuery, Uri};
 use meingpt_auth::{FrameAncestorsLayer, GuardLayer, MeinGptUser, Role};
 use percent_encoding::percent_decode_str;
 
+use crate::upgrade::Upgrades;
+
 /// Who may use a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -145,6 +147,8 @@ pub struct Route {
     pub frame_ancestors: Option<FrameAncestorsLayer>,
     /// Headers set on every forwarded request (values marked sensitive).
     pub inject_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The protocols a client may upgrade to (`websocket` by default).
+    pub upgrades: Upgrades,
 }
 
 impl Route {
@@ -246,6 +250,7 @@ mod tests {
             strip_prefix: strip,
             frame_ancestors: None,
             inject_headers: Vec::new(),
+            upgrades: Upgrades::default(),
         }
     }
 

@@ -18,10 +18,15 @@ use serde::Deserialize;
 
 use crate::identity;
 use crate::routes::{Policy, Route, Upstream};
+use crate::server::ConnectionLimits;
+use crate::upgrade::Upgrades;
 
+mod connections;
 mod issuer;
 mod route;
 
+pub use connections::ConnectionsConfig;
+use connections::connection_limits;
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -62,6 +67,8 @@ pub struct FileConfig {
     /// The routes (`[[route]]`).
     #[serde(default)]
     pub route: Vec<RouteConfig>,
+    /// Client connections: timeouts and the cap.
+    pub connections: Option<ConnectionsConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -118,6 +125,8 @@ pub struct RouteConfig {
     /// Headers set on every forwarded request; `${VAR}` is read from the environment.
     #[serde(default)]
     pub inject_headers: BTreeMap<String, String>,
+    /// The protocols a client may upgrade to; `["websocket"]` when absent.
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -190,6 +199,8 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// The authenticator.
     pub auth: AuthSource,
+    /// Client connections: timeouts and the cap.
+    pub connections: ConnectionLimits,
 }
 
 impl Settings {
@@ -267,6 +278,7 @@ impl Settings {
             }
             routes.push(route);
         }
+        let connections = connection_limits(file.connections)?;
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
@@ -281,6 +293,7 @@ impl Settings {
             tls,
             routes,
             auth,
+            connections,
         })
     }
 
@@ -303,6 +316,7 @@ impl Settings {
                 strip_prefix: false,
                 frame_ancestors: None,
                 inject_headers: Vec::new(),
+                upgrades: Upgrades::default(),
             });
         }
         let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
@@ -316,6 +330,7 @@ impl Settings {
             tls: None,
             routes,
             auth,
+            connections: ConnectionLimits::default(),
         })
     }
 }

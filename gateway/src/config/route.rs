@@ -129,6 +129,10 @@ pub(super) fn resolve_route(
         value.set_sensitive(true);
         inject_headers.push((header, value));
     }
+    let upgrades = match route.upgrades {
+        Some(names) => Upgrades::new(names).map_err(|e| ConfigError::new(key("upgrades"), e))?,
+        None => Upgrades::default(),
+    };
     Ok(Route {
         prefix,
         upstream,
@@ -137,6 +141,7 @@ pub(super) fn resolve_route(
         strip_prefix: route.strip_prefix,
         frame_ancestors,
         inject_headers,
+        upgrades,
     })
 }
 

@@ -27,7 +27,10 @@ fn check_accepts_a_valid_file() {
          connect_timeout_secs = 5\nresponse_timeout_secs = 60\nforward_auth_path = \"/_auth\"\n\
          {AUTH}{ROUTE}roles = [\"admin\"]\nteam_ids = [\"t1\"]\nteam_names = [\"Engineering\"]\n\
          forward_token = true\nstrip_prefix = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
-         [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n"
+         upgrades = [\"websocket\", \"h2c\"]\n\
+         [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n\
+         [connections]\nmax = 1000\nheader_read_timeout_secs = 10\nidle_timeout_secs = 75\n\
+         tls_handshake_timeout_secs = 5\n"
     );
     let path = write(&text);
 
@@ -95,6 +98,19 @@ fn check_names_the_key_of_each_error_in_one_line() {
             "tls.cert",
         ),
         (format!("{AUTH}[[route]\n"), "line 3"),
+        (format!("{AUTH}[connections]\nmax = 0\n"), "connections.max"),
+        (
+            format!("{AUTH}[connections]\nidle_timeout_secs = -1\n"),
+            "connections.idle_timeout_secs",
+        ),
+        (
+            format!("{AUTH}[connections]\nidle_timeout = 5\n"),
+            "connections.idle_timeout",
+        ),
+        (
+            format!("{AUTH}{ROUTE}upgrades = [\"web socket\"]\n"),
+            "route[0].upgrades",
+        ),
     ];
     for (text, key) in cases {
         let (code, stderr) = check(&text, &[]);
@@ -184,4 +200,27 @@ fn unknown_arguments_are_refused() {
 
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--port"), "{stderr}");
+}
+
+#[test]
+fn injecting_a_connection_level_or_identity_header_is_refused_naming_it() {
+    for name in [
+        "Host",
+        "Connection",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Keep-Alive",
+        "TE",
+        "X-Auth-Request-User",
+        "X_Auth_Request_User",
+        "X_meinGPT_Role",
+    ] {
+        let text = format!("{AUTH}{ROUTE}[route.inject_headers]\n{name} = \"value\"\n");
+        let (code, stderr) = check(&text, &[]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: route[0].inject_headers.{name}: ")),
+            "{name}: {stderr}"
+        );
+    }
 }

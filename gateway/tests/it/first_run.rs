@@ -192,7 +192,14 @@ fn help_names_the_commands_the_file_every_variable_and_the_documentation() {
     ] {
         assert!(help.contains(command), "no {command:?} in:\n{help}");
     }
-    for table in ["[auth]", "[tls]", "[[route]]", "organizations", "team_ids"] {
+    for table in [
+        "[auth]",
+        "[tls]",
+        "[connections]",
+        "[[route]]",
+        "organizations",
+        "team_ids",
+    ] {
         assert!(help.contains(table), "no {table:?} in:\n{help}");
     }
     let variables = meingpt_auth::config::ENV_VARIABLES.into_iter().chain([
