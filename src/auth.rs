@@ -21,7 +21,7 @@ use http::{HeaderMap, Response};
 
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
-use crate::jwks::{KeysError, SourceId, Waited};
+use crate::jwks::{Failure, KeysError, SourceId, Waited};
 use crate::token::{self, TokenSource};
 use crate::verify::{Attempt, Keys, Verifiers};
 
@@ -94,12 +94,17 @@ impl MeinGptAuth {
     /// documents) instead of at the first request, so that start-up can
     /// report a misconfigured or unreachable issuer. Without it, such
     /// problems show as `503` answers and a warning in the logs. With
-    /// several issuers, every one is tried; the first failure is returned.
+    /// several issuers, every one is tried; the first failure is returned
+    /// (and not logged, so that it is printed once), any other is logged.
     pub async fn preload(&self) -> Result<(), KeysError> {
         let mut outcome = Ok(());
         for verifier in &self.inner.verifiers.issuers {
+            let failure = match outcome {
+                Ok(()) => Failure::Returned,
+                Err(_) => Failure::Logged,
+            };
             if let Keys::Jwks(jwks) = &verifier.keys
-                && let Err(error) = jwks.preload().await
+                && let Err(error) = jwks.preload(failure).await
                 && outcome.is_ok()
             {
                 outcome = Err(error);

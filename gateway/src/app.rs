@@ -292,17 +292,15 @@ impl Started {
 }
 
 /// Starts the gateway, prints `meingpt-gateway listening on URL` to stderr
-/// (and, with the development issuer, demo tokens and an nginx snippet to
-/// stdout), and serves until `shutdown` completes.
+/// (and, with the development issuer, demo tokens, an nginx snippet and a
+/// working curl command for each route to stdout), and serves until
+/// `shutdown` completes.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConfigError> {
     #[cfg(feature = "dev-issuer")]
-    let (forward_auth_path, proxying) = (
-        settings.forward_auth_path.clone(),
-        !settings.routes.is_empty(),
-    );
+    let (forward_auth_path, routes) = (settings.forward_auth_path.clone(), settings.routes.clone());
     let started = start(settings).await?;
     let base = started.base_url();
     eprintln!("meingpt-gateway listening on {base}");
@@ -311,10 +309,14 @@ pub async fn run(
     }
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
-        println!(
-            "{}",
-            crate::dev::banner(&base, issuer, &forward_auth_path, proxying)
-        );
+        println!("{}", crate::dev::banner(&base, issuer, &forward_auth_path));
+        if !routes.is_empty() {
+            let auth = &started.stacks.auth;
+            println!(
+                "{}",
+                crate::dev::route_tokens(&base, issuer, auth, &routes).await
+            );
+        }
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     started.serve_on_threads(shutdown, threads).await;

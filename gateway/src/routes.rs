@@ -55,6 +55,21 @@ impl Policy {
         !self.roles.is_empty() || !self.team_ids.is_empty() || !self.team_names.is_empty()
     }
 
+    /// The roles of which the user needs any (none: no role required).
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    /// The team ids of which the user needs any (none: no team id required).
+    pub fn team_ids(&self) -> &[String] {
+        &self.team_ids
+    }
+
+    /// The team names of which the user needs any (none: no name required).
+    pub fn team_names(&self) -> &[String] {
+        &self.team_names
+    }
+
     /// Whether `user` passes the role and team requirements.
     pub fn admits(&self, user: &MeinGptUser) -> bool {
         (self.roles.is_empty() || self.roles.iter().any(|role| user.has_role(role)))

@@ -3,6 +3,7 @@
 mod common;
 mod config;
 mod connections;
+mod first_run;
 mod forward_auth;
 mod headers;
 mod lifecycle;
