@@ -21,9 +21,11 @@
 //! Configuration:
 //!
 //! - `CUSTOMGPT_PRIVATE_KEY_PEM`: path of the RSA private key (PEM, PKCS#8
-//!   `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`, 2048 bits or more). Without
-//!   it a development key is generated into a temporary file, whose path and
-//!   public key are printed.
+//!   `PRIVATE KEY` or PKCS#1 `RSA PRIVATE KEY`, 2048 bits or more). Required
+//!   once anything is configured (meinGPT or any issuer): a key generated at
+//!   start would change on every restart. Only with the development issuer
+//!   (below) is a development key generated into a temporary file, whose
+//!   path and public key are printed.
 //! - `CUSTOMGPT_ISSUER` (`iss`, default the app's own `http://LISTEN_ADDR`)
 //!   and `CUSTOMGPT_AUDIENCE` (`aud`, default `customgpt`).
 //! - The meinGPT side as in the quickstart (`MEINGPT_ORG_ID`, …).
@@ -261,9 +263,22 @@ async fn main() -> ExitCode {
         Ok(dev_issuer) => dev_issuer,
         Err(error) => return fail(error),
     };
-    // The signing key: configured, or a development key made now.
+    // The signing key: configured, or, for the development issuer only, a
+    // development key made now. A deployment that forgot its key must not
+    // sign with one that changes on every restart.
     let (key_path, dev_key) = match std::env::var_os("CUSTOMGPT_PRIVATE_KEY_PEM") {
         Some(path) => (PathBuf::from(path), false),
+        None if dev_issuer.is_none() => {
+            // When the issuer's settings are wrong too, they are named first.
+            if let Err(error) = MeinGptAuth::from_env() {
+                return fail(error);
+            }
+            return fail(
+                "CUSTOMGPT_PRIVATE_KEY_PEM is not set: with an issuer configured, tokens are \
+                 signed with your own RSA private key (the path of a PEM file, 2048 bits or \
+                 more); a key generated at start would change on every restart",
+            );
+        }
         None => match write_dev_key() {
             Ok(path) => (path, true),
             Err(error) => return fail(format!("development key: {error}")),

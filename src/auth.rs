@@ -1,7 +1,18 @@
-//! The runtime authenticator: [`MeinGptAuth`], built by
-//! [`MeinGptAuthBuilder`](crate::MeinGptAuthBuilder) (see
-//! [`config`](crate::config)), turned into layers in
-//! [`layer`](crate::layer).
+//! The authenticator, [`MeinGptAuth`]: the type and everything it does at
+//! run time (find and verify tokens, preload keys, answer refusals).
+//!
+//! Two groups of its methods live with what they make, because they need
+//! modules that build on this one:
+//!
+//! - **constructors** ([`builder`](MeinGptAuth::builder),
+//!   [`oidc`](MeinGptAuth::oidc), [`static_key`](MeinGptAuth::static_key),
+//!   [`from_issuers`](MeinGptAuth::from_issuers),
+//!   [`from_env`](MeinGptAuth::from_env)) in [`config`](crate::config)
+//!   (`src/config/mod.rs`), beside the builder they return or check;
+//! - **layers** ([`layer`](MeinGptAuth::layer),
+//!   [`optional_layer`](MeinGptAuth::optional_layer),
+//!   [`attach_user`](MeinGptAuth::attach_user)) in
+//!   [`layer`](crate::layer), beside [`AuthLayer`](crate::AuthLayer).
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,13 +21,16 @@ use http::{HeaderMap, Response};
 
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
-use crate::jwks::{KeysError, SourceId, Waited};
+use crate::jwks::{Failure, KeysError, SourceId, Waited};
 use crate::token::{self, TokenSource};
 use crate::verify::{Attempt, Keys, Verifiers};
 
 /// A configured authenticator: verifies tokens and makes the layers.
 ///
-/// Cheap to clone; every clone shares one key cache.
+/// Cheap to clone; every clone shares one key cache. Made by the
+/// constructors of [`config`](crate::config); its layers come from
+/// [`layer`](Self::layer) and [`optional_layer`](Self::optional_layer)
+/// (`src/config/mod.rs` and `src/layer.rs`); everything else is here.
 ///
 /// ```
 /// use meingpt_auth::MeinGptAuth;
@@ -80,12 +94,17 @@ impl MeinGptAuth {
     /// documents) instead of at the first request, so that start-up can
     /// report a misconfigured or unreachable issuer. Without it, such
     /// problems show as `503` answers and a warning in the logs. With
-    /// several issuers, every one is tried; the first failure is returned.
+    /// several issuers, every one is tried; the first failure is returned
+    /// (and not logged, so that it is printed once), any other is logged.
     pub async fn preload(&self) -> Result<(), KeysError> {
         let mut outcome = Ok(());
         for verifier in &self.inner.verifiers.issuers {
+            let failure = match outcome {
+                Ok(()) => Failure::Returned,
+                Err(_) => Failure::Logged,
+            };
             if let Keys::Jwks(jwks) = &verifier.keys
-                && let Err(error) = jwks.preload().await
+                && let Err(error) = jwks.preload(failure).await
                 && outcome.is_ok()
             {
                 outcome = Err(error);
@@ -105,13 +124,13 @@ impl MeinGptAuth {
         &self,
         headers: &HeaderMap,
     ) -> Result<Option<MeinGptUser>, AuthError> {
-        Attempt::until_done(|waited| self.authenticate_now(headers, waited)).await
+        Attempt::wait_for(|waited| self.try_authenticate(headers, waited)).await
     }
 
     /// [`authenticate`](Self::authenticate) without waiting: the verdict
     /// (also for no token, or a malformed request), or a wait for an
-    /// issuer's keys after which to attempt again with the same `waited`.
-    pub(crate) fn authenticate_now(
+    /// issuer's keys after which to try again with the same `waited`.
+    pub(crate) fn try_authenticate(
         &self,
         headers: &HeaderMap,
         waited: &mut Waited,
@@ -122,7 +141,7 @@ impl MeinGptAuth {
             Ok(Some(token)) => self
                 .inner
                 .verifiers
-                .attempt_found(token.bytes(), |_| token.check(), waited)
+                .try_verify(token.bytes(), |_| token.check(), waited)
                 .map(|outcome| outcome.map(Some)),
         }
     }

@@ -23,6 +23,12 @@
 //! `200`, `content-type: application/grpc`, `grpc-status` and
 //! `grpc-message` in the headers of a trailers-only response with an empty
 //! body; the `WWW-Authenticate` challenge is kept as metadata.
+//!
+//! Every refusal response the crate makes carries its [`AuthError`] in the
+//! response's extensions, so that an access log or a metrics layer outside
+//! the auth layer reads the verdict instead of guessing it from the status
+//! (which is `200` for gRPC, and which other layers answer with too). See
+//! [`rejection`](crate::rejection#reading-the-verdict-outside-the-layer).
 
 use std::fmt;
 use std::time::Duration;
@@ -276,9 +282,11 @@ impl AuthError {
         )
     }
 
-    /// Renders the full response: status, challenge, `Retry-After`, JSON body.
+    /// Renders the full response: status, challenge, `Retry-After`, JSON
+    /// body, and this error in the response's extensions.
     pub fn to_response<B: From<String>>(&self, realm: &str) -> Response<B> {
         let mut response = Response::new(B::from(self.body()));
+        response.extensions_mut().insert(self.clone());
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(
@@ -296,9 +304,11 @@ impl AuthError {
     /// Renders the gRPC answer: HTTP `200`, `content-type:
     /// application/grpc`, `grpc-status` and `grpc-message` in the headers
     /// of a trailers-only response (the body `B::default()` must be empty),
-    /// plus the `WWW-Authenticate` challenge and `Retry-After` as metadata.
+    /// plus the `WWW-Authenticate` challenge and `Retry-After` as metadata,
+    /// and this error in the response's extensions.
     pub fn to_grpc_response<B: Default>(&self, realm: &str) -> Response<B> {
         let mut response = grpc_error(self.grpc_status(), self.description());
+        response.extensions_mut().insert(self.clone());
         self.insert_challenge_and_retry(realm, response.headers_mut());
         response
     }
@@ -422,6 +432,15 @@ mod tests {
             "the user lacks the role or team this resource requires"
         );
         assert!(response.body().is_empty());
+    }
+
+    #[test]
+    fn both_shapes_carry_the_error_in_the_extensions() {
+        let error = AuthError::from(InvalidToken::Expired);
+        let response: Response<String> = error.to_response("api");
+        assert_eq!(response.extensions().get::<AuthError>(), Some(&error));
+        let response: Response<String> = error.to_grpc_response("api");
+        assert_eq!(response.extensions().get::<AuthError>(), Some(&error));
     }
 
     #[test]

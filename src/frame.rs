@@ -70,7 +70,7 @@ use tower_layer::Layer;
 use url::Url;
 
 use crate::config::DEFAULT_ISSUER;
-use crate::config::url::is_loopback;
+use crate::url_policy::is_loopback;
 
 /// Middleware that sets `Content-Security-Policy: frame-ancestors …` and
 /// `Referrer-Policy`. See the [module docs](self).

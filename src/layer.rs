@@ -163,6 +163,8 @@ impl AuthContext {
     }
 }
 
+/// The layers: how a [`MeinGptAuth`] goes in front of a service (the type
+/// and its run-time methods are in `src/auth.rs`).
 impl MeinGptAuth {
     /// The layer that requires a valid token on every request.
     pub fn layer(&self) -> AuthLayer {
@@ -253,7 +255,7 @@ where
         let state = match self
             .context
             .auth
-            .authenticate_now(&parts.headers, &mut waited)
+            .try_authenticate(&parts.headers, &mut waited)
         {
             Attempt::Done(outcome) => admit(
                 outcome,
@@ -299,13 +301,13 @@ impl<S, ReqBody, ResBody> Pending<S, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    /// Authenticates the request again, now that the keys it waited for
-    /// are in (or not): sent on, refused, or waiting for other keys.
-    fn attempt(mut self) -> State<S, ReqBody, S::Future> {
+    /// Tries to authenticate the request again, now that the keys it waited
+    /// for are in (or not): sent on, refused, or waiting for other keys.
+    fn try_authenticate(mut self) -> State<S, ReqBody, S::Future> {
         match self
             .context
             .auth
-            .authenticate_now(&self.parts.headers, &mut self.waited)
+            .try_authenticate(&self.parts.headers, &mut self.waited)
         {
             Attempt::Done(outcome) => admit(
                 outcome,
@@ -396,10 +398,10 @@ where
             let mut state = self.as_mut().project().state;
             match state.as_mut().project() {
                 StateProjection::Waiting { wait, request } => {
-                    // How the fetch ended shows in the next attempt.
+                    // How the fetch ended shows in the next try.
                     let _ = ready!(Pin::new(wait).poll(cx));
                     let request = request.take().expect("polled after completion");
-                    state.set(request.attempt());
+                    state.set(request.try_authenticate());
                 }
                 StateProjection::Calling { future, private } => {
                     let mut response = ready!(future.poll(cx))?;

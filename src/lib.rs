@@ -143,15 +143,25 @@
 //!
 //! A refusal is an [`AuthError`] ([`error`]), rendered once by
 //! [`rejection`] into a response with an [`AuthBody`] ([`body`]).
-//! Configuration lives in [`config`]: the builder (`builder.rs`), the
-//! environment variables (`env.rs`) and the policy for key URLs
-//! (`url.rs`); [`Clock`] is the time source, [`frame`] the
-//! `frame-ancestors` layer for Custom AI Apps, [`testing`] the test kit.
+//! [`MeinGptAuth`] has one home, `src/auth.rs` (the type and what it does
+//! at run time), and two extension points beside what they make: its
+//! constructors (`builder`, `oidc`, `static_key`, `from_issuers`,
+//! `from_env`) in `src/config/mod.rs`, its layers (`layer`,
+//! `optional_layer`, `attach_user`) in `src/layer.rs`.
+//! Configuration lives in [`config`]: the builder (`builder.rs`), its
+//! checks (`build.rs`) and the environment variables (`env.rs`). The
+//! policy for URLs keys are fetched from and origins that may frame an app
+//! (`https://`, or `http://` to loopback only) is a leaf of its own,
+//! `url_policy` (`src/url_policy.rs`), applied by `config`, `jwks` (to a
+//! discovered `jwks_uri`) and [`frame`]. [`Clock`] is the time source,
+//! [`frame`] the `frame-ancestors` layer for Custom AI Apps, [`testing`]
+//! the test kit.
 //!
 //! Imports run one way: the leaves (`token`, `json`, `keys`, `claims`,
-//! `error`, `clock`) import nothing above them, and no module of the
-//! pipeline imports the top (`layer`, `guard`, `extract`); the repository's
-//! `scripts/module_cycles.py` checks that no cycle creeps in.
+//! `error`, `clock`, `url_policy`) import nothing above them, and no module
+//! of the pipeline imports the top (`layer`, `guard`, `extract`); the
+//! repository's `scripts/module_cycles.py` checks that no cycle creeps in,
+//! among files and among top-level modules (a folder counts as one).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -174,6 +184,7 @@ pub mod layer;
 mod metrics;
 pub mod rejection;
 pub mod token;
+mod url_policy;
 mod verify;
 
 pub mod guard;

@@ -15,6 +15,41 @@
 //! and replaces only the body and its content type, so the protocol stays
 //! right unless the hook builds a response from scratch on purpose.
 //!
+//! # Reading the verdict outside the layer
+//!
+//! Every refusal the layer, a guard or an extractor answers carries its
+//! [`AuthError`] in the response's extensions: with the default rendering,
+//! in the gRPC shape (whose HTTP status is `200`), and when a hook renders
+//! the response, even one built from scratch. An access log or a metrics
+//! layer around the auth layer matches on it rather than on the status
+//! code, which other layers (a body limit, a proxy's `502`) answer with too.
+//! A response without it was not refused by this crate (the `500` for a
+//! missing auth layer is a server misconfiguration and carries none).
+//!
+//! ```
+//! use axum::{Router, routing::get, body::Body};
+//! use http::{Request, StatusCode};
+//! use meingpt_auth::{AuthError, InvalidRequest, MeinGptAuth};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let auth = MeinGptAuth::builder().organization("clx0987654321").build().unwrap();
+//! let app = Router::new().route("/", get(|| async { "hello" })).layer(auth.layer());
+//!
+//! let request = Request::get("/").header("authorization", "Bearer ").body(Body::empty()).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! let outcome = match response.extensions().get::<AuthError>() {
+//!     None => "served",
+//!     Some(AuthError::MissingToken | AuthError::InvalidToken(_)) => "unauthenticated",
+//!     Some(AuthError::InvalidRequest(InvalidRequest::EmptyToken)) => "empty token",
+//!     Some(error) => error.error_code(),
+//! };
+//! assert_eq!(outcome, "empty token");
+//! assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+//! # }
+//! ```
+//!
 //! # Example
 //!
 //! ```
@@ -51,6 +86,9 @@ use crate::error::{AuthError, GRPC_INTERNAL, grpc_error};
 
 /// A refused request about to be answered: what went wrong, the request it
 /// answers, and the default response. See the [module docs](self).
+///
+/// Whatever response the hook returns, the crate puts the [`AuthError`]
+/// into its extensions before sending it.
 pub struct Rejection<'a> {
     error: &'a AuthError,
     request: &'a Parts,
@@ -150,7 +188,13 @@ impl Renderer {
             realm,
         };
         match &self.hook {
-            Some(hook) => hook(&rejection),
+            // The hook may build its response from scratch; the verdict
+            // travels with it all the same.
+            Some(hook) => {
+                let mut response = hook(&rejection);
+                response.extensions_mut().insert(error.clone());
+                response
+            }
             None => rejection.default_response(),
         }
     }

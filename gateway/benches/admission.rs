@@ -26,6 +26,7 @@ use meingpt_gateway::admission::{
     remove_original_request_headers,
 };
 use meingpt_gateway::routes::{Policy, Route, Upstream, route_for};
+use meingpt_gateway::upgrade::Upgrades;
 
 fn route(prefix: &str, policy: Policy) -> Route {
     Route {
@@ -37,6 +38,7 @@ fn route(prefix: &str, policy: Policy) -> Route {
         frame_ancestors: None,
         inject_headers: Vec::new(),
         allow_unusual_path_characters: false,
+        upgrades: Upgrades::default(),
     }
 }
 

@@ -16,12 +16,16 @@ use crate::access_log::AccessLogLayer;
 use crate::admission::TrustedProxies;
 use crate::config::{AuthSource, ConfigError, ForwardAuthEndpoint, Settings};
 use crate::gateway::{Gateway, GatewayParts, Readiness};
+use crate::host::{RequireHost, RequireHostLayer};
 use crate::metrics::Metrics;
 use crate::proxy::{Body, plain, upstream_client};
-use crate::server::{self, Listener};
+use crate::server::{self, ConnectionLimits, Listener};
 
 /// How long in-flight requests get to finish after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Open connections to the metrics listener at most (a scraper needs one).
+const METRICS_MAX_CONNECTIONS: usize = 64;
 
 /// A gateway whose sockets are bound; [`serve`](Self::serve) runs it.
 pub struct Started {
@@ -30,6 +34,7 @@ pub struct Started {
     stacks: StackFactory,
     metrics: Arc<Metrics>,
     development: DevelopmentIssuer,
+    connections: ConnectionLimits,
 }
 
 /// Builds the Tower stack; each serving thread gets its own, with its own
@@ -65,13 +70,14 @@ impl StackFactory {
             .layer(AccessLogLayer::new(self.metrics.clone()))
             .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
             .map_request(to_body)
+            .layer(RequireHostLayer::new())
             .service(gateway)
     }
 }
 
 type Stack = crate::access_log::AccessLog<
     tower_http::limit::RequestBodyLimit<
-        tower::util::MapRequest<Gateway, fn(Request<Limited<Body>>) -> Request<Body>>,
+        tower::util::MapRequest<RequireHost<Gateway>, fn(Request<Limited<Body>>) -> Request<Body>>,
     >,
 >;
 
@@ -130,6 +136,7 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         stacks,
         metrics,
         development,
+        connections: settings.connections,
     };
     Ok(started)
 }
@@ -185,7 +192,10 @@ impl Started {
             stacks,
             metrics,
             development: _development,
+            connections,
         } = self;
+        let threads = threads.max(1);
+        let limits = connections.per_thread(threads);
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
@@ -214,8 +224,14 @@ impl Started {
                         .build()?;
                     runtime.block_on(async move {
                         let listener = shared.into_listener()?;
-                        server::serve(listener, stacks.build(), wait(stopped), SHUTDOWN_GRACE)
-                            .await;
+                        server::serve(
+                            listener,
+                            stacks.build(),
+                            wait(stopped),
+                            SHUTDOWN_GRACE,
+                            limits,
+                        )
+                        .await;
                         Ok::<_, std::io::Error>(())
                     })
                 });
@@ -229,7 +245,14 @@ impl Started {
         }
         let main_stopped = stopped.clone();
         let main = async move {
-            server::serve(listener, stacks.build(), wait(main_stopped), SHUTDOWN_GRACE).await;
+            server::serve(
+                listener,
+                stacks.build(),
+                wait(main_stopped),
+                SHUTDOWN_GRACE,
+                limits,
+            )
+            .await;
             if !workers.is_empty() {
                 let joined = tokio::task::spawn_blocking(move || {
                     for worker in workers {
@@ -260,6 +283,10 @@ impl Started {
                     metrics_service,
                     wait(stopped),
                     SHUTDOWN_GRACE,
+                    ConnectionLimits {
+                        max_connections: METRICS_MAX_CONNECTIONS,
+                        ..connections
+                    },
                 );
                 tokio::join!(main, metrics_server);
             }
@@ -269,14 +296,15 @@ impl Started {
 }
 
 /// Starts the gateway, prints `meingpt-gateway listening on URL` to stderr
-/// (and, with the development issuer, demo tokens and an nginx snippet to
-/// stdout), and serves until `shutdown` completes.
+/// (and, with the development issuer, demo tokens, an nginx snippet and a
+/// working curl command for each route to stdout), and serves until
+/// `shutdown` completes.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConfigError> {
     #[cfg(feature = "dev-issuer")]
-    let (forward_auth, proxying) = (settings.forward_auth.clone(), !settings.routes.is_empty());
+    let (forward_auth, routes) = (settings.forward_auth.clone(), settings.routes.clone());
     let started = start(settings).await?;
     let base = started.base_url();
     eprintln!("meingpt-gateway listening on {base}");
@@ -285,10 +313,14 @@ pub async fn run(
     }
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
-        println!(
-            "{}",
-            crate::dev::banner(&base, issuer, &forward_auth, proxying)
-        );
+        println!("{}", crate::dev::banner(&base, issuer, &forward_auth));
+        if !routes.is_empty() {
+            let auth = &started.stacks.auth;
+            println!(
+                "{}",
+                crate::dev::route_tokens(&base, issuer, auth, &routes).await
+            );
+        }
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     started.serve_on_threads(shutdown, threads).await;

@@ -1,5 +1,5 @@
 //! The command line: `meingpt-gateway [--config FILE]`,
-//! `meingpt-gateway check [--config FILE]`.
+//! `meingpt-gateway check [--config FILE]`, `--help`, `--version`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,13 +23,60 @@ pub enum Command {
     Version,
 }
 
-/// The usage text.
+/// The usage text (`--help`).
 pub const USAGE: &str = "\
-usage: meingpt-gateway [--config FILE]         run (without --config: from the environment)
-       meingpt-gateway check [--config FILE]   validate the configuration and exit (0 ok, 2 error)
+meingpt-gateway: admits only the users meinGPT (or any OpenID Connect / JWT issuer) vouches
+for, in front of any HTTP app: as a reverse proxy, or as the forward-auth endpoint of nginx,
+Caddy, Traefik, Envoy or ingress-nginx.
 
-environment-only mode: MEINGPT_ORG_ID, MEINGPT_ISSUER, MEINGPT_JWKS_URL, AUTH_TYPE, JWT_* (the
-issuer), GATEWAY_UPSTREAM (one route / for any signed-in user), LISTEN_ADDR (default 127.0.0.1:3000)";
+Usage:
+  meingpt-gateway [--config FILE]          run (without --config: from the environment alone)
+  meingpt-gateway check [--config FILE]    validate the configuration: prints ok and exits 0,
+                                           or prints one error line naming the key and exits 2
+  meingpt-gateway --help | --version
+
+Options:
+  -c, --config FILE   the TOML configuration file (below)
+  -h, --help          print this text
+  -V, --version       print the version
+
+Configuration file (TOML; unknown keys are refused):
+  listen = \"127.0.0.1:8080\"         where to listen (LISTEN_ADDR overrides it)
+  metrics_listen, max_body_bytes, connect_timeout_secs, response_timeout_secs,
+  trusted_proxies = [\"10.0.0.0/8\"]  who may ask forward auth and send forwarding headers
+                                    (default: loopback)
+  [forward_auth]                    path (default /_meingpt/auth), uri_header (default
+                                    X-Original-URI), method_header (default X-Original-Method)
+  [auth]                            organizations = [\"clx…\"], issuer, jwks_url; without
+                                    [auth], the issuer comes from the variables below
+  [tls]                             cert, key (PEM files)
+  [connections]                     max, header_read_timeout_secs, idle_timeout_secs,
+                                    tls_handshake_timeout_secs
+  [[route]]                         prefix, upstream = \"http://host:port\", and a policy:
+                                    public, roles, team_ids, team_names; forward_token,
+                                    strip_prefix, frame_ancestors, upgrades,
+                                    allow_unusual_path_characters, [route.inject_headers]
+
+Environment:
+  MEINGPT_ORG_ID       meinGPT organization id(s), comma separated
+  MEINGPT_ISSUER       the meinGPT instance (default https://app.meingpt.com)
+  MEINGPT_JWKS_URL     override of the derived JWKS URL (one organization)
+  AUTH_TYPE            jwt_oidc or jwt_local: another issuer, described by JWT_ISS,
+                       JWT_AUD, JWT_ALG, JWT_DECODE_KEY_B64, JWT_ROLE_CLAIM (OpenGPTs' names)
+  JWKS_CA_FILE         PEM bundle of extra root certificates for key fetches
+  GATEWAY_UPSTREAM     without --config: one route / to this upstream, any signed-in user
+  GATEWAY_TRUSTED_PROXIES, GATEWAY_FORWARD_AUTH_PATH, GATEWAY_FORWARD_AUTH_URI_HEADER,
+  GATEWAY_FORWARD_AUTH_METHOD_HEADER
+                       without --config: trusted_proxies and [forward_auth] (above)
+  LISTEN_ADDR          where to listen (default 127.0.0.1:3000)
+  RUST_LOG             log filter for stderr (default info)
+
+With no issuer configured (no [auth], none of the issuer's variables) on a loopback address,
+the gateway starts an embedded development issuer and prints tokens and a curl command for
+each route; on any other address it refuses to start.
+
+Documentation: gateway/README.md and the Gateway section of README.md in the meingpt-auth
+repository (the configuration, identity headers, forward auth for each proxy, operation).";
 
 /// Parses the arguments after the program name; the error is one line.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {

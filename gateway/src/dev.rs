@@ -1,19 +1,17 @@
 //! What the gateway prints when it runs with the embedded development
-//! issuer: demo tokens, curl commands and a working nginx configuration.
+//! issuer: demo tokens, curl commands and a working nginx configuration,
+//! and for each route a curl command with a token the route admits.
 
 use meingpt_auth::testing::MockIssuer;
+use meingpt_auth::{MeinGptAuth, MeinGptUser};
 
 use crate::admission::{METHOD_SPELLINGS, URI_SPELLINGS};
 use crate::config::ForwardAuthEndpoint;
+use crate::routes::{Policy, Route};
 
 /// The banner for a gateway at `base` using `issuer`, its forward-auth
 /// endpoint `endpoint`.
-pub fn banner(
-    base: &str,
-    issuer: &MockIssuer,
-    endpoint: &ForwardAuthEndpoint,
-    proxying: bool,
-) -> String {
+pub fn banner(base: &str, issuer: &MockIssuer, endpoint: &ForwardAuthEndpoint) -> String {
     let forward_auth_path = &endpoint.path;
     // Known names as proxies write them; any other as configured.
     let spelled = |name: &http::HeaderName| {
@@ -56,13 +54,6 @@ pub fn banner(
         issuer.issuer(),
         issuer.organization(),
     );
-    if proxying {
-        out.push_str(&format!(
-            "\nReverse proxy (GATEWAY_UPSTREAM):\n\
-             curl -i {base}/\n\
-             curl -i -H \"Authorization: Bearer $MEMBER\" {base}/\n"
-        ));
-    }
     out.push_str(&format!(
         r#"
 nginx in front of your app (replace 127.0.0.1:8000), asking this gateway (a 401 carries
@@ -104,4 +95,114 @@ nginx drops client headers with "_" in their names (underscores_in_headers off, 
 "#
     ));
     out
+}
+
+/// For each route, in the configuration's order: its prefix, upstream and
+/// policy, and a curl command with a development token the route admits
+/// (`$ADMIN` or `$MEMBER` when one of them passes; else the member with
+/// the role and team the route asks for, printed as `ROUTE<index>=…`).
+/// Which token passes is decided as for a request: `auth` (the gateway's
+/// own) verifies it, the route's policy judges the user.
+pub async fn route_tokens(
+    base: &str,
+    issuer: &MockIssuer,
+    auth: &MeinGptAuth,
+    routes: &[Route],
+) -> String {
+    let verified = |token: String| async move {
+        let user = auth.verify(&token).await.ok()?;
+        Some((token, user))
+    };
+    // The member first: the least a route needs.
+    let demo = [
+        ("MEMBER", verified(issuer.demo_member().sign()).await),
+        ("ADMIN", verified(issuer.demo_admin().sign()).await),
+    ];
+    let mut out = String::from("Routes, each with a token it admits:\n");
+    for (index, route) in routes.iter().enumerate() {
+        let url = format!("{base}{}", route.prefix);
+        out.push_str(&format!(
+            "{} -> {}, {}\n",
+            route.prefix,
+            route.upstream,
+            describe(&route.policy)
+        ));
+        if route.policy.is_public() {
+            out.push_str(&format!("curl -i {url}\n"));
+            continue;
+        }
+        let admits = |user: &MeinGptUser| route.policy.admits(user);
+        let known = demo.iter().find_map(|(name, verified)| match verified {
+            Some((_, user)) if admits(user) => Some(format!("${name}")),
+            _ => None,
+        });
+        let name = match known {
+            Some(name) => name,
+            None => match verified(route_token(issuer, &route.policy)).await {
+                Some((token, user)) if admits(&user) => {
+                    out.push_str(&format!("ROUTE{index}={token}\n"));
+                    format!("$ROUTE{index}")
+                }
+                _ => {
+                    out.push_str("(no development token passes this route)\n");
+                    continue;
+                }
+            },
+        };
+        out.push_str(&format!(
+            "curl -i -H \"Authorization: Bearer {name}\" {url}\n"
+        ));
+    }
+    out
+}
+
+/// The development member with the first role, team id and team name the
+/// policy asks for.
+fn route_token(issuer: &MockIssuer, policy: &Policy) -> String {
+    let mut token = issuer.demo_member();
+    if let Some(role) = policy.roles().first() {
+        token = token.role(role.as_str());
+    }
+    let id = policy.team_ids().first().map(String::as_str);
+    let name = policy.team_names().first().map(String::as_str);
+    let team = match (id, name) {
+        (Some(id), Some(name)) => Some((id, name)),
+        (Some(only), None) | (None, Some(only)) => Some((only, only)),
+        (None, None) => None,
+    };
+    if let Some((id, name)) = team {
+        token = token.team(id, name);
+    }
+    token.sign()
+}
+
+/// "public", "any signed-in user", or what the user needs.
+fn describe(policy: &Policy) -> String {
+    if policy.is_public() {
+        return "public".to_owned();
+    }
+    if !policy.is_restricted() {
+        return "any signed-in user".to_owned();
+    }
+    let any = |kind: &str, items: Vec<&str>| {
+        (!items.is_empty()).then(|| format!("{kind} {}", items.join(" or ")))
+    };
+    let needs: Vec<String> = [
+        any(
+            "role",
+            policy.roles().iter().map(|role| role.as_str()).collect(),
+        ),
+        any(
+            "team id",
+            policy.team_ids().iter().map(String::as_str).collect(),
+        ),
+        any(
+            "team name",
+            policy.team_names().iter().map(String::as_str).collect(),
+        ),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    needs.join(" and ")
 }

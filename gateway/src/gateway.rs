@@ -297,8 +297,7 @@ impl Shared {
         let error = match self.auth.authenticate(headers).await {
             Ok(Some(user)) if policy.is_none_or(|p| p.admits(&user)) => {
                 let mut response = empty_ok();
-                let payload = identity::payload_segment(headers);
-                identity::insert_identity(response.headers_mut(), &user, payload);
+                identity::insert_identity(response.headers_mut(), &user);
                 return answer(response, route, Verdict::Allowed);
             }
             Ok(Some(_)) => AuthError::InsufficientScope,

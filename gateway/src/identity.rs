@@ -14,9 +14,13 @@
 //! Text values are percent-encoded as UTF-8 outside printable ASCII, and `%`
 //! itself is encoded, so a value decodes unambiguously; in team ids `,` is
 //! encoded too.
+//!
+//! Client-sent copies are removed under every spelling: HTTP header names
+//! ignore case, and CGI, WSGI (PEP 3333), PHP and Rails read `_` as `-`, so
+//! `X_Auth_Request_User` reaches such an app as `X-Auth-Request-User`.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use meingpt_auth::{MeinGptUser, TokenSource};
+use meingpt_auth::MeinGptUser;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 /// `X-Auth-Request-User`: the user's `sub`.
@@ -46,6 +50,9 @@ pub const IDENTITY_HEADERS: [HeaderName; 7] = [
     CLAIMS,
 ];
 
+/// `X-meinGPT-JWT`, the token header (`Authorization` has no `-` to respell).
+pub const TOKEN: HeaderName = meingpt_auth::MEINGPT_JWT_HEADER;
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the ones proxies treat so).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -63,9 +70,40 @@ const TEXT: &AsciiSet = &CONTROLS.add(b'%');
 /// In the comma-separated team list, `,` as well.
 const LIST_ITEM: &AsciiSet = &TEXT.add(b',');
 
-/// Whether `name` is one of the identity headers.
+/// Whether `name` is one of the identity headers, in any spelling
+/// (`X_Auth_Request_User` too).
 pub fn is_identity_header(name: &HeaderName) -> bool {
-    IDENTITY_HEADERS.contains(name)
+    IDENTITY_HEADERS
+        .iter()
+        .any(|identity| reads_as(name.as_str(), identity))
+}
+
+/// Whether `name` is `canonical` once ASCII case is ignored and `_` is
+/// read as `-`, as CGI-style servers read header names.
+pub fn reads_as(name: &str, canonical: &HeaderName) -> bool {
+    let (name, canonical) = (name.as_bytes(), canonical.as_str().as_bytes());
+    name.len() == canonical.len()
+        && name.iter().zip(canonical).all(|(&byte, &expected)| {
+            byte.to_ascii_lowercase() == expected || (byte == b'_' && expected == b'-')
+        })
+}
+
+/// Removes every header spelled with `_` where one of `names` has `-`
+/// (`x_auth_request_user` for `X-Auth-Request-User`): an upstream that reads
+/// `_` as `-` would take it for that header. The exact names are left to
+/// the caller. A request without `_` in any header name costs one byte scan
+/// per name; nothing is allocated unless a header is removed.
+pub fn remove_underscore_spellings(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let mut respelled: Vec<HeaderName> = Vec::new();
+    for name in headers.keys() {
+        let spelled = name.as_str();
+        if spelled.as_bytes().contains(&b'_') && names.iter().any(|n| reads_as(spelled, n)) {
+            respelled.push(name.clone());
+        }
+    }
+    for name in &respelled {
+        headers.remove(name);
+    }
 }
 
 /// Whether `name` is a hop-by-hop header.
@@ -97,24 +135,12 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// Removes the headers a token may be carried in (`X-meinGPT-JWT`,
 /// `Authorization`).
 pub fn remove_token(headers: &mut HeaderMap) {
-    headers.remove(meingpt_auth::MEINGPT_JWT_HEADER);
+    headers.remove(TOKEN);
     headers.remove(header::AUTHORIZATION);
 }
 
-/// The payload segment of the token the request carries (the first present
-/// of the default token sources), as it was signed.
-pub fn payload_segment(headers: &HeaderMap) -> Option<&str> {
-    let token = TokenSource::defaults()
-        .iter()
-        .find_map(|source| source.find(headers).ok().flatten())?;
-    let mut parts = token.split('.');
-    let (_, payload) = (parts.next()?, parts.next()?);
-    Some(payload)
-}
-
-/// Sets the identity headers for `user`; `payload` is the token's middle
-/// segment.
-pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser, payload: Option<&str>) {
+/// Sets the identity headers for `user`.
+pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
     remove_identity(headers);
     headers.insert(USER, text(user.sub()));
     if let Some(email) = user.email() {
@@ -135,7 +161,8 @@ pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser, payload: Opt
     if let Some(role) = user.role() {
         headers.insert(ROLE, text(role.as_str()));
     }
-    if let Some(payload) = payload.and_then(|p| HeaderValue::from_str(p).ok()) {
+    // The payload segment is base64url: always a valid header value.
+    if let Ok(payload) = HeaderValue::from_str(user.payload_segment()) {
         headers.insert(CLAIMS, payload);
     }
 }
@@ -161,6 +188,37 @@ mod tests {
     }
 
     #[test]
+    fn underscores_read_as_dashes_and_case_is_ignored() {
+        assert!(reads_as("x_auth_request_user", &USER));
+        assert!(reads_as("X_Auth-Request_User", &USER));
+        assert!(reads_as("x-auth-request-user", &USER));
+        assert!(!reads_as("x_auth_request_userx", &USER));
+        assert!(!reads_as("x.auth.request.user", &USER));
+        assert!(is_identity_header(&HeaderName::from_static(
+            "x_meingpt_role"
+        )));
+        assert!(!is_identity_header(&HeaderName::from_static(
+            "x_meingpt_jwt"
+        )));
+    }
+
+    #[test]
+    fn underscore_spellings_of_the_named_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        for name in ["x_auth_request_user", "x-meingpt_jwt", "x_request_id"] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        headers.insert(USER, HeaderValue::from_static("exact"));
+        remove_underscore_spellings(&mut headers, &[USER, TOKEN]);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["x-auth-request-user", "x_request_id"]);
+    }
+
+    #[test]
     fn connection_named_headers_are_removed() {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -173,17 +231,5 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn payload_segment_is_the_middle_of_the_first_token_source() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Bearer a.b.c"),
-        );
-        assert_eq!(payload_segment(&headers), Some("b"));
-        headers.insert("x-meingpt-jwt", HeaderValue::from_static("d.e.f"));
-        assert_eq!(payload_segment(&headers), Some("e"));
     }
 }

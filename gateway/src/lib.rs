@@ -4,10 +4,13 @@
 //! reference and the identity-header contract.
 //!
 //! The binary is thin: [`cli::parse`], [`config::Settings`], [`app::run`].
-//! Everything a request meets is a Tower stack: [`access_log`], the request
-//! body limit, [`gateway::Gateway`] (endpoints, [`admission`] and dispatch), and per route
-//! the crate's `auth.layer()`, a policy guard and the frame-ancestors layer
-//! around a [`proxy::Proxy`].
+//! Every connection is served under [`server`]'s connection policy
+//! (timed from accept, capped, shed idle-first). Everything a request meets
+//! is a Tower stack: [`access_log`], the request body limit, the `Host`
+//! check ([`host`]), [`gateway::Gateway`] (endpoints,
+//! [`admission`] and dispatch), and per
+//! route the crate's `auth.layer()`, a policy guard and the frame-ancestors
+//! layer around a [`proxy::Proxy`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -20,9 +23,11 @@ pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev;
 pub mod gateway;
+pub mod host;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
 pub mod server;
 pub mod tls;
+pub mod upgrade;

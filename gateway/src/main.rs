@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use meingpt_gateway::cli::{self, Command};
-use meingpt_gateway::config::Settings;
+use meingpt_gateway::config::{AuthSource, Settings};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -36,8 +36,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Check { config } => match load(&config) {
-            Ok(_) => {
-                println!("ok");
+            Ok(settings) => {
+                match settings.auth {
+                    AuthSource::Configured(_) => println!("ok"),
+                    AuthSource::Development => println!(
+                        "ok (no issuer configured: the gateway starts the development issuer, \
+                         on this loopback address only)"
+                    ),
+                }
                 ExitCode::SUCCESS
             }
             Err(error) => fail(error, 2),

@@ -96,13 +96,16 @@ pub enum UpstreamFailure {
     Timeout,
     /// Any other failure while exchanging the request: `502`.
     Other,
+    /// The response broke off after its headers: the client's answer is cut.
+    Broken,
 }
 
 impl UpstreamFailure {
-    const ALL: [UpstreamFailure; 3] = [
+    const ALL: [UpstreamFailure; 4] = [
         UpstreamFailure::Connect,
         UpstreamFailure::Timeout,
         UpstreamFailure::Other,
+        UpstreamFailure::Broken,
     ];
 
     fn as_str(self) -> &'static str {
@@ -110,6 +113,7 @@ impl UpstreamFailure {
             UpstreamFailure::Connect => "connect",
             UpstreamFailure::Timeout => "timeout",
             UpstreamFailure::Other => "other",
+            UpstreamFailure::Broken => "broken",
         }
     }
 }
@@ -123,7 +127,7 @@ const BUCKETS: [f64; 12] = [
 #[derive(Debug, Default)]
 pub struct Metrics {
     verdicts: [[AtomicU64; 8]; 3],
-    failures: [AtomicU64; 3],
+    failures: [AtomicU64; 4],
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_micros: AtomicU64,

@@ -2,11 +2,13 @@
 //! its upstream with hyper-util's client.
 //!
 //! On the way up it removes hop-by-hop headers and every client-sent identity
-//! header, drops the token headers unless the route forwards them, sets the
-//! identity headers of the user the auth layer verified, `X-Forwarded-*`, and
-//! the route's injected headers. Bodies stream both ways frame by frame;
-//! WebSocket (any `Upgrade`) connections are bridged byte for byte after the
-//! upstream's `101`. Failures answer `502`/`504`/`413` with generic bodies.
+//! header (also spelled with `_`), drops the token headers unless the route
+//! forwards them, sets the identity headers of the user the auth layer
+//! verified, `X-Forwarded-*`, and the route's injected headers. Bodies stream
+//! both ways frame by frame; an upgrade the route lists (`websocket` unless
+//! it says otherwise, see [`crate::upgrade`]) is bridged byte for byte after
+//! the upstream's `101`, any other is forwarded as a plain request. Failures
+//! answer `502`/`504`/`413` with generic bodies.
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
@@ -30,6 +32,7 @@ use crate::admission::{TrustedProxies, remove_original_request_headers};
 use crate::identity;
 use crate::metrics::{Metrics, UpstreamFailure, Verdict};
 use crate::routes::Route;
+use crate::upgrade;
 
 /// The body type of every request and response inside the gateway.
 pub type Body = axum::body::Body;
@@ -80,6 +83,9 @@ struct Shared {
     response_timeout: Duration,
     metrics: Arc<Metrics>,
     trusted_proxies: TrustedProxies,
+    /// Headers removed from requests when spelled with `_` for `-`: those
+    /// the gateway sets, vouches for or removes.
+    respelled: Box<[HeaderName]>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -101,6 +107,19 @@ impl Proxy {
         metrics: Arc<Metrics>,
         trusted_proxies: TrustedProxies,
     ) -> Self {
+        let respelled = identity::IDENTITY_HEADERS
+            .iter()
+            .chain([
+                &identity::TOKEN,
+                &X_FORWARDED_FOR,
+                &X_FORWARDED_PROTO,
+                &X_FORWARDED_HOST,
+            ])
+            .chain(FORWARDED_BY_PROXIES.iter())
+            .chain(route.inject_headers.iter().map(|(name, _)| name))
+            .filter(|name| name.as_str().contains('-'))
+            .cloned()
+            .collect();
         Self {
             shared: Arc::new(Shared {
                 route,
@@ -108,6 +127,7 @@ impl Proxy {
                 response_timeout,
                 metrics,
                 trusted_proxies,
+                respelled,
             }),
         }
     }
@@ -138,7 +158,17 @@ impl Shared {
             Verdict::Public
         };
         let info = request.extensions().get::<ClientInfo>().copied();
-        let upgrade = requested_upgrade(request.headers());
+        let upgrade = upgrade::offered(request.headers()).and_then(|offer| {
+            let allowed = route.upgrades.allows(offer);
+            if !allowed {
+                tracing::debug!(
+                    target: "meingpt_gateway::proxy",
+                    route = %route.prefix,
+                    "upgrade not listed for the route; forwarded as a plain request"
+                );
+            }
+            allowed.then(|| offer.clone())
+        });
         let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut request));
 
         let (parts, body) = request.into_parts();
@@ -149,9 +179,6 @@ impl Shared {
             return plain(StatusCode::BAD_REQUEST, "bad request path\n");
         };
         let mut headers = parts.headers;
-        let payload = user
-            .as_ref()
-            .and_then(|_| identity::payload_segment(&headers).map(str::to_owned));
         let host = headers.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -161,12 +188,13 @@ impl Shared {
         identity::remove_hop_by_hop(&mut headers);
         identity::remove_identity(&mut headers);
         remove_original_request_headers(&mut headers);
+        identity::remove_underscore_spellings(&mut headers, &self.respelled);
         if !route.forward_token {
             identity::remove_token(&mut headers);
         }
         headers.remove(header::HOST);
         if let Some(user) = &user {
-            identity::insert_identity(&mut headers, user, payload.as_deref());
+            identity::insert_identity(&mut headers, user);
         }
         let trusted = info.is_some_and(|info| self.trusted_proxies.contains(info.peer.ip()));
         set_forwarded(&mut headers, info, host, trusted);
@@ -224,9 +252,26 @@ impl Shared {
         self.metrics.upstream_latency(started.elapsed());
 
         let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        if switching && let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut response);
-            tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+        if switching {
+            let answered = response.headers().get(header::UPGRADE);
+            match (&upgrade, client_upgrade) {
+                (Some(offer), Some(client_upgrade)) if upgrade::answers(offer, answered) => {
+                    let upstream_upgrade = hyper::upgrade::on(&mut response);
+                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+                }
+                _ => {
+                    // A switch nobody asked for: the client would take the
+                    // upstream's next bytes for another protocol.
+                    self.metrics.upstream_failure(UpstreamFailure::Other);
+                    tracing::warn!(
+                        target: "meingpt_gateway::proxy",
+                        route = %route.prefix,
+                        upstream = %route.upstream,
+                        "upstream switched protocols without being asked to"
+                    );
+                    return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                }
+            }
         }
         let (mut parts, body) = response.into_parts();
         let upgrade_answer = parts.headers.get(header::UPGRADE).cloned();
@@ -239,23 +284,13 @@ impl Shared {
         }
         parts.extensions = http::Extensions::new();
         parts.extensions.insert(verdict);
+        let metrics = self.metrics.clone();
+        let body = http_body_util::BodyExt::map_err(body, move |error| {
+            metrics.upstream_failure(UpstreamFailure::Broken);
+            tracing::warn!(target: "meingpt_gateway::proxy", %error, "upstream response broke off");
+            error
+        });
         Response::from_parts(parts, Body::new(body))
-    }
-}
-
-/// The protocol a request asks to upgrade to (`Connection: upgrade` +
-/// `Upgrade: …`).
-fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    if asks {
-        headers.get(header::UPGRADE).cloned()
-    } else {
-        None
     }
 }
 

@@ -10,6 +10,8 @@ use meingpt_auth::{FrameAncestorsLayer, GuardLayer, MeinGptUser, Role};
 
 use crate::admission::{Refusal, RequestPath};
 
+use crate::upgrade::Upgrades;
+
 /// Who may use a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -54,6 +56,21 @@ impl Policy {
     /// Whether the route asks more of a user than being signed in.
     pub fn is_restricted(&self) -> bool {
         !self.roles.is_empty() || !self.team_ids.is_empty() || !self.team_names.is_empty()
+    }
+
+    /// The roles of which the user needs any (none: no role required).
+    pub fn roles(&self) -> &[Role] {
+        &self.roles
+    }
+
+    /// The team ids of which the user needs any (none: no team id required).
+    pub fn team_ids(&self) -> &[String] {
+        &self.team_ids
+    }
+
+    /// The team names of which the user needs any (none: no name required).
+    pub fn team_names(&self) -> &[String] {
+        &self.team_names
     }
 
     /// Whether `user` passes the role and team requirements.
@@ -137,6 +154,8 @@ pub struct Route {
     /// percent-encoding or bytes that are not UTF-8 pass (as long as every
     /// reading of them picks this route); refused (`400`) otherwise.
     pub allow_unusual_path_characters: bool,
+    /// The protocols a client may upgrade to (`websocket` by default).
+    pub upgrades: Upgrades,
 }
 
 impl Route {
@@ -273,6 +292,7 @@ mod tests {
             frame_ancestors: None,
             inject_headers: Vec::new(),
             allow_unusual_path_characters: false,
+            upgrades: Upgrades::default(),
         }
     }
 

@@ -1,7 +1,11 @@
 //! The verified user: [`MeinGptUser`], its [`Role`] and its [`Team`]s.
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
@@ -94,9 +98,12 @@ pub struct Team {
 /// anonymous users). Cloning is cheap: the claims are shared.
 ///
 /// Each claim is held once: the typed accessors read fields parsed when the
-/// token was verified, and [`claims`](Self::claims) reads the token's payload
-/// as sent, parsed into a map on first use (per clone; the shared data keeps
-/// only the payload's bytes).
+/// token was verified, and [`claims`](Self::claims) reads the token's
+/// payload as sent, parsed into a map on first use (per clone). The shared
+/// data keeps the verified token's bytes, the very allocation the
+/// verified-token cache holds for it, so a remembered token's user costs no
+/// copy; no method gives out more of it than the
+/// [`payload_segment`](Self::payload_segment).
 ///
 /// `Debug` prints the subject, organization, role and teams but never the
 /// e-mail address or the user's name.
@@ -130,8 +137,41 @@ struct UserClaims {
     scopes: Vec<Box<str>>,
     iat: Option<i64>,
     exp: i64,
-    /// The verified payload (JSON), byte for byte as the token carried it.
-    payload: Box<[u8]>,
+    /// The verified token and where its payload segment lies in it.
+    signed: SignedPayload,
+}
+
+/// The payload segment of a verified token, within the token's bytes: the
+/// token is shared (with the verified-token cache), the segment is all
+/// that is read of it.
+#[derive(Debug, Clone)]
+pub(crate) struct SignedPayload {
+    token: Arc<str>,
+    segment: Range<usize>,
+}
+
+impl SignedPayload {
+    /// The payload segment at `segment` of `token`, a compact JWS whose
+    /// signature over it has verified.
+    pub(crate) fn new(token: Arc<str>, segment: Range<usize>) -> Self {
+        debug_assert!(token.get(segment.clone()).is_some());
+        Self { token, segment }
+    }
+
+    /// The whole token, for the verified-token cache that compares it.
+    pub(crate) fn token(&self) -> &Arc<str> {
+        &self.token
+    }
+
+    fn segment(&self) -> &str {
+        self.token.get(self.segment.clone()).unwrap_or_default()
+    }
+
+    /// The payload's JSON, decoded from the segment (it verified, so it
+    /// decodes).
+    fn json(&self) -> Vec<u8> {
+        URL_SAFE_NO_PAD.decode(self.segment()).unwrap_or_default()
+    }
 }
 
 impl MeinGptUser {
@@ -249,8 +289,9 @@ impl MeinGptUser {
 
     /// All claims of the token as sent, for anything custom.
     pub fn claims(&self) -> &Map<String, Value> {
-        self.claims
-            .get_or_init(|| crate::json::parse_object(&self.inner.payload).unwrap_or_default())
+        self.claims.get_or_init(|| {
+            crate::json::parse_object(&self.inner.signed.json()).unwrap_or_default()
+        })
     }
 
     /// One claim by name, for anything custom.
@@ -260,7 +301,48 @@ impl MeinGptUser {
 
     /// The claims as your own type (any `serde::Deserialize`).
     pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.inner.payload)
+        serde_json::from_slice(&self.inner.signed.json())
+    }
+
+    /// The token's payload segment exactly as it was signed: the base64url
+    /// (no padding) of the claims' JSON, the middle of the three
+    /// `.`-separated parts. A gateway forwards it (`X-meinGPT-Claims`) so
+    /// that an upstream reads every claim without parsing the request
+    /// again.
+    ///
+    /// It is the payload only, never the header or the signature: no
+    /// credential, and nothing a receiver can verify by itself (it must
+    /// trust whoever passed it on). It holds personal data (e-mail, name):
+    /// do not log it.
+    ///
+    /// ```
+    /// # #[cfg(not(feature = "testing"))]
+    /// # fn main() {}
+    /// # #[cfg(feature = "testing")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use base64::Engine;
+    /// use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    /// use meingpt_auth::testing::MockIssuer;
+    ///
+    /// let issuer = MockIssuer::start().await;
+    /// let auth = issuer.auth().build().unwrap();
+    /// let token = issuer.token().sub("user-1").sign();
+    /// let user = auth.verify(&token).await.unwrap();
+    ///
+    /// assert_eq!(Some(user.payload_segment()), token.split('.').nth(1));
+    /// let claims: serde_json::Value =
+    ///     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(user.payload_segment()).unwrap()).unwrap();
+    /// assert_eq!(claims["sub"], "user-1");
+    /// # }
+    /// ```
+    pub fn payload_segment(&self) -> &str {
+        self.inner.signed.segment()
+    }
+
+    /// The verified token's bytes, shared with the verified-token cache.
+    pub(crate) fn signed_token(&self) -> &Arc<str> {
+        self.inner.signed.token()
     }
 
     /// About how many bytes this user holds in memory (shared data included),
@@ -302,7 +384,8 @@ impl MeinGptUser {
             + roles
             + heap(user.teams.len() * std::mem::size_of::<Team>())
             + teams
-            + heap(user.payload.len())
+            // The token, behind its own reference counts.
+            + heap(user.signed.token.len() + 16)
     }
 }
 

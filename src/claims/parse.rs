@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Map, Value};
 
-use super::{MeinGptUser, Role, Team, UserClaims};
+use super::{MeinGptUser, Role, SignedPayload, Team, UserClaims};
 use crate::error::InvalidToken;
 
 /// How roles and the e-mail address are read from the claims.
@@ -36,11 +36,11 @@ impl Default for ClaimRules {
 }
 
 /// Claims already checked by the verifier (`iss`, `aud`, times), turned
-/// into a user; `payload` is their JSON as the token carried it. Fails on
+/// into a user; `signed` is their segment in the verified token. Fails on
 /// any member of the wrong JSON type.
 pub(crate) fn user_from_claims(
     claims: &Map<String, Value>,
-    payload: Box<[u8]>,
+    signed: SignedPayload,
     organization_id: &str,
     issuer: &str,
     exp: i64,
@@ -86,7 +86,7 @@ pub(crate) fn user_from_claims(
             scopes,
             iat,
             exp,
-            payload,
+            signed,
         }),
         claims: OnceLock::new(),
     })
@@ -199,6 +199,8 @@ fn team_from_value(value: &Value) -> Option<Team> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     fn user(claims: Value) -> Result<MeinGptUser, InvalidToken> {
@@ -216,10 +218,12 @@ mod tests {
         claims: Map<String, Value>,
         rules: &ClaimRules,
     ) -> Result<MeinGptUser, InvalidToken> {
-        let payload = serde_json::to_vec(&claims).unwrap().into_boxed_slice();
+        let segment = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+        let token = format!("eyJhbGciOiJub25lIn0.{segment}.c2ln");
+        let signed = SignedPayload::new(token.into(), 20..20 + segment.len());
         user_from_claims(
             &claims,
-            payload,
+            signed,
             "org",
             "https://app.meingpt.com",
             2_000_000_000,

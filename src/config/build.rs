@@ -1,4 +1,5 @@
-//! [`MeinGptAuthBuilder::build`] and [`MeinGptAuth::from_issuers`]: the
+//! [`MeinGptAuthBuilder::build`] and
+//! [`MeinGptAuth::from_issuers`](crate::MeinGptAuth::from_issuers): the
 //! checks every mode shares, then what each mode settles (issuer,
 //! algorithms, key source, audiences), then the authenticator: one verifier
 //! per issuer, the request-level settings of the first configuration.
@@ -10,99 +11,59 @@ use jsonwebtoken::Algorithm;
 
 use super::ConfigError;
 use super::builder::{MeinGptAuthBuilder, Mode, StaticKey};
-use super::url::{UrlError, checked_url};
 use crate::auth::MeinGptAuth;
 use crate::claims::ClaimRules;
 use crate::clock::SharedClock;
 use crate::jwks::{JwksCache, Location, SourceConfig, SourceId};
 use crate::keys::{self, ASYMMETRIC};
+use crate::url_policy::{UrlError, checked_url};
 use crate::verify::{Keys, VerifiedTokens, Verifier, VerifierSettings, Verifiers};
 
-impl MeinGptAuth {
-    /// One authenticator for several issuers, such as meinGPT beside the
-    /// company's own identity provider: a token's `iss`, compared exactly
-    /// before anything else is trusted, picks the configuration that
-    /// verifies it, with that configuration's keys, audiences, algorithms,
-    /// leeway and claim rules (role claim, role matching, e-mail fallback,
-    /// access-token profile, `max_auth_age`), and nobody else's. A token
-    /// naming none of the issuers is refused (`401 invalid_token`, described
-    /// like an unknown key) without any key fetch.
-    /// [`MeinGptUser::issuer`](crate::MeinGptUser::issuer) says who vouched.
-    ///
-    /// Settings of the request rather than of an issuer come from the
-    /// **first** configuration and are ignored in the others: token sources,
-    /// realm, maximum token size, the verified-token cache (shared; each
-    /// entry stays tied to the issuer and the key that verified it) and the
-    /// clock. Two configurations for one issuer are refused; give one
-    /// configuration several audiences (or organizations) instead.
-    ///
-    /// ```
-    /// use meingpt_auth::MeinGptAuth;
-    ///
-    /// let auth = MeinGptAuth::from_issuers([
-    ///     MeinGptAuth::builder().organization("clx0987654321"),
-    ///     MeinGptAuth::oidc("https://login.microsoftonline.com/TENANT_ID/v2.0")
-    ///         .audience("api://my-api"),
-    /// ])
-    /// .unwrap();
-    /// # let _ = auth;
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// When no configuration is given, when one of them cannot work (as
-    /// [`MeinGptAuthBuilder::build`]), or when two name the same issuer.
-    pub fn from_issuers(
-        issuers: impl IntoIterator<Item = MeinGptAuthBuilder>,
-    ) -> Result<Self, ConfigError> {
-        Self::build_issuers(issuers.into_iter().collect()).map_err(|(_, error)| error)
-    }
-
-    /// [`from_issuers`](Self::from_issuers), telling which configuration
-    /// (by index) an error is about.
-    pub(crate) fn build_issuers(
-        builders: Vec<MeinGptAuthBuilder>,
-    ) -> Result<Self, (usize, ConfigError)> {
-        let Some(first) = builders.first() else {
-            return Err((0, ConfigError::Missing { setting: "issuers" }));
-        };
-        first.check_request().map_err(|error| (0, error))?;
-        let clock = SharedClock(first.clock.clone());
-        let max_token_size = first.max_token_size;
-        let verified = (first.verified_tokens > 0 && first.verified_bytes > 0)
-            .then(|| VerifiedTokens::new(first.verified_tokens, first.verified_bytes));
-        let sources = first.sources.clone();
-        let realm = first.realm.clone();
-        let mut issuers: Vec<Verifier> = Vec::with_capacity(builders.len());
-        for (index, builder) in builders.into_iter().enumerate() {
-            let verifier = builder
-                .verifier(&clock, max_token_size)
-                .map_err(|error| (index, error))?;
-            if issuers.iter().any(|other| other.issuer == verifier.issuer) {
-                return Err((
-                    index,
-                    ConfigError::invalid(
-                        "issuer",
-                        "another configuration already has this issuer; one issuer takes one \
-                         configuration (give it several audiences instead)",
-                    ),
-                ));
-            }
-            issuers.push(verifier);
+/// The authenticator of `builders`, one verifier per issuer, the
+/// request-level settings of the first; an error tells which builder (by
+/// index) it is about.
+pub(super) fn build_issuers(
+    builders: Vec<MeinGptAuthBuilder>,
+) -> Result<MeinGptAuth, (usize, ConfigError)> {
+    let Some(first) = builders.first() else {
+        return Err((0, ConfigError::Missing { setting: "issuers" }));
+    };
+    first.check_request().map_err(|error| (0, error))?;
+    let clock = SharedClock(first.clock.clone());
+    let max_token_size = first.max_token_size;
+    let verified = (first.verified_tokens > 0 && first.verified_bytes > 0)
+        .then(|| VerifiedTokens::new(first.verified_tokens, first.verified_bytes));
+    let sources = first.sources.clone();
+    let realm = first.realm.clone();
+    let mut issuers: Vec<Verifier> = Vec::with_capacity(builders.len());
+    for (index, builder) in builders.into_iter().enumerate() {
+        let verifier = builder
+            .verifier(&clock, max_token_size)
+            .map_err(|error| (index, error))?;
+        if issuers.iter().any(|other| other.issuer == verifier.issuer) {
+            return Err((
+                index,
+                ConfigError::invalid(
+                    "issuer",
+                    "another configuration already has this issuer; one issuer takes one \
+                     configuration (give it several audiences instead)",
+                ),
+            ));
         }
-        let verifiers = Verifiers {
-            issuers,
-            max_token_size,
-            verified,
-        };
-        Ok(MeinGptAuth::from_parts(verifiers, sources, realm))
+        issuers.push(verifier);
     }
+    let verifiers = Verifiers {
+        issuers,
+        max_token_size,
+        verified,
+    };
+    Ok(MeinGptAuth::from_parts(verifiers, sources, realm))
 }
 
 impl MeinGptAuthBuilder {
     /// Checks the configuration and builds the authenticator.
     pub fn build(self) -> Result<MeinGptAuth, ConfigError> {
-        MeinGptAuth::from_issuers([self])
+        build_issuers(vec![self]).map_err(|(_, error)| error)
     }
 
     /// The issuer this configuration accepts, checked: its keys, audiences

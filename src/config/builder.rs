@@ -1,5 +1,6 @@
-//! [`MeinGptAuthBuilder`]: the settings of a [`MeinGptAuth`], checked once
-//! by [`build`](MeinGptAuthBuilder::build); the defaults are listed in the
+//! [`MeinGptAuthBuilder`]: the settings of a
+//! [`MeinGptAuth`](crate::MeinGptAuth), checked once by
+//! [`build`](MeinGptAuthBuilder::build); the defaults are listed in the
 //! [`config`](crate::config) docs.
 
 use std::fmt;
@@ -9,51 +10,10 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 use super::DEFAULT_ISSUER;
-use crate::auth::MeinGptAuth;
 use crate::clock::{Clock, SystemClock};
 use crate::jwks::JwksSettings;
 use crate::token::TokenSource;
 use crate::verify::TokenProfile;
-
-impl MeinGptAuth {
-    /// A builder with the meinGPT preset.
-    pub fn builder() -> MeinGptAuthBuilder {
-        MeinGptAuthBuilder::default()
-    }
-
-    /// A builder for an OpenID Connect issuer (Authgear, Keycloak, Auth0, …):
-    /// keys come from the `jwks_uri` of `{issuer}/.well-known/openid-configuration`,
-    /// whose `issuer` must equal `issuer` exactly. Set the accepted
-    /// audiences with [`MeinGptAuthBuilder::audience`].
-    ///
-    /// ```
-    /// use meingpt_auth::MeinGptAuth;
-    ///
-    /// let auth = MeinGptAuth::oidc("https://example.authgear.cloud")
-    ///     .audience("my-api")
-    ///     .build()
-    ///     .unwrap();
-    /// # let _ = auth;
-    /// ```
-    pub fn oidc(issuer: impl Into<String>) -> MeinGptAuthBuilder {
-        MeinGptAuthBuilder {
-            mode: Mode::Oidc,
-            issuer: issuer.into(),
-            ..MeinGptAuthBuilder::default()
-        }
-    }
-
-    /// A builder for tokens signed with one known key (OpenGPTs'
-    /// `jwt_local`). Set the accepted audiences with
-    /// [`MeinGptAuthBuilder::audience`].
-    pub fn static_key(issuer: impl Into<String>, key: StaticKey) -> MeinGptAuthBuilder {
-        MeinGptAuthBuilder {
-            mode: Mode::Static(key),
-            issuer: issuer.into(),
-            ..MeinGptAuthBuilder::default()
-        }
-    }
-}
 
 /// A fixed verification key: a PEM public key for RS*/PS*/ES*/EdDSA, or a
 /// shared secret for HS*. Checked when the configuration is built.
@@ -102,7 +62,7 @@ pub(super) enum Mode {
     Static(StaticKey),
 }
 
-/// Builds a [`MeinGptAuth`]; see the [`config`](crate::config) docs for the defaults.
+/// Builds a [`MeinGptAuth`](crate::MeinGptAuth); see the [`config`](crate::config) docs for the defaults.
 #[derive(Clone)]
 #[must_use]
 pub struct MeinGptAuthBuilder {

@@ -31,24 +31,7 @@ use jsonwebtoken::Algorithm;
 use super::{ConfigError, MeinGptAuthBuilder, StaticKey};
 use crate::auth::MeinGptAuth;
 
-impl MeinGptAuth {
-    /// Configures from the environment (see the crate docs for the
-    /// variables). Fails with one line naming the variable at fault.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        auth_from(|name| std::env::var(name).ok())
-    }
-
-    /// Whether any variable [`from_env`](Self::from_env) reads is set: tells
-    /// "configured" from "nothing configured" (where a development setup may
-    /// start an embedded issuer instead).
-    pub fn configured_in_env() -> bool {
-        ENV_VARIABLES
-            .iter()
-            .any(|name| std::env::var_os(name).is_some())
-    }
-}
-
-/// Every variable [`MeinGptAuth::from_env`] reads: a deployment that sets
+/// Every variable [`MeinGptAuth::from_env`](crate::MeinGptAuth::from_env) reads: a deployment that sets
 /// any of them is configured (and, say, never starts a development issuer).
 pub const ENV_VARIABLES: [&str; 10] = [
     "MEINGPT_ORG_ID",
@@ -100,7 +83,7 @@ pub(crate) fn auth_from(
     for builder in &mut builders {
         builder.jwks.extra_roots = roots.clone();
     }
-    MeinGptAuth::build_issuers(builders).map_err(|(index, e)| {
+    super::build::build_issuers(builders).map_err(|(index, e)| {
         match names.get(index).and_then(|names| names.rename(e.setting())) {
             Some(variable) => e.rename(variable),
             None => e,

@@ -31,10 +31,13 @@
 //! | JWKS timeout / retry after failure / size cap | 5 s / 5 s / 256 KiB |
 
 //!
-//! Where each part lives: the builder in `builder.rs`, its checks and
-//! `build()` in `build.rs`, the environment variables in `env.rs`, the
+//! Where each part lives: the constructors of [`MeinGptAuth`] (`builder`,
+//! `oidc`, `static_key`, `from_issuers`, `from_env`) here, the builder in
+//! `builder.rs`, its checks and `build()` in `build.rs`, the environment
+//! variables in `env.rs`. The
 //! policy for URLs keys are fetched from (`https://`, or `http://` to
-//! loopback only) in `url.rs`.
+//! loopback only) is the crate's `src/url_policy.rs`, which the key fetching
+//! (`jwks`) applies to discovered URLs too.
 //!
 //! [`MeinGptAuth`]: crate::MeinGptAuth
 //! [`MeinGptAuth::builder`]: crate::MeinGptAuth::builder
@@ -45,15 +48,113 @@
 mod build;
 mod builder;
 mod env;
-pub(crate) mod url;
 
 use std::fmt;
 
+use crate::auth::MeinGptAuth;
+use builder::Mode;
 pub use builder::{MeinGptAuthBuilder, StaticKey};
 pub use env::ENV_VARIABLES;
 
 /// meinGPT's public instance; the default issuer.
 pub const DEFAULT_ISSUER: &str = "https://app.meingpt.com";
+
+/// The constructors: where every [`MeinGptAuth`] comes from. Each gives a
+/// builder, or checks builders (`build.rs`) or the environment (`env.rs`)
+/// into an authenticator; what it does then is in `src/auth.rs`.
+impl MeinGptAuth {
+    /// A builder with the meinGPT preset.
+    pub fn builder() -> MeinGptAuthBuilder {
+        MeinGptAuthBuilder::default()
+    }
+
+    /// A builder for an OpenID Connect issuer (Authgear, Keycloak, Auth0, …):
+    /// keys come from the `jwks_uri` of `{issuer}/.well-known/openid-configuration`,
+    /// whose `issuer` must equal `issuer` exactly. Set the accepted
+    /// audiences with [`MeinGptAuthBuilder::audience`].
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::oidc("https://example.authgear.cloud")
+    ///     .audience("my-api")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = auth;
+    /// ```
+    pub fn oidc(issuer: impl Into<String>) -> MeinGptAuthBuilder {
+        MeinGptAuthBuilder {
+            mode: Mode::Oidc,
+            issuer: issuer.into(),
+            ..MeinGptAuthBuilder::default()
+        }
+    }
+
+    /// A builder for tokens signed with one known key (OpenGPTs'
+    /// `jwt_local`). Set the accepted audiences with
+    /// [`MeinGptAuthBuilder::audience`].
+    pub fn static_key(issuer: impl Into<String>, key: StaticKey) -> MeinGptAuthBuilder {
+        MeinGptAuthBuilder {
+            mode: Mode::Static(key),
+            issuer: issuer.into(),
+            ..MeinGptAuthBuilder::default()
+        }
+    }
+
+    /// One authenticator for several issuers, such as meinGPT beside the
+    /// company's own identity provider: a token's `iss`, compared exactly
+    /// before anything else is trusted, picks the configuration that
+    /// verifies it, with that configuration's keys, audiences, algorithms,
+    /// leeway and claim rules (role claim, role matching, e-mail fallback,
+    /// access-token profile, `max_auth_age`), and nobody else's. A token
+    /// naming none of the issuers is refused (`401 invalid_token`, described
+    /// like an unknown key) without any key fetch.
+    /// [`MeinGptUser::issuer`](crate::MeinGptUser::issuer) says who vouched.
+    ///
+    /// Settings of the request rather than of an issuer come from the
+    /// **first** configuration and are ignored in the others: token sources,
+    /// realm, maximum token size, the verified-token cache (shared; each
+    /// entry stays tied to the issuer and the key that verified it) and the
+    /// clock. Two configurations for one issuer are refused; give one
+    /// configuration several audiences (or organizations) instead.
+    ///
+    /// ```
+    /// use meingpt_auth::MeinGptAuth;
+    ///
+    /// let auth = MeinGptAuth::from_issuers([
+    ///     MeinGptAuth::builder().organization("clx0987654321"),
+    ///     MeinGptAuth::oidc("https://login.microsoftonline.com/TENANT_ID/v2.0")
+    ///         .audience("api://my-api"),
+    /// ])
+    /// .unwrap();
+    /// # let _ = auth;
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When no configuration is given, when one of them cannot work (as
+    /// [`MeinGptAuthBuilder::build`]), or when two name the same issuer.
+    pub fn from_issuers(
+        issuers: impl IntoIterator<Item = MeinGptAuthBuilder>,
+    ) -> Result<Self, ConfigError> {
+        build::build_issuers(issuers.into_iter().collect()).map_err(|(_, error)| error)
+    }
+
+    /// Configures from the environment (see the crate docs for the
+    /// variables). Fails with one line naming the variable at fault.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        env::auth_from(|name| std::env::var(name).ok())
+    }
+
+    /// Whether any variable [`from_env`](Self::from_env) reads is set: tells
+    /// "configured" from "nothing configured" (where a development setup may
+    /// start an embedded issuer instead).
+    pub fn configured_in_env() -> bool {
+        ENV_VARIABLES
+            .iter()
+            .any(|name| std::env::var_os(name).is_some())
+    }
+}
 
 /// A configuration that cannot work, named precisely enough to fix it.
 ///

@@ -22,7 +22,7 @@ use crate::metrics::{self, SourceLabel};
 mod flight;
 
 use flight::Fetch;
-pub(crate) use flight::KeyWait;
+pub(crate) use flight::{Failure, KeyWait};
 
 /// Everything known about one key source at one moment. Never changed in
 /// place: a fetch makes a new one and swaps it in.
@@ -217,7 +217,7 @@ impl JwksCache {
                     }
                 }
                 waited.loaded.push(id);
-                return match self.fetch_after(id, &snapshot, |_| true) {
+                return match self.fetch_after(id, &snapshot, Failure::Logged, |_| true) {
                     Some(wait) => KeyLookup::Wait(wait),
                     None => KeyLookup::Refused(AuthError::KeysUnavailable {
                         retry_after: self.settings.retry_after,
@@ -250,7 +250,7 @@ impl JwksCache {
         if !waited.refetched.contains(&id) {
             // A fetch in flight is joined; a new one only outside the
             // cooldown and the back-off after a failure.
-            let wait = self.fetch_after(id, &snapshot, |current| {
+            let wait = self.fetch_after(id, &snapshot, Failure::Logged, |current| {
                 let start = !self.cooling_down(current, now) && !self.backing_off(current, now);
                 if start {
                     tracing::debug!(target: TARGET, url = %self.source(id).config.location.url(), "unknown kid, refetching JWKS");
@@ -267,8 +267,9 @@ impl JwksCache {
     }
 
     /// Fetches every source that has no usable key set now, and says why
-    /// the first that fails failed.
-    pub(crate) async fn preload(self: &Arc<Self>) -> Result<(), KeysError> {
+    /// the first that fails failed; that failure is told as `failure`
+    /// says (returned only: the caller prints it once).
+    pub(crate) async fn preload(self: &Arc<Self>, failure: Failure) -> Result<(), KeysError> {
         for (index, source) in self.sources.iter().enumerate() {
             let id = SourceId(index);
             loop {
@@ -279,14 +280,14 @@ impl JwksCache {
                 {
                     break;
                 }
-                let Some(wait) = self.fetch_after(id, &current, |_| true) else {
+                let Some(wait) = self.fetch_after(id, &current, failure, |_| true) else {
                     break;
                 };
                 if let Err(error) = wait.await {
                     return Err(KeysError {
                         url: source.config.location.url().to_string(),
                         setting: source.config.setting,
-                        reason: error.to_string(),
+                        reason: source.config.explain(&error),
                     });
                 }
             }
@@ -410,13 +411,64 @@ mod tests {
             )
             .unwrap(),
         );
-        let text = cache.preload().await.unwrap_err().to_string();
+        let text = cache
+            .preload(Failure::Returned)
+            .await
+            .unwrap_err()
+            .to_string();
         assert_eq!(text.matches(url.as_str()).count(), 1, "{text}");
         assert!(
             text.starts_with(&format!(
                 "cannot load signing keys from {url} (set by MEINGPT_JWKS_URL / `jwks_url`): "
             )),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_404_says_what_may_be_wrong_for_each_kind_of_source() {
+        use crate::jwks::fetch::FetchError;
+        let url = Url::parse("https://app.meingpt.com/api/custom-apps/v1/jwks/org").unwrap();
+        let explain = |location: Location, setting: &'static str, error: FetchError| {
+            SourceConfig { location, setting }.explain(&error)
+        };
+        assert_eq!(
+            explain(
+                Location::Jwks(url.clone()),
+                "MEINGPT_ORG_ID / `organization`",
+                FetchError::Status(404)
+            ),
+            "the issuer answered HTTP 404: no key set here; the organization id or the issuer \
+             (MEINGPT_ISSUER / `issuer`) may be wrong"
+        );
+        assert_eq!(
+            explain(
+                Location::Jwks(url.clone()),
+                "MEINGPT_JWKS_URL / `jwks_url`",
+                FetchError::Status(404)
+            ),
+            "the issuer answered HTTP 404: no key set here; the JWKS URL may be wrong"
+        );
+        let discovery = Location::Discovery {
+            issuer: "https://id.example.com".to_owned(),
+            url: Url::parse("https://id.example.com/.well-known/openid-configuration").unwrap(),
+        };
+        assert_eq!(
+            explain(
+                discovery,
+                "JWT_ISS / `MeinGptAuth::oidc`",
+                FetchError::Status(404)
+            ),
+            "the issuer answered HTTP 404: the issuer may be wrong (it must be exactly the \
+             `iss` its tokens carry)"
+        );
+        assert_eq!(
+            explain(
+                Location::Jwks(url),
+                "MEINGPT_ORG_ID / `organization`",
+                FetchError::Status(500)
+            ),
+            "the issuer answered HTTP 500"
         );
     }
 

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::TARGET;
-use crate::config::url::checked_url;
 use crate::json::{self, Member, Object};
 use crate::keys::{Jwk, VerifyingKey, from_jwk};
+use crate::url_policy::checked_url;
 
 /// Why a document is not a usable JWKS or discovery document.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-pub(crate) use cache::{JwksCache, KeyLookup, KeyWait, Waited};
+pub(crate) use cache::{Failure, JwksCache, KeyLookup, KeyWait, Waited};
 
 const TARGET: &str = "meingpt_auth::jwks";
 
@@ -134,6 +134,28 @@ pub(crate) struct SourceConfig {
     /// The environment variable and builder method that configure it, such
     /// as ``"MEINGPT_ORG_ID / `organization`"``.
     pub(crate) setting: &'static str,
+}
+
+impl SourceConfig {
+    /// Why a fetch from this source failed, in words; a `404` says what it
+    /// most likely means here.
+    fn explain(&self, error: &fetch::FetchError) -> String {
+        if !matches!(error, fetch::FetchError::Status(404)) {
+            return error.to_string();
+        }
+        let hint = match &self.location {
+            Location::Discovery { .. } => {
+                "the issuer may be wrong (it must be exactly the `iss` its tokens carry)"
+            }
+            // Derived from the organization id and the issuer.
+            Location::Jwks(_) if self.setting.starts_with("MEINGPT_ORG_ID") => {
+                "no key set here; the organization id or the issuer (MEINGPT_ISSUER / \
+                 `issuer`) may be wrong"
+            }
+            Location::Jwks(_) => "no key set here; the JWKS URL may be wrong",
+        };
+        format!("{error}: {hint}")
+    }
 }
 
 /// Why the issuer's keys could not be loaded (see

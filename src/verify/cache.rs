@@ -123,18 +123,20 @@ impl VerifiedTokens {
         });
     }
 
-    /// Remembers `token`, verified by the issuer at index `issuer`, until it
-    /// expires; a token that expires now is not kept.
-    pub(super) fn remember(&self, token: &str, issuer: usize, verified: Verified) {
+    /// Remembers the token `verified` was verified from, by the issuer at
+    /// index `issuer`, until it expires; a token that expires now is not
+    /// kept. The entry shares the token's bytes with the user.
+    pub(super) fn remember(&self, issuer: usize, verified: Verified) {
         if verified.lifetime.is_zero() {
             return;
         }
-        let weight = (ENTRY_OVERHEAD + token.len().next_multiple_of(16) + verified.user.weight())
-            .min(u32::MAX as usize);
+        // The user's weight counts the token it shares with the entry.
+        let weight = (ENTRY_OVERHEAD + verified.user.weight()).min(u32::MAX as usize);
+        let token = verified.user.signed_token().clone();
         self.entries.insert(
             self.hash(token.as_bytes()),
             Arc::new(Entry {
-                token: token.into(),
+                token,
                 issuer,
                 verified,
                 weight: weight as u32,
@@ -187,7 +189,8 @@ impl moka::Expiry<u64, Arc<Entry>> for UntilExpiry {
 
 /// One remembered token.
 pub(super) struct Entry {
-    pub(super) token: Box<str>,
+    /// The token, the same bytes its user holds.
+    pub(super) token: Arc<str>,
     /// The index of the issuer that verified it.
     pub(super) issuer: usize,
     pub(super) verified: Verified,

@@ -40,7 +40,7 @@ use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::claims::{ClaimRules, MeinGptUser, user_from_claims};
+use crate::claims::{ClaimRules, MeinGptUser, SignedPayload, user_from_claims};
 use crate::clock::SharedClock;
 use crate::error::{AuthError, InvalidToken};
 use crate::jose::{JoseHeader, NumericDate, RegisteredClaims, Round, numeric_date};
@@ -63,8 +63,14 @@ const TARGET: &str = "meingpt_auth::verify";
 /// No verified token is remembered for longer than this, whatever its `exp`.
 const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
-/// The verdict, or a wait for an issuer's keys after which to attempt
-/// again.
+/// What trying once without waiting gives: the verdict, or a wait for an
+/// issuer's keys after which to try again.
+///
+/// One word per idea: a `try_` method (`MeinGptAuth::try_authenticate`,
+/// `Verifiers::try_verify`, and `Verifier::try_verify_fresh` for a token no
+/// cache answered for) tries once and
+/// never waits; the method without the prefix (`authenticate`, `verify`)
+/// waits for the verdict, through [`Attempt::wait_for`].
 #[derive(Debug)]
 pub(crate) enum Attempt<T> {
     Done(T),
@@ -72,14 +78,14 @@ pub(crate) enum Attempt<T> {
 }
 
 impl<T> Attempt<T> {
-    /// Attempts until there is a verdict, waiting for the keys in between;
-    /// `attempt` gets what was waited for so far.
-    pub(crate) async fn until_done(mut attempt: impl FnMut(&mut Waited) -> Self) -> T {
+    /// The verdict of `try_once`, tried again after each wait for keys
+    /// until it gives one; `try_once` gets what was waited for so far.
+    pub(crate) async fn wait_for(mut try_once: impl FnMut(&mut Waited) -> Self) -> T {
         let mut waited = Waited::default();
         loop {
-            match attempt(&mut waited) {
+            match try_once(&mut waited) {
                 Self::Done(outcome) => return outcome,
-                // How the fetch ended shows in the next attempt.
+                // How the fetch ended shows in the next try.
                 Self::Wait(wait) => drop(wait.await),
             }
         }
@@ -225,9 +231,10 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token` without waiting; [`Unverified::Waiting`] when a key
-    /// set has to be fetched first (then call again with the same `waited`).
-    fn verify_fresh(&self, token: &str, waited: &mut Waited) -> Result<Verified, Unverified> {
+    /// Verifies `token`, which no cache answered for, by this issuer's keys
+    /// and rules, without waiting: [`Unverified::Waiting`] when a key set
+    /// has to be fetched first (then try again with the same `waited`).
+    fn try_verify_fresh(&self, token: &str, waited: &mut Waited) -> Result<Verified, Unverified> {
         if token.len() > self.max_token_size {
             return Err(InvalidToken::TooLarge.into());
         }
@@ -259,7 +266,9 @@ impl Verifier {
             }
         };
         let claims = parse_object(&claims_bytes).ok_or(InvalidToken::Malformed)?;
-        let (user, times) = self.user(&claims, claims_bytes.into_boxed_slice(), source)?;
+        let payload = header_b64.len() + 1..message.len();
+        let signed = SignedPayload::new(token.into(), payload);
+        let (user, times) = self.user(&claims, signed, source)?;
         let now = self.clock.now().as_secs() as i64;
         let remaining = times
             .exp
@@ -393,7 +402,7 @@ impl Verifier {
     fn user(
         &self,
         claims: &Map<String, Value>,
-        payload: Box<[u8]>,
+        signed: SignedPayload,
         source: SourceId,
     ) -> Result<(MeinGptUser, Times), AuthError> {
         let mut registered =
@@ -424,7 +433,7 @@ impl Verifier {
         self.check_profile(&registered, &times)?;
         let user = user_from_claims(
             claims,
-            payload,
+            signed,
             &audience,
             &self.issuer,
             times.exp.whole_seconds(),

@@ -16,29 +16,22 @@ pub(crate) struct Verifiers {
 }
 
 impl Verifiers {
+    /// Verifies `token`, waiting for the issuer's keys if need be.
     pub(crate) async fn verify(&self, token: &str) -> Result<MeinGptUser, AuthError> {
-        Attempt::until_done(|waited| self.attempt(token, waited)).await
+        Attempt::wait_for(|waited| self.try_verify(token.as_bytes(), |_| Ok(token), waited)).await
     }
 
     /// Verifies `token` without waiting: the verdict, or a wait for the
-    /// issuer's keys after which to attempt again with the same `waited`.
-    pub(crate) fn attempt(
-        &self,
-        token: &str,
-        waited: &mut Waited,
-    ) -> Attempt<Result<MeinGptUser, AuthError>> {
-        self.attempt_found(token.as_bytes(), |_| Ok(token), waited)
-    }
-
-    /// [`attempt`](Self::attempt) for a token as a request carries it,
-    /// whose syntax `check` checks. A token seen before costs a keyed hash,
+    /// issuer's keys after which to try again with the same `waited`.
+    /// `check` checks the syntax of a token as a request carries it (a
+    /// token given as `&str` needs none). A token seen before costs a keyed hash,
     /// a lookup and a comparison of the token (or only the comparison, if
     /// this thread saw it lately), and needs no syntax check: it is byte for
     /// byte one that passed. Its times are checked again by the issuer that
     /// verified it, and it counts only while the key that verified it is
     /// still in its source's current key set. Any other token is checked,
     /// verified and, if it lives long enough, remembered.
-    pub(crate) fn attempt_found<'t>(
+    pub(crate) fn try_verify<'t>(
         &self,
         token: &'t [u8],
         check: impl FnOnce(&'t [u8]) -> Result<&'t str, InvalidRequest>,
@@ -64,11 +57,19 @@ impl Verifiers {
         if cache.is_some() && first_look {
             metrics::verified_token_cache(false);
         }
-        let outcome = match self.verify_fresh(token, waited) {
+        // The issuer the token names verifies it.
+        let fresh = self
+            .issuer_of(token)
+            .map_err(Unverified::from)
+            .and_then(|issuer| {
+                let verified = self.issuers[issuer].try_verify_fresh(token, waited)?;
+                Ok((issuer, verified))
+            });
+        let outcome = match fresh {
             Ok((issuer, verified)) => {
                 let user = verified.user.clone();
                 if let Some(cache) = cache {
-                    cache.remember(token, issuer, verified);
+                    cache.remember(issuer, verified);
                 }
                 Ok(user)
             }
@@ -131,18 +132,6 @@ impl Verifiers {
                 .check_times(&verified.times, now)
                 .map(|()| verified.user.clone()),
         )
-    }
-
-    /// Verifies with the issuer the token names; returns that issuer's
-    /// index too.
-    fn verify_fresh(
-        &self,
-        token: &str,
-        waited: &mut Waited,
-    ) -> Result<(usize, Verified), Unverified> {
-        let index = self.issuer_of(token)?;
-        let verified = self.issuers[index].verify_fresh(token, waited)?;
-        Ok((index, verified))
     }
 
     /// The index of the issuer whose `iss` the token's (not yet verified)

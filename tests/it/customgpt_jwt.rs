@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::example::{Running, command, example_binary, free_port};
+use crate::common::example::{Running, assert_refused, command, example_binary, free_port};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
@@ -284,4 +284,31 @@ fn a_key_file_that_is_not_an_rsa_private_key_is_refused_naming_the_variable() {
         assert!(stderr.contains("CUSTOMGPT_PRIVATE_KEY_PEM"), "{stderr:?}");
     }
     let _ = std::fs::remove_file(&not_a_key);
+}
+
+#[test]
+fn configured_without_a_signing_key_it_refuses_to_start_naming_the_variable() {
+    let oidc = [
+        ("AUTH_TYPE", "jwt_oidc"),
+        ("JWT_ISS", "https://id.example.com"),
+        ("JWT_AUD", "my-api"),
+    ];
+    let cases: [&[(&str, &str)]; 3] = [
+        &[("MEINGPT_ORG_ID", "clx0987654321")],
+        &oidc,
+        &[
+            ("MEINGPT_ORG_ID", "clx0987654321"),
+            ("CUSTOMGPT_AUDIENCE", "chat"),
+        ],
+    ];
+    for vars in cases {
+        let mut all = vec![("LISTEN_ADDR", "127.0.0.1:0")];
+        all.extend_from_slice(vars);
+        let line = assert_refused(command(&binary(), &all));
+        assert!(
+            line.starts_with("error: CUSTOMGPT_PRIVATE_KEY_PEM is not set: "),
+            "{vars:?}: {line}"
+        );
+        assert!(line.contains("every restart"), "{vars:?}: {line}");
+    }
 }

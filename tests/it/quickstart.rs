@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::example::{Running, command, example_binary, free_port, value_of};
+use crate::common::example::{PATIENCE, Running, command, example_binary, free_port, value_of};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use meingpt_auth::testing::MockIssuer;
+use meingpt_auth::testing::{Fault, MockIssuer};
 use serde_json::json;
 
 /// The quickstart command with a clean environment, then `vars` on top.
@@ -325,5 +325,88 @@ async fn configured_with_a_local_hs256_secret_it_verifies_tokens_signed_with_it(
     assert!(
         running.child.try_wait().unwrap().is_none(),
         "the server exited while serving"
+    );
+}
+
+/// The quickstart configured with `vars`, once its stderr holds `needle`
+/// (a line printed before it listens) and a whole line; returns its whole
+/// stderr then.
+fn stderr_at_start(vars: &[(&str, &str)], needle: &str) -> String {
+    let (mut running, _base) = start_configured(vars);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stderr = running.stderr();
+        if stderr.contains(needle) && stderr.ends_with('\n') {
+            assert!(running.is_running(), "the quickstart exited: {stderr}");
+            return stderr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stderr never held {needle:?}: {stderr:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_organization_id_is_reported_once_naming_the_url_and_what_may_be_wrong() {
+    let issuer = MockIssuer::start().await;
+    let url = format!("{}/api/custom-apps/v1/jwks/clx-wrong-org", issuer.issuer());
+    let stderr = stderr_at_start(
+        &[
+            ("MEINGPT_ORG_ID", "clx-wrong-org"),
+            ("MEINGPT_ISSUER", issuer.issuer()),
+        ],
+        "warning: ",
+    );
+
+    assert_eq!(
+        stderr,
+        format!(
+            "warning: cannot load signing keys from {url} (set by MEINGPT_ORG_ID / \
+             `organization`): the issuer answered HTTP 404: no key set here; the organization \
+             id or the issuer (MEINGPT_ISSUER / `issuer`) may be wrong\n"
+        )
+    );
+    assert_eq!(issuer.fetch_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_failed_fetch_at_start_up_is_printed_once() {
+    let meingpt = MockIssuer::start().await;
+    meingpt.fail(Fault::Status(500));
+    // An OpenID Connect issuer nobody answers for: the connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let oidc = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let discovery = format!("{oidc}/.well-known/openid-configuration");
+
+    let stderr = stderr_at_start(
+        &[
+            ("MEINGPT_ORG_ID", meingpt.organization()),
+            ("MEINGPT_ISSUER", meingpt.issuer()),
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", &oidc),
+            ("JWT_AUD", "my-api"),
+        ],
+        "warning: ",
+    );
+
+    // The first failure is the quickstart's one warning line; the other
+    // issuer's is the crate's one log line. Neither is printed twice.
+    assert_eq!(stderr.matches(&meingpt.jwks_url()).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches(&discovery).count(), 1, "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|line| line.starts_with("warning: "))
+        .unwrap();
+    assert!(
+        warning.contains(&meingpt.jwks_url()) && warning.contains("HTTP 500"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("JWKS fetch failed") && stderr.contains("WARN"),
+        "{stderr}"
     );
 }

@@ -344,3 +344,118 @@ async fn answer_to_a_token_in_a_custom_header_or_cookie_is_marked_private() {
         Some("public, max-age=60")
     );
 }
+
+/// The verdict a response carries in its extensions, and its status.
+async fn verdict_of(
+    app: &Router,
+    request: http::Request<axum::body::Body>,
+) -> (u16, Option<AuthError>) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.unwrap();
+    let verdict = response.extensions().get::<AuthError>().cloned();
+    (response.status().as_u16(), verdict)
+}
+
+fn request_to(path: &str, headers: &[(&str, &str)]) -> http::Request<axum::body::Body> {
+    let mut request = http::Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(axum::body::Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn every_refusal_carries_its_auth_error_in_the_response_extensions() {
+    use meingpt_auth::{InvalidRequest, InvalidToken};
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let app = routes(auth.layer());
+    let member = issuer.token().role("member").sign();
+    let admin = issuer.token().role("admin").sign();
+    let expired = issuer.token().expires_at(1_000_000).sign();
+
+    // The layer's refusals.
+    assert_eq!(
+        verdict_of(&app, request_to("/me", &[])).await,
+        (401, Some(AuthError::MissingToken))
+    );
+    assert_eq!(
+        verdict_of(&app, request_to("/me", &[("x-meingpt-jwt", &expired)])).await,
+        (401, Some(AuthError::InvalidToken(InvalidToken::Expired)))
+    );
+    assert_eq!(
+        verdict_of(&app, request_to("/me", &[("authorization", "Bearer ")])).await,
+        (
+            400,
+            Some(AuthError::InvalidRequest(InvalidRequest::EmptyToken))
+        )
+    );
+    // The guard's.
+    assert_eq!(
+        verdict_of(&app, request_to("/admin", &[("x-meingpt-jwt", &member)])).await,
+        (403, Some(AuthError::InsufficientScope))
+    );
+    // A served request carries none.
+    assert_eq!(
+        verdict_of(&app, request_to("/admin", &[("x-meingpt-jwt", &admin)])).await,
+        (200, None)
+    );
+    // The extractor's, behind the optional layer.
+    let optional = routes(auth.optional_layer());
+    assert_eq!(
+        verdict_of(&optional, request_to("/me", &[])).await,
+        (401, Some(AuthError::MissingToken))
+    );
+    // The gRPC shape answers HTTP 200; the verdict still says what happened.
+    assert_eq!(
+        verdict_of(
+            &app,
+            request_to("/me", &[("content-type", "application/grpc")])
+        )
+        .await,
+        (200, Some(AuthError::MissingToken))
+    );
+    // So does `MeinGptAuth::reject`, for code that answers by itself.
+    let rejected: http::Response<String> = auth.reject(&AuthError::InsufficientScope);
+    assert_eq!(
+        rejected.extensions().get::<AuthError>(),
+        Some(&AuthError::InsufficientScope)
+    );
+}
+
+#[tokio::test]
+async fn a_hook_that_builds_its_response_from_scratch_still_sends_the_verdict_along() {
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let app = routes(auth.layer().render_rejections_with(|_| {
+        let mut response = http::Response::new(bytes::Bytes::from_static(b"go away"));
+        *response.status_mut() = http::StatusCode::IM_A_TEAPOT;
+        response
+    }));
+    let member = issuer.token().role("member").sign();
+
+    assert_eq!(
+        verdict_of(&app, request_to("/me", &[])).await,
+        (418, Some(AuthError::MissingToken))
+    );
+    assert_eq!(
+        verdict_of(&app, request_to("/admin", &[("x-meingpt-jwt", &member)])).await,
+        (418, Some(AuthError::InsufficientScope))
+    );
+}
+
+#[tokio::test]
+async fn keys_that_cannot_be_had_are_told_apart_from_other_503s() {
+    let issuer = MockIssuer::start().await;
+    issuer.fail(meingpt_auth::testing::Fault::Status(500));
+    let auth = issuer.auth().build().unwrap();
+    let app = routes(auth.layer());
+    let token = issuer.token().sign();
+
+    let (status, verdict) = verdict_of(&app, request_to("/me", &[("x-meingpt-jwt", &token)])).await;
+    assert_eq!(status, 503);
+    assert!(
+        matches!(verdict, Some(AuthError::KeysUnavailable { .. })),
+        "{verdict:?}"
+    );
+}

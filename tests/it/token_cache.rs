@@ -263,3 +263,46 @@ async fn a_token_remembered_by_one_authenticator_is_not_accepted_by_another_on_t
     assert_eq!(verified_token_count(&theirs), 0);
     assert_eq!(ours.verify(&token).await.unwrap().sub(), "user-1");
 }
+
+#[tokio::test]
+async fn the_user_carries_the_tokens_payload_segment_fresh_remembered_and_from_any_source() {
+    use axum::Router;
+    use axum::routing::get;
+    use meingpt_auth::{MeinGptUser, TokenSource};
+
+    let issuer = MockIssuer::start().await;
+    let token = issuer
+        .token()
+        .sub("segment")
+        .claim("note", serde_json::json!("ü/+?=="))
+        .sign();
+    let segment = token.split('.').nth(1).unwrap().to_owned();
+    for cache in [10_000, 0] {
+        let auth = issuer
+            .auth()
+            .verified_token_cache(cache)
+            .token_sources([TokenSource::Cookie("session".into())])
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/payload",
+                get(|user: MeinGptUser| async move { user.payload_segment().to_owned() }),
+            )
+            .layer(auth.layer());
+        let base = serve(app).await;
+        // The first answer verifies the token, the others remember it.
+        for round in 0..3 {
+            let seen = crate::common::get_with(
+                &format!("{base}/payload"),
+                &[("cookie", &format!("session={token}"))],
+            )
+            .await;
+            assert_eq!(seen.status, 200, "cache {cache}, round {round}");
+            assert_eq!(seen.body, segment, "cache {cache}, round {round}");
+        }
+        let user = auth.verify(&token).await.unwrap();
+        assert_eq!(user.payload_segment(), segment);
+        assert_eq!(user.claim("note"), Some(&serde_json::json!("ü/+?==")));
+    }
+}

@@ -19,10 +19,16 @@ use serde::Deserialize;
 use crate::admission::{OriginalRequestHeaders, TrustedProxies};
 use crate::identity;
 use crate::routes::{Policy, Route, Upstream};
+use crate::server::ConnectionLimits;
+use crate::upgrade::Upgrades;
 
+mod connections;
 mod forward_auth;
+mod issuer;
 mod route;
 
+pub use connections::ConnectionsConfig;
+use connections::connection_limits;
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
@@ -62,13 +68,16 @@ pub struct FileConfig {
     pub trusted_proxies: Option<Vec<String>>,
     /// `[forward_auth]`: the endpoint and the original request's headers.
     pub forward_auth: Option<ForwardAuthConfig>,
-    /// The issuer; when absent, `MeinGptAuth::from_env()`.
+    /// The issuer; when absent, `MeinGptAuth::from_env()`, or with none of
+    /// its variables set, the development issuer on a loopback address.
     pub auth: Option<AuthConfig>,
     /// TLS termination; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
     /// The routes (`[[route]]`).
     #[serde(default)]
     pub route: Vec<RouteConfig>,
+    /// Client connections: timeouts and the cap.
+    pub connections: Option<ConnectionsConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -129,6 +138,8 @@ pub struct RouteConfig {
     /// percent-encoding or bytes that are not UTF-8 through to this route.
     #[serde(default)]
     pub allow_unusual_path_characters: bool,
+    /// The protocols a client may upgrade to; `["websocket"]` when absent.
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -203,12 +214,16 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// The authenticator.
     pub auth: AuthSource,
+    /// Client connections: timeouts and the cap.
+    pub connections: ConnectionLimits,
 }
 
 impl Settings {
     /// Reads and validates a TOML file; `env` stands for the environment
-    /// (`LISTEN_ADDR`, injected header variables, the crate's variables when
-    /// there is no `[auth]`).
+    /// (`LISTEN_ADDR`, injected header variables). Without `[auth]` the
+    /// issuer comes from the crate's variables, or, with none set and a
+    /// loopback address, is the development issuer, as in
+    /// [`from_env`](Self::from_env).
     pub fn from_file(
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
@@ -271,9 +286,10 @@ impl Settings {
             }
             routes.push(route);
         }
+        let connections = connection_limits(file.connections)?;
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
-            None => AuthSource::Configured(MeinGptAuth::from_env().map_err(crate_error)?),
+            None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
         Ok(Self {
             listen,
@@ -286,6 +302,7 @@ impl Settings {
             tls,
             routes,
             auth,
+            connections,
         })
     }
 
@@ -312,26 +329,10 @@ impl Settings {
                 frame_ancestors: None,
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
+                upgrades: Upgrades::default(),
             });
         }
-        let auth = if MeinGptAuth::configured_in_env() {
-            AuthSource::Configured(MeinGptAuth::from_env().map_err(crate_error)?)
-        } else if !cfg!(feature = "dev-issuer") {
-            return Err(ConfigError::new(
-                "MEINGPT_ORG_ID",
-                "not set (nor AUTH_TYPE): configure an issuer or pass --config",
-            ));
-        } else if !listen.ip().is_loopback() {
-            return Err(ConfigError::new(
-                "MEINGPT_ORG_ID",
-                format!(
-                    "not set (nor AUTH_TYPE), and the development issuer only runs on a \
-                     loopback LISTEN_ADDR, not {listen}"
-                ),
-            ));
-        } else {
-            AuthSource::Development
-        };
+        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         Ok(Self {
             listen,
             metrics_listen: None,
@@ -343,6 +344,7 @@ impl Settings {
             tls: None,
             routes,
             auth,
+            connections: ConnectionLimits::default(),
         })
     }
 }
@@ -406,12 +408,23 @@ fn seconds(key: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigErro
 
 /// The crate's error under `key`, without repeating the setting's name.
 fn crate_error_as(key: String, error: &meingpt_auth::ConfigError) -> ConfigError {
-    let reason = match error {
-        meingpt_auth::ConfigError::Missing { .. } => "is not set".to_owned(),
+    ConfigError::new(key, crate_reason(error))
+}
+
+/// The crate's wording of `error` after the setting's name: "is not set"
+/// and what to set it to, or what is wrong with the value.
+fn crate_reason(error: &meingpt_auth::ConfigError) -> String {
+    match error {
+        meingpt_auth::ConfigError::Missing { setting } => {
+            let full = error.to_string();
+            match full.strip_prefix(setting) {
+                Some(rest) => rest.trim_start().to_owned(),
+                None => full,
+            }
+        }
         meingpt_auth::ConfigError::Invalid { reason, .. } => reason.clone(),
         other => other.to_string(),
-    };
-    ConfigError::new(key, reason)
+    }
 }
 
 /// The crate's error from the environment: it names the variable.

@@ -129,6 +129,10 @@ pub(super) fn resolve_route(
         value.set_sensitive(true);
         inject_headers.push((header, value));
     }
+    let upgrades = match route.upgrades {
+        Some(names) => Upgrades::new(names).map_err(|e| ConfigError::new(key("upgrades"), e))?,
+        None => Upgrades::default(),
+    };
     Ok(Route {
         prefix,
         upstream,
@@ -138,6 +142,7 @@ pub(super) fn resolve_route(
         frame_ancestors,
         inject_headers,
         allow_unusual_path_characters: route.allow_unusual_path_characters,
+        upgrades,
     })
 }
 

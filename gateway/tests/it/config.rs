@@ -30,7 +30,10 @@ fn check_accepts_a_valid_file() {
          method_header = \"X-Forwarded-Method\"\n\
          {AUTH}{ROUTE}roles = [\"admin\"]\nteam_ids = [\"t1\"]\nteam_names = [\"Engineering\"]\n\
          forward_token = true\nstrip_prefix = true\nallow_unusual_path_characters = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
-         [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n"
+         upgrades = [\"websocket\", \"h2c\"]\n\
+         [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n\
+         [connections]\nmax = 1000\nheader_read_timeout_secs = 10\nidle_timeout_secs = 75\n\
+         tls_handshake_timeout_secs = 5\n"
     );
     let path = write(&text);
 
@@ -121,6 +124,19 @@ fn check_names_the_key_of_each_error_in_one_line() {
         (
             format!("{AUTH}[forward_auth]\nurl_header = \"X-Original-URL\"\n"),
             "forward_auth.url_header",
+        ),
+        (format!("{AUTH}[connections]\nmax = 0\n"), "connections.max"),
+        (
+            format!("{AUTH}[connections]\nidle_timeout_secs = -1\n"),
+            "connections.idle_timeout_secs",
+        ),
+        (
+            format!("{AUTH}[connections]\nidle_timeout = 5\n"),
+            "connections.idle_timeout",
+        ),
+        (
+            format!("{AUTH}{ROUTE}upgrades = [\"web socket\"]\n"),
+            "route[0].upgrades",
         ),
     ];
     for (text, key) in cases {
@@ -250,4 +266,27 @@ fn unknown_arguments_are_refused() {
 
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--port"), "{stderr}");
+}
+
+#[test]
+fn injecting_a_connection_level_or_identity_header_is_refused_naming_it() {
+    for name in [
+        "Host",
+        "Connection",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Keep-Alive",
+        "TE",
+        "X-Auth-Request-User",
+        "X_Auth_Request_User",
+        "X_meinGPT_Role",
+    ] {
+        let text = format!("{AUTH}{ROUTE}[route.inject_headers]\n{name} = \"value\"\n");
+        let (code, stderr) = check(&text, &[]);
+        assert_eq!(code, 2, "{name}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: route[0].inject_headers.{name}: ")),
+            "{name}: {stderr}"
+        );
+    }
 }

@@ -221,7 +221,20 @@ async fn access_log_has_one_line_per_request_without_token_query_or_email() {
         line.contains("verdict=\"allowed\"") || line.contains("verdict=allowed"),
         "{line}"
     );
+    // Two more requests (one refused), then count: one line each, and the
+    // last request's line is the last line.
+    assert_eq!(get(&format!("{base}/refused"), &[]).await.status, 401);
+    assert_eq!(get(&format!("{base}/healthz"), &[]).await.status, 200);
+    running.wait_for_stderr_line(|line| {
+        line.contains("meingpt_gateway::access") && line.contains("path=/healthz")
+    });
     let stderr = running.stderr();
+    let access: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("meingpt_gateway::access"))
+        .collect();
+    assert_eq!(access.len(), 3, "not one line per request:\n{stderr}");
+    assert!(access[1].contains("path=/refused") && access[1].contains("status=401"));
     for leaked in [
         token.as_str(),
         payload_of(&token),

@@ -1,8 +1,10 @@
-//! Limits: request body size (413), upstream down (502), slow upstream (504).
+//! Limits: request body size (413), upstream down, unresponsive or broken
+//! (502, each counted by kind on the metrics listener), slow upstream (504).
 
 use meingpt_auth::testing::MockIssuer;
 
-use crate::common::{Answer, Gateway, Upstream, auth_toml, client, get};
+use crate::common::raw::ScriptedUpstream;
+use crate::common::{Answer, Gateway, PATIENCE, Upstream, auth_toml, client, get};
 
 async fn setup(upstream_url: &str, settings: &str) -> (MockIssuer, Gateway) {
     let issuer = MockIssuer::start().await;
@@ -59,6 +61,16 @@ async fn chunked_body_over_the_limit_is_refused_with_413() {
     let response = client.request(request).await.unwrap();
 
     assert_eq!(response.status(), 413);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], b"payload too large\n");
+    assert!(
+        upstream.body_bytes() <= 1000,
+        "the upstream read {} bytes of a body limited to 1000",
+        upstream.body_bytes()
+    );
 }
 
 #[tokio::test]
@@ -93,17 +105,120 @@ async fn slow_upstream_answers_504_with_a_generic_body() {
 async fn unauthenticated_request_is_refused_before_its_body_is_checked() {
     let upstream = Upstream::start().await;
     let (_issuer, gateway) = setup(&upstream.url(), "max_body_bytes = 10").await;
+    // No token, no Content-Length, a first chunk already over the limit and
+    // a body that never ends: the answer cannot wait for the body, nor be
+    // the body limit's 413.
+    let first =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'x'; 400]))]);
+    let body = reqwest::Body::wrap_stream(futures_util::StreamExt::chain(
+        first,
+        futures_util::stream::pending(),
+    ));
 
-    let answer = Answer::read(
-        client()
-            .post(gateway.url("/upload"))
-            .body("short")
-            .send()
-            .await
-            .unwrap(),
+    let response = tokio::time::timeout(
+        PATIENCE,
+        client().post(gateway.url("/upload")).body(body).send(),
+    )
+    .await
+    .expect("answered without waiting for the body")
+    .unwrap();
+
+    assert_eq!(response.status(), 401);
+    assert_eq!(upstream.count(), 0);
+}
+
+/// The value of `meingpt_gateway_upstream_failures_total{kind="…"}`.
+async fn upstream_failures(gateway: &Gateway, kind: &str) -> u64 {
+    let metrics = get(
+        &format!(
+            "http://{}/metrics",
+            gateway.metrics.expect("a metrics listener")
+        ),
+        &[],
     )
     .await;
+    let prefix = format!("meingpt_gateway_upstream_failures_total{{kind=\"{kind}\"}} ");
+    metrics
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {}", metrics.body))
+        .parse()
+        .unwrap()
+}
 
-    assert_eq!(answer.status, 401);
-    assert_eq!(upstream.count(), 0);
+#[tokio::test]
+async fn upstream_that_does_not_accept_the_connection_in_time_answers_502_counted_as_connect() {
+    // A listener whose accept queue is full: further connection attempts
+    // get no answer at all (Linux drops their SYN), as from a host that is down.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let full = socket.listen(0).unwrap();
+    let addr = full.local_addr().unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            std::time::Duration::from_millis(300),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            queued.push(stream);
+        }
+    }
+    let (issuer, gateway) = setup(
+        &format!("http://{addr}"),
+        "metrics_listen = \"127.0.0.1:0\"\nconnect_timeout_secs = 0.2",
+    )
+    .await;
+    let token = issuer.token().sign();
+
+    let answer = get(&gateway.url("/x"), &[("x-meingpt-jwt", &token)]).await;
+
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.body, "bad gateway\n");
+    assert_eq!(upstream_failures(&gateway, "connect").await, 1);
+    assert_eq!(upstream_failures(&gateway, "timeout").await, 0);
+}
+
+#[tokio::test]
+async fn upstream_that_breaks_off_its_response_head_answers_502_counted_as_other() {
+    let upstream =
+        ScriptedUpstream::start(|_| b"HTTP/1.1 200 OK\r\nContent-Type: text/pl".to_vec()).await;
+    let (issuer, gateway) = setup(&upstream.url(), "metrics_listen = \"127.0.0.1:0\"").await;
+    let token = issuer.token().sign();
+
+    let answer = get(&gateway.url("/x"), &[("x-meingpt-jwt", &token)]).await;
+
+    assert_eq!(answer.status, 502);
+    assert_eq!(answer.body, "bad gateway\n");
+    assert_eq!(upstream_failures(&gateway, "other").await, 1);
+    assert_eq!(upstream_failures(&gateway, "connect").await, 0);
+}
+
+#[tokio::test]
+async fn upstream_that_breaks_off_its_response_body_cuts_the_client_response_counted_as_broken() {
+    let upstream = ScriptedUpstream::start(|_| {
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly the first bytes".to_vec()
+    })
+    .await;
+    let (issuer, gateway) = setup(&upstream.url(), "metrics_listen = \"127.0.0.1:0\"").await;
+    let token = issuer.token().sign();
+
+    let response = client()
+        .get(gateway.url("/x"))
+        .header("x-meingpt-jwt", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = tokio::time::timeout(PATIENCE, response.bytes())
+        .await
+        .expect("the response ended");
+
+    assert!(
+        body.is_err(),
+        "the client got a complete-looking body: {body:?}"
+    );
+    assert_eq!(upstream_failures(&gateway, "broken").await, 1);
 }

@@ -2,10 +2,14 @@
 
 mod common;
 mod config;
+mod connections;
+mod first_run;
 mod forward_auth;
+mod headers;
 mod lifecycle;
 mod limits;
 mod proxy;
 mod secrets;
 mod streaming;
 mod tls;
+mod upgrades;

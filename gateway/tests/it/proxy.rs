@@ -240,21 +240,34 @@ async fn token_is_not_forwarded_unless_the_route_asks() {
     let token = issuer.token().sign();
     let bearer = format!("Bearer {token}");
 
-    get(&gateway.url("/hello"), &[("x-meingpt-jwt", &token)]).await;
-    assert_eq!(upstream.last().header("x-meingpt-jwt"), None);
-    get(&gateway.url("/hello"), &[("authorization", &bearer)]).await;
-    assert_eq!(upstream.last().header("authorization"), None);
-
-    get(&gateway.url("/mcp"), &[("x-meingpt-jwt", &token)]).await;
-    assert_eq!(
-        upstream.last().header("x-meingpt-jwt"),
-        Some(token.as_str())
-    );
-    get(&gateway.url("/mcp"), &[("authorization", &bearer)]).await;
-    assert_eq!(
-        upstream.last().header("authorization"),
-        Some(bearer.as_str())
-    );
+    let cases = [
+        ("/hello", "x-meingpt-jwt", token.as_str(), None),
+        ("/hello", "authorization", bearer.as_str(), None),
+        (
+            "/mcp",
+            "x-meingpt-jwt",
+            token.as_str(),
+            Some(token.as_str()),
+        ),
+        (
+            "/mcp",
+            "authorization",
+            bearer.as_str(),
+            Some(bearer.as_str()),
+        ),
+    ];
+    for (n, (path, name, value, forwarded)) in cases.into_iter().enumerate() {
+        let answer = get(&gateway.url(path), &[(name, value)]).await;
+        assert_eq!(answer.status, 200, "{path} with {name}: {}", answer.body);
+        assert_eq!(
+            upstream.count(),
+            n + 1,
+            "{path} with {name} reached the upstream"
+        );
+        let seen = upstream.last();
+        assert_eq!(seen.header("x-auth-request-user"), Some("user-1"), "{path}");
+        assert_eq!(seen.header(name), forwarded, "{path} with {name}");
+    }
 }
 
 #[tokio::test]
@@ -568,4 +581,35 @@ async fn client_sent_original_uri_headers_never_reach_the_upstream() {
     ] {
         assert_eq!(seen.header(name), None, "{name} reached the upstream");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_refuses_a_percent_encoded_strip_prefix_with_400() {
+    let issuer = MockIssuer::start().await;
+    let upstream = Upstream::start().await;
+    let config = crate::common::temp_dir("strip").join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[[route]]\nprefix = \"/api\"\nupstream = \"{}\"\nstrip_prefix = true\n",
+            auth_toml(&issuer),
+            upstream.url()
+        ),
+    )
+    .unwrap();
+    let (_running, base) = crate::common::binary::Running::start(
+        &["--config", config.to_str().unwrap()],
+        &[("LISTEN_ADDR", "127.0.0.1:0")],
+    );
+    let token = issuer.token().sign();
+
+    // `/%61pi/x` is `/api/x` to an upstream that decodes it; stripping the
+    // prefix from the spelling sent is impossible, guessing is refused.
+    let encoded = get_raw(&format!("{base}/%61pi/x"), &[("x-meingpt-jwt", &token)]).await;
+    let plain = get_raw(&format!("{base}/api/x"), &[("x-meingpt-jwt", &token)]).await;
+
+    assert_eq!(encoded, 400);
+    assert_eq!(plain, 200);
+    assert_eq!(upstream.count(), 1);
+    assert_eq!(upstream.last().uri, "/x");
 }

@@ -66,7 +66,9 @@ impl Nginx {
             .arg(dir.path().join("error.log"))
             .arg("-c")
             .arg(&conf);
-        let mut process = Process::spawn("nginx", command);
+        // `QUIT`: the master stops its workers and waits for them; killing
+        // the master alone would leave them listening.
+        let mut process = Process::spawn("nginx", command).stopped_by("QUIT");
         process.wait_for_port(
             listen.parse().expect("a socket address"),
             Some(&dir.path().join("error.log")),

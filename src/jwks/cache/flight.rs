@@ -24,6 +24,17 @@ use crate::metrics::{self, FetchKind, FetchResult, FetchTimer};
 /// What a fetch ended with; the error is shared by everyone who waited.
 pub(crate) type FetchOutcome = Result<(), Arc<FetchError>>;
 
+/// Who tells of a fetch that fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The log, at WARN: nobody else reports it (a request answered
+    /// `503`, a refresh in the background).
+    Logged,
+    /// The caller, who returns it (`preload`, whose error a service prints
+    /// at start-up): logged at DEBUG only, so that it is printed once.
+    Returned,
+}
+
 /// One fetch, running as its own task; clones wait for the same fetch.
 pub(super) type Fetch =
     Shared<Map<JoinHandle<FetchOutcome>, fn(Result<FetchOutcome, JoinError>) -> FetchOutcome>>;
@@ -55,12 +66,14 @@ impl JwksCache {
     /// A wait for the fetch of source `id` that follows `seen`: the one in
     /// flight if any; none needed if another fetch has swapped in a newer
     /// snapshot since `seen` was read; else a new fetch if `may_start`
-    /// allows it for the current snapshot (`None` if not). Outside a Tokio
-    /// runtime no fetch can run: `None`.
+    /// allows it for the current snapshot (`None` if not), whose failure
+    /// is told as `failure` says. Outside a Tokio runtime no fetch can
+    /// run: `None`.
     pub(super) fn fetch_after(
         self: &Arc<Self>,
         id: SourceId,
         seen: &Arc<Snapshot>,
+        failure: Failure,
         may_start: impl FnOnce(&Snapshot) -> bool,
     ) -> Option<KeyWait> {
         let source = self.source(id);
@@ -88,7 +101,7 @@ impl JwksCache {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let cache = Arc::clone(self);
         let task = runtime.spawn(async move {
-            let outcome = cache.fetch_into(id, &current).await;
+            let outcome = cache.fetch_into(id, &current, failure).await;
             // After the swap: from now on a lookup sees the new snapshot,
             // and starts a new fetch when it needs one.
             *cache
@@ -110,7 +123,7 @@ impl JwksCache {
     /// off.
     pub(super) fn refresh_in_background(self: &Arc<Self>, id: SourceId) {
         let current = self.source(id).current.load_full();
-        let wait = self.fetch_after(id, &current, |current| {
+        let wait = self.fetch_after(id, &current, Failure::Logged, |current| {
             let now = self.clock.now();
             let due = current
                 .fetched_at
@@ -125,12 +138,14 @@ impl JwksCache {
     }
 
     /// Fetches source `id` and swaps in the new snapshot: new keys on
-    /// success, the old keys with the failure noted otherwise. Runs as the
-    /// source's one fetch in flight; `previous` is the snapshot it follows.
+    /// success, the old keys with the failure noted (and told as `failure`
+    /// says) otherwise. Runs as the source's one fetch in flight;
+    /// `previous` is the snapshot it follows.
     async fn fetch_into(
         &self,
         id: SourceId,
         previous: &Snapshot,
+        failure: Failure,
     ) -> Result<Arc<Snapshot>, FetchError> {
         let source = self.source(id);
         let started = self.clock.now();
@@ -165,13 +180,24 @@ impl JwksCache {
             }
             Err(error) => {
                 let stale = previous.fetched_at.is_some();
-                tracing::warn!(
-                    target: TARGET,
-                    url = %source.config.location.url(),
-                    %error,
-                    serving_stale_keys = stale,
-                    "JWKS fetch failed"
-                );
+                let url = source.config.location.url();
+                let explained = source.config.explain(&error);
+                match failure {
+                    Failure::Logged => tracing::warn!(
+                        target: TARGET,
+                        %url,
+                        error = %explained,
+                        serving_stale_keys = stale,
+                        "JWKS fetch failed"
+                    ),
+                    Failure::Returned => tracing::debug!(
+                        target: TARGET,
+                        %url,
+                        error = %explained,
+                        serving_stale_keys = stale,
+                        "JWKS fetch failed; the caller reports it"
+                    ),
+                }
                 source.current.store(Arc::new(Snapshot {
                     keys: previous.keys.clone(),
                     algorithms: previous.algorithms.clone(),

@@ -11,7 +11,27 @@ use super::PATIENCE;
 
 /// A command for the binary with only `vars` in its environment.
 pub fn command(args: &[&str], vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_meingpt-gateway"));
+    with_only(
+        Command::new(env!("CARGO_BIN_EXE_meingpt-gateway")),
+        args,
+        vars,
+    )
+}
+
+/// Like [`command`], with the soft limit on open files set to `limit`
+/// (through `sh -c 'ulimit -Sn …'`).
+pub fn command_with_open_file_limit(limit: u32, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg(format!("ulimit -Sn {limit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_meingpt-gateway"));
+    with_only(shell, args, vars)
+}
+
+/// `command` with `args`, only `vars` (and `RUST_LOG=info`) in its
+/// environment, piped output, started in the package directory.
+fn with_only(mut command: Command, args: &[&str], vars: &[(&str, &str)]) -> Command {
     command
         .args(args)
         .env_clear()

@@ -3,6 +3,7 @@
 
 pub mod as_written;
 pub mod binary;
+pub mod raw;
 
 pub use as_written::{PATHS_READ_AS_ANOTHER_ROUTE, get_as_written};
 
@@ -54,14 +55,16 @@ struct UpstreamState {
     hold_gate: Notify,
     /// Told when a request arrives.
     arrived: Notify,
+    /// Request body bytes the echo read, over all requests.
+    body_bytes: AtomicUsize,
 }
 
 /// A real HTTP upstream on 127.0.0.1 that records every request:
 /// `/sse` (two events, the second only once the test says so), `/slow/{ms}`,
 /// `/hold` (answers only once the test says so),
-/// `/ws` (WebSocket echo), `/api/*` of a third-party API that requires
-/// `Authorization: Bearer sk-test-secret`, and anything else echoing the
-/// request as JSON.
+/// `/ws` (WebSocket echo), `/third-party/*` of a third-party API that
+/// requires `Authorization: Bearer sk-test-secret`, `/hop-by-hop` (an answer
+/// with hop-by-hop headers), and anything else echoing the request as JSON.
 pub struct Upstream {
     pub addr: SocketAddr,
     state: Arc<UpstreamState>,
@@ -78,6 +81,7 @@ impl Upstream {
             .route("/hold", any(hold))
             .route("/ws", routing::get(websocket))
             .route("/third-party/{*rest}", any(third_party))
+            .route("/hop-by-hop", any(hop_by_hop))
             .fallback(echo)
             .layer(axum::middleware::from_fn_with_state(state.clone(), record))
             .with_state(state.clone());
@@ -107,6 +111,12 @@ impl Upstream {
             .last()
             .cloned()
             .expect("the upstream received a request")
+    }
+
+    /// How many request body bytes the echo read, over all requests
+    /// (also of bodies that broke off).
+    pub fn body_bytes(&self) -> usize {
+        self.state.body_bytes.load(Ordering::SeqCst)
     }
 
     /// Lets `/sse` send its second event.
@@ -150,7 +160,8 @@ async fn record(
     next.run(request).await
 }
 
-async fn echo(request: Request) -> Json<Value> {
+async fn echo(State(state): State<Arc<UpstreamState>>, request: Request) -> Json<Value> {
+    use http_body_util::BodyExt;
     let headers: HashMap<String, String> = request
         .headers()
         .iter()
@@ -161,10 +172,15 @@ async fn echo(request: Request) -> Json<Value> {
             )
         })
         .collect();
-    let body = axum::body::to_bytes(request.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
-    Json(json!({ "headers": headers, "body_len": body.len() }))
+    let mut body = request.into_body();
+    let mut body_len = 0;
+    while let Some(Ok(frame)) = body.frame().await {
+        if let Some(data) = frame.data_ref() {
+            body_len += data.len();
+            state.body_bytes.fetch_add(data.len(), Ordering::SeqCst);
+        }
+    }
+    Json(json!({ "headers": headers, "body_len": body_len }))
 }
 
 async fn sse(State(state): State<Arc<UpstreamState>>) -> impl IntoResponse {
@@ -222,6 +238,22 @@ async fn websocket(upgrade: WebSocketUpgrade, headers: HeaderMap) -> Response {
             }
         }
     })
+}
+
+async fn hop_by_hop() -> Response {
+    (
+        [
+            ("connection", "close, x-private-hop"),
+            ("x-private-hop", "for the next hop only"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authenticate", "Basic realm=\"upstream\""),
+            ("upgrade", "h2c"),
+            ("trailer", "x-checksum"),
+            ("x-end-to-end", "kept"),
+        ],
+        "hops\n",
+    )
+        .into_response()
 }
 
 async fn third_party(headers: HeaderMap) -> Response {

@@ -144,21 +144,29 @@ pub fn require(program: &str, skip_var: &str, install: &str) -> Option<PathBuf> 
     }
 }
 
-/// A child process, killed and reaped on every path out of a test. Its
+/// A child process in a process group of its own, stopped on every path
+/// out of a test: with the signal the program expects (nginx's master
+/// waits for its workers on `QUIT`), then anything left of the group is
+/// killed, and the test fails if a process of the group survives. Its
 /// stdout and stderr lines are collected on threads.
 pub struct Process {
     name: String,
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
     lines: mpsc::Receiver<String>,
+    /// The signal that stops the program cleanly; `KILL` when it has none.
+    stop_signal: &'static str,
+    stopped: bool,
 }
 
 impl Process {
     pub fn spawn(name: &str, mut command: Command) -> Self {
+        use std::os::unix::process::CommandExt;
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let mut child = command
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
@@ -182,7 +190,16 @@ impl Process {
             child,
             output,
             lines,
+            stop_signal: "KILL",
+            stopped: false,
         }
+    }
+
+    /// Stops the program with `signal` (`QUIT`, `TERM`, …) instead of
+    /// `KILL`, so that it can stop the processes it started itself.
+    pub fn stopped_by(mut self, signal: &'static str) -> Self {
+        self.stop_signal = signal;
+        self
     }
 
     /// Waits for a line that contains `marker`; returns it.
@@ -260,17 +277,91 @@ impl Process {
             .count()
     }
 
-    /// Stops the process at once, as a crash or an OOM kill would.
+    /// Stops the program at once, as a crash would: every process of its
+    /// group is killed.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
+        self.signal_group("KILL");
         let _ = self.child.wait();
+        self.stopped = true;
+    }
+
+    /// Stops the program with its stop signal, waits for it, kills what is
+    /// left of its group, and returns the processes of the group that are
+    /// still alive after [`PATIENCE`] (none, unless something is wrong).
+    fn stop(&mut self) -> Vec<String> {
+        if !self.stopped {
+            signal(self.stop_signal, &self.child.id().to_string());
+            let deadline = Instant::now() + PATIENCE;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            self.signal_group("KILL");
+            let _ = self.child.wait();
+            self.stopped = true;
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = live_processes_in_group(self.child.id());
+            if left.is_empty() || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal_group(&self, name: &str) {
+        signal(name, &format!("-{}", self.child.id()));
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        self.kill();
+        let left = self.stop();
+        if left.is_empty() {
+            return;
+        }
+        let message = format!("{} left processes behind: {}", self.name, left.join("; "));
+        // Kill them anyway; fail the test unless it is failing already.
+        self.signal_group("KILL");
+        if std::thread::panicking() {
+            eprintln!("{message}");
+        } else {
+            panic!("{message}");
+        }
     }
+}
+
+/// Sends signal `name` to `target` (a process id, or `-PGID` for a group).
+fn signal(name: &str, target: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), "--", target])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// `pid (command)` of every process in group `group` that has not exited
+/// (zombies, which hold no socket, aside), from `/proc`.
+fn live_processes_in_group(group: u32) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut live = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid pgrp …`; comm may hold spaces and parentheses.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let (state, _ppid, pgrp) = (fields.next(), fields.next(), fields.next());
+        if pgrp == Some(&group.to_string()) && state != Some("Z") && state != Some("X") {
+            live.push(format!("{head})"));
+        }
+    }
+    live
 }
 
 /// A running `meingpt-gateway`.

@@ -1,5 +1,7 @@
-//! The URL policy for everything keys are fetched from: `https://`, or
-//! `http://` to a loopback host only, never with credentials.
+//! The URL policy: `https://`, or `http://` to a loopback host only, never
+//! with credentials. It holds for everything keys are fetched from (the
+//! configured issuer and JWKS URLs, and a `jwks_uri` a discovery document
+//! names) and for the origins allowed to frame a Custom AI App.
 
 use std::fmt;
 use std::net::IpAddr;
