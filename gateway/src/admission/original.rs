@@ -14,6 +14,7 @@ use http::Method;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::Refusal;
+use crate::identity::reads_as;
 
 /// `X-Original-URI`: nginx's `$request_uri` (also ingress-nginx with `auth-method`).
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
@@ -151,7 +152,7 @@ pub fn remove_original_request_headers(headers: &mut HeaderMap) {
             URI_SPELLINGS
                 .iter()
                 .chain(METHOD_SPELLINGS.iter())
-                .any(|spelling| same_after_folding(name, spelling))
+                .any(|spelling| reads_as(name, spelling))
         })
         .cloned()
         .collect();
@@ -183,21 +184,7 @@ fn target_of(value: &HeaderValue) -> Option<(&str, Option<&str>)> {
 /// Whether `name` (lowercase) is `configured` or one of `spellings`, with
 /// `_` read as `-`.
 fn is_spelling(name: &str, configured: &str, spellings: &[&str]) -> bool {
-    same_after_folding(name, configured)
-        || spellings
-            .iter()
-            .any(|spelling| same_after_folding(name, spelling))
-}
-
-/// Whether `name` (lowercase) equals `spelling` ignoring case, once each
-/// `_` in it is read as `-` (servers that map `_` to `-` read both as one
-/// header).
-fn same_after_folding(name: &str, spelling: &str) -> bool {
-    name.len() == spelling.len()
-        && name
-            .bytes()
-            .zip(spelling.bytes())
-            .all(|(a, b)| a == b.to_ascii_lowercase() || (a == b'_' && b == b'-'))
+    reads_as(name, configured) || spellings.iter().any(|spelling| reads_as(name, spelling))
 }
 
 /// The path and query of a request target as HTTP reads it (RFC 9112
