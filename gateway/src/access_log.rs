@@ -13,7 +13,7 @@ use std::time::Instant;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use crate::gateway::{Outcome, original_method};
+use crate::gateway::Outcome;
 use crate::metrics::{Metrics, Mode, Verdict};
 
 /// Applies [`AccessLog`]. See the [module docs](self).
@@ -67,14 +67,18 @@ where
         let metrics = self.metrics.clone();
         let started = Instant::now();
         let method = request.method().clone();
-        let original = original_method(request.headers());
         let path = redacted_path(request.uri().path());
         Box::pin(async move {
             let response = inner.call(request).await?;
             let status = response.status();
-            let (mode, route, verdict) = match response.extensions().get::<Outcome>() {
-                Some(outcome) => (outcome.mode, outcome.route.clone(), outcome.verdict),
-                None => (Mode::Proxy, None, Verdict::InvalidRequest),
+            let (mode, route, verdict, original) = match response.extensions().get::<Outcome>() {
+                Some(outcome) => (
+                    outcome.mode,
+                    outcome.route.clone(),
+                    outcome.verdict,
+                    outcome.original_method.clone(),
+                ),
+                None => (Mode::Proxy, None, Verdict::InvalidRequest, None),
             };
             metrics.verdict(mode, verdict);
             // A forward-auth sub-request logs the method of the request it is about.

@@ -13,7 +13,8 @@ use tower_http::body::Limited;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::access_log::AccessLogLayer;
-use crate::config::{AuthSource, ConfigError, Settings};
+use crate::admission::TrustedProxies;
+use crate::config::{AuthSource, ConfigError, ForwardAuthEndpoint, Settings};
 use crate::gateway::{Gateway, GatewayParts, Readiness};
 use crate::host::{RequireHost, RequireHostLayer};
 use crate::metrics::Metrics;
@@ -43,7 +44,8 @@ pub struct Started {
 struct StackFactory {
     auth: MeinGptAuth,
     routes: Vec<crate::routes::Route>,
-    forward_auth_path: String,
+    forward_auth: ForwardAuthEndpoint,
+    trusted_proxies: TrustedProxies,
     connect_timeout: Duration,
     response_timeout: Duration,
     max_body_bytes: usize,
@@ -56,7 +58,8 @@ impl StackFactory {
         let gateway = Gateway::new(GatewayParts {
             auth: self.auth.clone(),
             routes: self.routes.clone(),
-            forward_auth_path: self.forward_auth_path.clone(),
+            forward_auth: self.forward_auth.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
             client: upstream_client(self.connect_timeout),
             response_timeout: self.response_timeout,
             metrics: self.metrics.clone(),
@@ -118,7 +121,8 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
     let stacks = StackFactory {
         auth,
         routes: settings.routes,
-        forward_auth_path: settings.forward_auth_path.clone(),
+        forward_auth: settings.forward_auth.clone(),
+        trusted_proxies: settings.trusted_proxies.clone(),
         connect_timeout: settings.connect_timeout,
         response_timeout: settings.response_timeout,
         max_body_bytes: settings.max_body_bytes,
@@ -300,7 +304,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ConfigError> {
     #[cfg(feature = "dev-issuer")]
-    let (forward_auth_path, routes) = (settings.forward_auth_path.clone(), settings.routes.clone());
+    let (forward_auth, routes) = (settings.forward_auth.clone(), settings.routes.clone());
     let started = start(settings).await?;
     let base = started.base_url();
     eprintln!("meingpt-gateway listening on {base}");
@@ -309,7 +313,7 @@ pub async fn run(
     }
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
-        println!("{}", crate::dev::banner(&base, issuer, &forward_auth_path));
+        println!("{}", crate::dev::banner(&base, issuer, &forward_auth));
         if !routes.is_empty() {
             let auth = &started.stacks.auth;
             println!(

@@ -43,7 +43,10 @@ Options:
 Configuration file (TOML; unknown keys are refused):
   listen = \"127.0.0.1:8080\"         where to listen (LISTEN_ADDR overrides it)
   metrics_listen, max_body_bytes, connect_timeout_secs, response_timeout_secs,
-  forward_auth_path
+  trusted_proxies = [\"10.0.0.0/8\"]  who may ask forward auth and send forwarding headers
+                                    (default: loopback)
+  [forward_auth]                    path (default /_meingpt/auth), uri_header (default
+                                    X-Original-URI), method_header (default X-Original-Method)
   [auth]                            organizations = [\"clx…\"], issuer, jwks_url; without
                                     [auth], the issuer comes from the variables below
   [tls]                             cert, key (PEM files)
@@ -52,7 +55,7 @@ Configuration file (TOML; unknown keys are refused):
   [[route]]                         prefix, upstream = \"http://host:port\", and a policy:
                                     public, roles, team_ids, team_names; forward_token,
                                     strip_prefix, frame_ancestors, upgrades,
-                                    [route.inject_headers]
+                                    allow_unusual_path_characters, [route.inject_headers]
 
 Environment:
   MEINGPT_ORG_ID       meinGPT organization id(s), comma separated
@@ -62,6 +65,9 @@ Environment:
                        JWT_AUD, JWT_ALG, JWT_DECODE_KEY_B64, JWT_ROLE_CLAIM (OpenGPTs' names)
   JWKS_CA_FILE         PEM bundle of extra root certificates for key fetches
   GATEWAY_UPSTREAM     without --config: one route / to this upstream, any signed-in user
+  GATEWAY_TRUSTED_PROXIES, GATEWAY_FORWARD_AUTH_PATH, GATEWAY_FORWARD_AUTH_URI_HEADER,
+  GATEWAY_FORWARD_AUTH_METHOD_HEADER
+                       without --config: trusted_proxies and [forward_auth] (above)
   LISTEN_ADDR          where to listen (default 127.0.0.1:3000)
   RUST_LOG             log filter for stderr (default info)
 

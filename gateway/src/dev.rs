@@ -5,10 +5,38 @@
 use meingpt_auth::testing::MockIssuer;
 use meingpt_auth::{MeinGptAuth, MeinGptUser};
 
+use crate::admission::{METHOD_SPELLINGS, URI_SPELLINGS};
+use crate::config::ForwardAuthEndpoint;
 use crate::routes::{Policy, Route};
 
-/// The banner for a gateway at `base` using `issuer`.
-pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str) -> String {
+/// The banner for a gateway at `base` using `issuer`, its forward-auth
+/// endpoint `endpoint`.
+pub fn banner(base: &str, issuer: &MockIssuer, endpoint: &ForwardAuthEndpoint) -> String {
+    let forward_auth_path = &endpoint.path;
+    // Known names as proxies write them; any other as configured.
+    let spelled = |name: &http::HeaderName| {
+        URI_SPELLINGS
+            .iter()
+            .chain(METHOD_SPELLINGS.iter())
+            .find(|spelling| spelling.eq_ignore_ascii_case(name.as_str()))
+            .map_or_else(|| name.to_string(), |spelling| (*spelling).to_owned())
+    };
+    let (uri_header, method_header) = (
+        spelled(endpoint.headers.uri()),
+        spelled(endpoint.headers.method()),
+    );
+    // No client copy of the original URI or method passes under any other
+    // name: to the gateway (which would refuse the request), nor to the app.
+    let cleared = |except: &[&http::HeaderName]| {
+        URI_SPELLINGS
+            .iter()
+            .chain(METHOD_SPELLINGS.iter())
+            .filter(|name| !except.iter().any(|e| e.as_str().eq_ignore_ascii_case(name)))
+            .map(|name| format!("        proxy_set_header {name} \"\";\n"))
+            .collect::<String>()
+    };
+    let cleared_for_gateway = cleared(&[endpoint.headers.uri(), endpoint.headers.method()]);
+    let cleared_for_app = cleared(&[]);
     let admin = issuer.demo_admin().sign();
     let member = issuer.demo_member().sign();
     let gateway = base
@@ -21,24 +49,27 @@ pub fn banner(base: &str, issuer: &MockIssuer, forward_auth_path: &str) -> Strin
          ADMIN={admin}\n\
          MEMBER={member}\n\n\
          Forward auth:\n\
-         curl -i {base}{forward_auth_path}\n\
-         curl -i -H \"X-meinGPT-JWT: $ADMIN\" {base}{forward_auth_path}\n",
+         curl -i -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n\
+         curl -i -H \"X-meinGPT-JWT: $ADMIN\" -H \"{uri_header}: /any/path\" {base}{forward_auth_path}\n",
         issuer.issuer(),
         issuer.organization(),
     );
     out.push_str(&format!(
         r#"
 nginx in front of your app (replace 127.0.0.1:8000), asking this gateway (a 401 carries
-the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403):
+the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with a 403).
+The gateway reads the original request from {uri_header} and {method_header} only, and
+answers forward auth to trusted proxies only (GATEWAY_TRUSTED_PROXIES, default loopback);
+nginx drops client headers with "_" in their names (underscores_in_headers off, the default):
 
     location = {forward_auth_path} {{
         internal;
         proxy_pass http://{gateway};
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-        proxy_set_header X-Original-Method $request_method;
-    }}
+        proxy_set_header {uri_header} $request_uri;
+        proxy_set_header {method_header} $request_method;
+{cleared_for_gateway}    }}
 
     location / {{
         auth_request {forward_auth_path};
@@ -59,7 +90,7 @@ the gateway's WWW-Authenticate; gateway/deploy/nginx.conf also passes it on with
         proxy_set_header X-meinGPT-Claims $auth_claims;
         proxy_set_header X-meinGPT-JWT "";
         proxy_set_header Authorization "";
-        proxy_pass http://127.0.0.1:8000;
+{cleared_for_app}        proxy_pass http://127.0.0.1:8000;
     }}
 "#
     ));

@@ -14,10 +14,12 @@ use meingpt_auth::{AuthBody, AuthError, MeinGptAuth};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
+use crate::admission::{OriginalRequest, Refusal, RequestPath, TrustedProxies};
+use crate::config::ForwardAuthEndpoint;
 use crate::identity;
 use crate::metrics::{Metrics, Mode, Verdict};
-use crate::proxy::{Body, Proxy, UpstreamClient, plain};
-use crate::routes::{self, Route, has_dot_segments};
+use crate::proxy::{Body, ClientInfo, Proxy, UpstreamClient, plain};
+use crate::routes::{self, Route};
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
@@ -46,6 +48,8 @@ pub struct Outcome {
     pub route: Option<Arc<str>>,
     /// The decision.
     pub verdict: Verdict,
+    /// For forward auth, the method of the request it was about.
+    pub original_method: Option<Method>,
 }
 
 /// Dispatches requests to the endpoints and routes. Cheap to clone.
@@ -58,7 +62,7 @@ impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
             .field("routes", &self.shared.routes.len())
-            .field("forward_auth_path", &self.shared.forward_auth_path)
+            .field("forward_auth", &self.shared.forward_auth)
             .finish()
     }
 }
@@ -68,7 +72,8 @@ struct Shared {
     routes: Vec<Route>,
     prefixes: Vec<Arc<str>>,
     services: Vec<RouteService>,
-    forward_auth_path: String,
+    forward_auth: ForwardAuthEndpoint,
+    trusted_proxies: TrustedProxies,
     readiness: Readiness,
 }
 
@@ -78,8 +83,10 @@ pub struct GatewayParts {
     pub auth: MeinGptAuth,
     /// The routes.
     pub routes: Vec<Route>,
-    /// The forward-auth endpoint's path.
-    pub forward_auth_path: String,
+    /// The forward-auth endpoint.
+    pub forward_auth: ForwardAuthEndpoint,
+    /// Who may ask forward auth and set forwarding headers.
+    pub trusted_proxies: TrustedProxies,
     /// The upstream client shared by all routes.
     pub client: UpstreamClient,
     /// The upstream response-header timeout.
@@ -102,6 +109,7 @@ impl Gateway {
                     parts.client.clone(),
                     parts.response_timeout,
                     parts.metrics.clone(),
+                    parts.trusted_proxies.clone(),
                 );
                 route_stack(&parts.auth, route, proxy)
             })
@@ -117,7 +125,8 @@ impl Gateway {
                 routes: parts.routes,
                 prefixes,
                 services,
-                forward_auth_path: parts.forward_auth_path,
+                forward_auth: parts.forward_auth,
+                trusted_proxies: parts.trusted_proxies,
                 readiness: parts.readiness,
             }),
         }
@@ -181,25 +190,42 @@ impl Shared {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             });
         }
-        if let Some(rest) = self.forward_auth_suffix(path) {
-            let rest = rest.map(str::to_owned);
-            return self.forward_auth(request.headers(), rest.as_deref()).await;
+        if let Some(suffix) = self.forward_auth_suffix(path) {
+            let peer = request
+                .extensions()
+                .get::<ClientInfo>()
+                .map(|info| info.peer.ip());
+            if !peer.is_some_and(|peer| self.trusted_proxies.contains(peer)) {
+                tracing::warn!(
+                    target: "meingpt_gateway::forward_auth",
+                    "forward auth refused to a peer outside trusted_proxies"
+                );
+                return with_outcome(
+                    plain(
+                        StatusCode::FORBIDDEN,
+                        "forward auth answers trusted proxies only\n",
+                    ),
+                    Mode::ForwardAuth,
+                    None,
+                    Verdict::Forbidden,
+                );
+            }
+            return self.forward_auth(request.headers(), suffix).await;
         }
-        if has_dot_segments(path) || routes::is_ambiguous(&self.routes, path) {
-            return with_outcome(
-                plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-                Mode::Proxy,
-                None,
-                Verdict::InvalidRequest,
-            );
-        }
-        let Some((index, _)) = routes::find(&self.routes, path) else {
-            return with_outcome(
-                plain(StatusCode::NOT_FOUND, "not found\n"),
-                Mode::Proxy,
-                None,
-                Verdict::NoRoute,
-            );
+        let chosen = RequestPath::parse(path)
+            .and_then(|path| routes::route_for(&self.routes, &path))
+            .map(|found| found.map(|(index, _)| index));
+        let index = match chosen {
+            Ok(Some(index)) => index,
+            Ok(None) => {
+                return with_outcome(
+                    plain(StatusCode::NOT_FOUND, "not found\n"),
+                    Mode::Proxy,
+                    None,
+                    Verdict::NoRoute,
+                );
+            }
+            Err(refusal) => return refused(refusal, Mode::Proxy),
         };
         let service = self.services[index].clone();
         let response = match service.oneshot(request).await {
@@ -222,7 +248,7 @@ impl Shared {
     /// `Some(None)` for the endpoint itself, `Some(Some(path))` for
     /// `{endpoint}/{original path}` (Envoy's `ext_authz` path prefix).
     fn forward_auth_suffix<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
-        let rest = path.strip_prefix(self.forward_auth_path.as_str())?;
+        let rest = path.strip_prefix(self.forward_auth.path.as_str())?;
         if rest.is_empty() {
             Some(None)
         } else if rest.starts_with('/') {
@@ -233,30 +259,46 @@ impl Shared {
     }
 
     /// The forward-auth answer: `200` with the identity headers, or the
-    /// crate's rejection.
+    /// crate's rejection, or `400` when the original request is not clear
+    /// ([`OriginalRequest::read`], [`RequestPath::parse`], [`routes::route_for`]).
     async fn forward_auth(&self, headers: &HeaderMap, suffix: Option<&str>) -> Response<Body> {
-        let original = original_path(headers).or(suffix);
-        if original
-            .is_some_and(|path| has_dot_segments(path) || routes::is_ambiguous(&self.routes, path))
-        {
-            return with_outcome(
-                plain(StatusCode::BAD_REQUEST, "bad request path\n"),
-                Mode::ForwardAuth,
-                None,
-                Verdict::InvalidRequest,
-            );
-        }
-        let matched = original.and_then(|path| routes::find(&self.routes, path));
+        let original = match OriginalRequest::read(headers, suffix, &self.forward_auth.headers) {
+            Ok(original) => original,
+            Err(refusal) => return refused(refusal, Mode::ForwardAuth),
+        };
+        let matched = match original.path {
+            Some(path) => {
+                match RequestPath::parse(path)
+                    .and_then(|path| routes::route_for(&self.routes, &path))
+                {
+                    Ok(matched) => matched,
+                    Err(refusal) => return refused(refusal, Mode::ForwardAuth),
+                }
+            }
+            // Without the original URI no route's policy can be chosen.
+            None if !self.routes.is_empty() => {
+                return refused(Refusal::MissingOriginalUri, Mode::ForwardAuth);
+            }
+            None => None,
+        };
+        let method = original.method;
+        let answer = |response, route, verdict| {
+            let mut response = with_outcome(response, Mode::ForwardAuth, route, verdict);
+            if let Some(outcome) = response.extensions_mut().get_mut::<Outcome>() {
+                outcome.original_method = method.clone();
+            }
+            response
+        };
         let route = matched.map(|(index, _)| self.prefixes[index].clone());
         let policy = matched.map(|(_, route)| &route.policy);
         if policy.is_some_and(|p| p.is_public()) {
-            return with_outcome(empty_ok(), Mode::ForwardAuth, route, Verdict::Public);
+            return answer(empty_ok(), route, Verdict::Public);
         }
         let error = match self.auth.authenticate(headers).await {
             Ok(Some(user)) if policy.is_none_or(|p| p.admits(&user)) => {
                 let mut response = empty_ok();
                 identity::insert_identity(response.headers_mut(), &user);
-                return with_outcome(response, Mode::ForwardAuth, route, Verdict::Allowed);
+                return answer(response, route, Verdict::Allowed);
             }
             Ok(Some(_)) => AuthError::InsufficientScope,
             Ok(None) => AuthError::MissingToken,
@@ -264,40 +306,19 @@ impl Shared {
         };
         let response: Response<Body> = self.auth.reject(&error);
         let verdict = Verdict::from_rejection(response.status());
-        with_outcome(response, Mode::ForwardAuth, route, verdict)
+        answer(response, route, verdict)
     }
 }
 
-/// The path of `X-Original-URI` or `X-Forwarded-Uri` (query removed; an
-/// absolute URI is reduced to its path).
-fn original_path(headers: &HeaderMap) -> Option<&str> {
-    let value = ["x-original-uri", "x-forwarded-uri"]
-        .iter()
-        .find_map(|name| headers.get(*name))?
-        .to_str()
-        .ok()?;
-    let without_query = value.split(['?', '#']).next().unwrap_or("");
-    let path = match without_query.find("://") {
-        Some(scheme_end) => {
-            let after = &without_query[scheme_end + 3..];
-            after.find('/').map_or("/", |slash| &after[slash..])
-        }
-        None => without_query,
-    };
-    if path.is_empty() {
-        Some("/")
-    } else {
-        Some(path)
-    }
-}
-
-/// The method of the original request (`X-Original-Method`,
-/// `X-Forwarded-Method`), for the access log.
-pub fn original_method(headers: &HeaderMap) -> Option<Method> {
-    ["x-original-method", "x-forwarded-method"]
-        .iter()
-        .find_map(|name| headers.get(*name))
-        .and_then(|value| Method::from_bytes(value.as_bytes()).ok())
+/// The `400` for a request the gateway cannot decide on.
+fn refused(refusal: Refusal, mode: Mode) -> Response<Body> {
+    let mut response = plain(StatusCode::BAD_REQUEST, "");
+    *response.body_mut() = Body::from(format!("bad request: {refusal}\n"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    with_outcome(response, mode, None, Verdict::InvalidRequest)
 }
 
 fn empty_ok() -> Response<Body> {
@@ -323,34 +344,7 @@ fn with_outcome(
         mode,
         route,
         verdict,
+        original_method: None,
     });
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(name: &'static str, value: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(name, http::HeaderValue::from_static(value));
-        headers
-    }
-
-    #[test]
-    fn original_path_drops_query_and_origin() {
-        assert_eq!(
-            original_path(&headers("x-original-uri", "/a/b?token=x")),
-            Some("/a/b")
-        );
-        assert_eq!(
-            original_path(&headers("x-forwarded-uri", "https://h.example/a?b")),
-            Some("/a")
-        );
-        assert_eq!(
-            original_path(&headers("x-forwarded-uri", "https://h.example")),
-            Some("/")
-        );
-        assert_eq!(original_path(&HeaderMap::new()), None);
-    }
 }

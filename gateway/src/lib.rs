@@ -7,7 +7,8 @@
 //! Every connection is served under [`server`]'s connection policy
 //! (timed from accept, capped, shed idle-first). Everything a request meets
 //! is a Tower stack: [`access_log`], the request body limit, the `Host`
-//! check ([`host`]), [`gateway::Gateway`] (endpoints and dispatch), and per
+//! check ([`host`]), [`gateway::Gateway`] (endpoints,
+//! [`admission`] and dispatch), and per
 //! route the crate's `auth.layer()`, a policy guard and the frame-ancestors
 //! layer around a [`proxy::Proxy`].
 
@@ -15,6 +16,7 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod access_log;
+pub mod admission;
 pub mod app;
 pub mod cli;
 pub mod config;

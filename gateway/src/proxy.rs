@@ -28,6 +28,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use meingpt_auth::MeinGptUser;
 use tower::Service;
 
+use crate::admission::{TrustedProxies, remove_original_request_headers};
 use crate::identity;
 use crate::metrics::{Metrics, UpstreamFailure, Verdict};
 use crate::routes::Route;
@@ -42,6 +43,14 @@ pub type UpstreamClient = Client<HttpConnector, Body>;
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// Forwarding headers an upstream gets only from a trusted proxy (and never
+/// set by the gateway itself).
+const FORWARDED_BY_PROXIES: [HeaderName; 4] = [
+    header::FORWARDED,
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
 
 /// What the server knows about the connection a request came in on.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +82,7 @@ struct Shared {
     client: UpstreamClient,
     response_timeout: Duration,
     metrics: Arc<Metrics>,
+    trusted_proxies: TrustedProxies,
     /// Headers removed from requests when spelled with `_` for `-`: those
     /// the gateway sets, vouches for or removes.
     respelled: Box<[HeaderName]>,
@@ -88,12 +98,14 @@ impl std::fmt::Debug for Proxy {
 }
 
 impl Proxy {
-    /// A proxy for `route`.
+    /// A proxy for `route`; the forwarding headers of `trusted_proxies`
+    /// reach the upstream, anyone else's are replaced or removed.
     pub fn new(
         route: Route,
         client: UpstreamClient,
         response_timeout: Duration,
         metrics: Arc<Metrics>,
+        trusted_proxies: TrustedProxies,
     ) -> Self {
         let respelled = identity::IDENTITY_HEADERS
             .iter()
@@ -103,6 +115,7 @@ impl Proxy {
                 &X_FORWARDED_PROTO,
                 &X_FORWARDED_HOST,
             ])
+            .chain(FORWARDED_BY_PROXIES.iter())
             .chain(route.inject_headers.iter().map(|(name, _)| name))
             .filter(|name| name.as_str().contains('-'))
             .cloned()
@@ -113,6 +126,7 @@ impl Proxy {
                 client,
                 response_timeout,
                 metrics,
+                trusted_proxies,
                 respelled,
             }),
         }
@@ -173,6 +187,7 @@ impl Shared {
         });
         identity::remove_hop_by_hop(&mut headers);
         identity::remove_identity(&mut headers);
+        remove_original_request_headers(&mut headers);
         identity::remove_underscore_spellings(&mut headers, &self.respelled);
         if !route.forward_token {
             identity::remove_token(&mut headers);
@@ -181,7 +196,8 @@ impl Shared {
         if let Some(user) = &user {
             identity::insert_identity(&mut headers, user);
         }
-        set_forwarded(&mut headers, info, host);
+        let trusted = info.is_some_and(|info| self.trusted_proxies.contains(info.peer.ip()));
+        set_forwarded(&mut headers, info, host, trusted);
         for (name, value) in &route.inject_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -278,24 +294,47 @@ impl Shared {
     }
 }
 
-/// `X-Forwarded-For` gets the peer appended; `-Proto` and `-Host` are set.
-fn set_forwarded(headers: &mut HeaderMap, info: Option<ClientInfo>, host: Option<HeaderValue>) {
+/// The forwarding headers. From a `trusted` proxy: the peer is appended to
+/// its `X-Forwarded-For`, its `X-Forwarded-Proto` and `-Host` are kept (set
+/// when it sent none), and its `Forwarded`, `X-Real-IP`, `X-Forwarded-Port`
+/// and `-Prefix` pass. From anyone else: `X-Forwarded-For` is the peer,
+/// `-Proto` and `-Host` are the gateway's view, and the others are removed.
+fn set_forwarded(
+    headers: &mut HeaderMap,
+    info: Option<ClientInfo>,
+    host: Option<HeaderValue>,
+    trusted: bool,
+) {
+    if !trusted {
+        for name in &FORWARDED_BY_PROXIES {
+            headers.remove(name);
+        }
+    }
     if let Some(info) = info {
-        let peer = info.peer.ip().to_string();
-        let value = match headers
-            .get(&X_FORWARDED_FOR)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.trim().is_empty())
-        {
-            Some(earlier) => format!("{earlier}, {peer}"),
-            None => peer,
+        let peer = info.peer.ip().to_canonical().to_string();
+        let earlier = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>();
+        let value = if trusted && !earlier.is_empty() {
+            format!("{}, {peer}", earlier.join(", "))
+        } else {
+            peer
         };
         headers.remove(&X_FORWARDED_FOR);
         if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(X_FORWARDED_FOR, value);
         }
-        let proto = if info.tls { "https" } else { "http" };
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        if !trusted || !headers.contains_key(&X_FORWARDED_PROTO) {
+            let proto = if info.tls { "https" } else { "http" };
+            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        }
+    }
+    if trusted && headers.contains_key(&X_FORWARDED_HOST) {
+        return;
     }
     match host {
         Some(host) => {

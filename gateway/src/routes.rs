@@ -1,11 +1,14 @@
 //! Routes: a path prefix, an upstream and a [`Policy`] each; the longest
-//! prefix matching on whole path segments wins.
+//! prefix matching on whole segments of the percent-decoded path wins
+//! ([`route_for`]).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::uri::{Authority, PathAndQuery, Uri};
 use meingpt_auth::{FrameAncestorsLayer, GuardLayer, MeinGptUser, Role};
-use percent_encoding::percent_decode_str;
+
+use crate::admission::{Refusal, RequestPath};
 
 use crate::upgrade::Upgrades;
 
@@ -147,18 +150,18 @@ pub struct Route {
     pub frame_ancestors: Option<FrameAncestorsLayer>,
     /// Headers set on every forwarded request (values marked sensitive).
     pub inject_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Whether paths with backslashes, control characters, double
+    /// percent-encoding or bytes that are not UTF-8 pass (as long as every
+    /// reading of them picks this route); refused (`400`) otherwise.
+    pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to (`websocket` by default).
     pub upgrades: Upgrades,
 }
 
 impl Route {
-    /// Whether `path` is under this route's prefix (whole segments).
+    /// Whether the decoded `path` is under this route's prefix (whole segments).
     pub fn matches(&self, path: &str) -> bool {
         prefix_matches(&self.prefix, path)
-    }
-
-    fn matches_ignoring_case(&self, path: &str) -> bool {
-        prefix_matches(&self.prefix.to_lowercase(), path)
     }
 
     /// The path the upstream sees; `None` when the prefix is to be stripped
@@ -187,54 +190,92 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// The index of the route whose prefix is the longest match for `path`,
-/// matched on the percent-decoded path: an upstream that decodes
-/// `/admin%2Fusers` into `/admin/users` must get the `/admin` policy.
+/// Like [`prefix_matches`] ignoring case, for a `lowercase` path.
+fn prefix_matches_lowercase(prefix: &str, lowercase: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    if !prefix.is_ascii() {
+        return prefix_matches(&prefix.to_lowercase(), lowercase);
+    }
+    let path = lowercase.as_bytes();
+    path.len() >= prefix.len()
+        && path[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        && matches!(path.get(prefix.len()), None | Some(b'/'))
+}
+
+/// The index of the route whose prefix is the longest match for the
+/// percent-decoded `path`: an upstream that decodes `/admin%2Fusers` into
+/// `/admin/users` must get the `/admin` policy.
 pub fn find<'r>(routes: &'r [Route], path: &str) -> Option<(usize, &'r Route)> {
-    let decoded = percent_decode_str(path).decode_utf8_lossy();
+    longest(routes, |route| route.matches(path))
+}
+
+fn longest(routes: &[Route], matches: impl Fn(&Route) -> bool) -> Option<(usize, &Route)> {
     routes
         .iter()
         .enumerate()
-        .filter(|(_, route)| route.matches(&decoded))
+        .filter(|(_, route)| matches(route))
         .max_by_key(|(_, route)| route.prefix.len())
 }
 
-/// Whether `path` would pick another route if an upstream read it as some
-/// servers do: dropping `;parameters` from segments (Java servlet
-/// containers) or ignoring case. Such paths are refused rather than guessed.
-pub fn is_ambiguous(routes: &[Route], path: &str) -> bool {
-    let decoded = percent_decode_str(path).decode_utf8_lossy();
-    let chosen = find(routes, path).map(|(index, _)| index);
-    let without_parameters: String = decoded
-        .split('/')
-        .map(|segment| segment.split(';').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join("/");
-    let lowercase = decoded.to_lowercase();
-    [without_parameters, lowercase].iter().any(|variant| {
-        let other = routes
-            .iter()
-            .enumerate()
-            .filter(|(_, route)| route.matches(variant) || route.matches_ignoring_case(variant))
-            .max_by_key(|(_, route)| route.prefix.len())
-            .map(|(index, _)| index);
-        other != chosen
-    })
+/// The route that decides a request for `path`, chosen on its one decoding.
+///
+/// Refused ([`Refusal`]): unusual characters ([`RequestPath::unusual`])
+/// unless the chosen route allows them, and then when an upstream that
+/// decodes twice or reads `\` as `/` would pick another route; and a path
+/// that would pick another route if an upstream dropped `;parameters` from
+/// its segments (Java servlet containers) or ignored case.
+pub fn route_for<'r>(
+    routes: &'r [Route],
+    path: &RequestPath<'_>,
+) -> Result<Option<(usize, &'r Route)>, Refusal> {
+    let chosen = find(routes, path.decoded());
+    let index = chosen.map(|(index, _)| index);
+    if let Some(unusual) = path.unusual() {
+        if !chosen.is_some_and(|(_, route)| route.allow_unusual_path_characters) {
+            return Err(unusual);
+        }
+        if let Some(reading) = path.lenient_reading()?
+            && find(routes, &reading).map(|(index, _)| index) != index
+        {
+            return Err(Refusal::AmbiguousRoute);
+        }
+    }
+    if is_ambiguous(routes, path, index) {
+        return Err(Refusal::AmbiguousRoute);
+    }
+    Ok(chosen)
 }
 
-/// Whether `path`, once percent-decoded, has a `.` or `..` segment (split on
-/// `/` and `\`). Such paths are refused: an upstream that normalizes them
-/// could serve a route the gateway did not authorize.
-pub fn has_dot_segments(path: &str) -> bool {
-    let decoded = percent_decode_str(path).decode_utf8_lossy();
-    // Decode twice: `%252e` must not become `.` only at the upstream.
-    let twice = percent_decode_str(&decoded)
-        .decode_utf8_lossy()
-        .into_owned();
-    [decoded.as_ref(), twice.as_str()].iter().any(|p| {
-        p.split(['/', '\\'])
-            .any(|segment| segment == "." || segment == "..")
-    })
+/// Whether the decoded `path` would pick another route than `chosen` if an
+/// upstream dropped `;parameters` from its segments or ignored case.
+fn is_ambiguous(routes: &[Route], path: &RequestPath<'_>, chosen: Option<usize>) -> bool {
+    let lowercase: Cow<'_, str> = if path.has_case() {
+        Cow::Owned(path.decoded().to_lowercase())
+    } else {
+        Cow::Borrowed(path.decoded())
+    };
+    let ignoring_case = |lowercase: &str| {
+        longest(routes, |route| {
+            prefix_matches_lowercase(&route.prefix, lowercase)
+        })
+        .map(|(index, _)| index)
+    };
+    if ignoring_case(&lowercase) != chosen {
+        return true;
+    }
+    if !path.has_parameters() {
+        return false;
+    }
+    let mut without_parameters = String::with_capacity(lowercase.len());
+    for (index, segment) in lowercase.split('/').enumerate() {
+        if index > 0 {
+            without_parameters.push('/');
+        }
+        without_parameters.push_str(segment.split(';').next().unwrap_or(""));
+    }
+    ignoring_case(&without_parameters) != chosen
 }
 
 #[cfg(test)]
@@ -250,8 +291,14 @@ mod tests {
             strip_prefix: strip,
             frame_ancestors: None,
             inject_headers: Vec::new(),
+            allow_unusual_path_characters: false,
             upgrades: Upgrades::default(),
         }
+    }
+
+    fn chosen(routes: &[Route], raw: &str) -> Result<Option<usize>, Refusal> {
+        let path = RequestPath::parse(raw)?;
+        route_for(routes, &path).map(|found| found.map(|(index, _)| index))
     }
 
     #[test]
@@ -265,29 +312,61 @@ mod tests {
     }
 
     #[test]
-    fn longest_prefix_wins() {
+    fn longest_prefix_of_the_decoded_path_wins() {
         let routes = vec![
             route("/", false),
             route("/api/admin", false),
             route("/api", false),
         ];
-        assert_eq!(find(&routes, "/api/admin/x").unwrap().0, 1);
-        assert_eq!(find(&routes, "/api/administrator").unwrap().0, 2);
-        assert_eq!(find(&routes, "/other").unwrap().0, 0);
-        assert!(find(&routes[1..], "/other").is_none());
-        assert_eq!(find(&routes, "/api%2Fadmin/x").unwrap().0, 1);
-        assert_eq!(find(&routes, "/%61pi").unwrap().0, 2);
+        assert_eq!(chosen(&routes, "/api/admin/x"), Ok(Some(1)));
+        assert_eq!(chosen(&routes, "/api/administrator"), Ok(Some(2)));
+        assert_eq!(chosen(&routes, "/other"), Ok(Some(0)));
+        assert_eq!(chosen(&routes[1..], "/other"), Ok(None));
+        assert_eq!(chosen(&routes, "/api%2Fadmin/x"), Ok(Some(1)));
+        assert_eq!(chosen(&routes, "/%61pi"), Ok(Some(2)));
     }
 
     #[test]
     fn paths_that_other_servers_read_differently_are_ambiguous() {
         let routes = vec![route("/", false), route("/admin", false)];
-        assert!(is_ambiguous(&routes, "/admin;jsessionid=1/users"));
-        assert!(is_ambiguous(&routes, "/ADMIN/users"));
-        assert!(is_ambiguous(&routes, "/Admin"));
-        assert!(!is_ambiguous(&routes, "/admin/users;v=1"));
-        assert!(!is_ambiguous(&routes, "/Other/Path"));
-        assert!(!is_ambiguous(&routes, "/admin/Users"));
+        for raw in [
+            "/admin;jsessionid=1/users",
+            "/ADMIN/users",
+            "/Admin",
+            "/%41dmin",
+        ] {
+            assert_eq!(chosen(&routes, raw), Err(Refusal::AmbiguousRoute), "{raw}");
+        }
+        for raw in ["/admin/users;v=1", "/Other/Path", "/admin/Users", "/Ä/ö"] {
+            assert!(chosen(&routes, raw).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn unusual_characters_pass_only_where_the_route_allows_them_and_every_reading_agrees() {
+        let mut files = route("/files", false);
+        files.allow_unusual_path_characters = true;
+        let routes = vec![
+            route("/", false),
+            route("/admin", false),
+            files,
+            route("/files/private", false),
+        ];
+        assert_eq!(chosen(&routes, "/\\admin"), Err(Refusal::Backslash));
+        assert_eq!(chosen(&routes, "/%5cadmin"), Err(Refusal::Backslash));
+        assert_eq!(chosen(&routes, "/%2561dmin"), Err(Refusal::DoubleEncoding));
+        assert_eq!(chosen(&routes, "/admin%00"), Err(Refusal::ControlCharacter));
+        assert_eq!(chosen(&routes, "/files/a%5Cb%2520c%00"), Ok(Some(2)));
+        assert_eq!(chosen(&routes, "/files/%ff"), Ok(Some(2)));
+        // Read twice, these leave /files.
+        assert_eq!(
+            chosen(&routes, "/files/x%252F..%252F..%252Fadmin"),
+            Err(Refusal::DotSegment)
+        );
+        assert_eq!(
+            chosen(&routes, "/files/%2570rivate"),
+            Err(Refusal::AmbiguousRoute)
+        );
     }
 
     #[test]
@@ -306,17 +385,5 @@ mod tests {
             upstream.uri("/x", Some("a=1")).unwrap().to_string(),
             "http://127.0.0.1:9/base/x?a=1"
         );
-    }
-
-    #[test]
-    fn dot_segments_are_found_even_when_encoded() {
-        assert!(has_dot_segments("/public/../admin"));
-        assert!(has_dot_segments("/public/%2e%2e/admin"));
-        assert!(has_dot_segments("/public%2f..%2fadmin"));
-        assert!(has_dot_segments("/public/%252e%252e/admin"));
-        assert!(has_dot_segments("/a\\..\\b"));
-        assert!(has_dot_segments("/./a"));
-        assert!(!has_dot_segments("/a/b.c/..d/e.."));
-        assert!(!has_dot_segments("/"));
     }
 }

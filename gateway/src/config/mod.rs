@@ -16,17 +16,23 @@ use http::uri::{Authority, Uri};
 use meingpt_auth::{FrameAncestorsLayer, MeinGptAuth, Role};
 use serde::Deserialize;
 
+use crate::admission::{OriginalRequestHeaders, TrustedProxies};
 use crate::identity;
 use crate::routes::{Policy, Route, Upstream};
 use crate::server::ConnectionLimits;
 use crate::upgrade::Upgrades;
 
 mod connections;
+mod forward_auth;
 mod issuer;
 mod route;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
+pub use forward_auth::{
+    DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
+};
+use forward_auth::{trusted_proxies_from_env, trusted_proxies_from_file};
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -37,8 +43,6 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The default time an upstream has to send its response headers.
 pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The default path of the forward-auth endpoint.
-pub const DEFAULT_FORWARD_AUTH_PATH: &str = "/_meingpt/auth";
 
 /// Paths the gateway answers itself, whatever the routes say.
 const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
@@ -57,8 +61,13 @@ pub struct FileConfig {
     pub connect_timeout_secs: Option<f64>,
     /// Seconds an upstream has to send its response headers before `504`.
     pub response_timeout_secs: Option<f64>,
-    /// The forward-auth endpoint.
+    /// Moved to `[forward_auth]` `path`; refused with a line that says so.
     pub forward_auth_path: Option<String>,
+    /// Addresses and CIDR ranges of the proxies allowed to ask forward auth
+    /// and to set forwarding headers; loopback when absent.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// `[forward_auth]`: the endpoint and the original request's headers.
+    pub forward_auth: Option<ForwardAuthConfig>,
     /// The issuer; when absent, `MeinGptAuth::from_env()`, or with none of
     /// its variables set, the development issuer on a loopback address.
     pub auth: Option<AuthConfig>,
@@ -125,6 +134,10 @@ pub struct RouteConfig {
     /// Headers set on every forwarded request; `${VAR}` is read from the environment.
     #[serde(default)]
     pub inject_headers: BTreeMap<String, String>,
+    /// Let paths with backslashes, control characters, double
+    /// percent-encoding or bytes that are not UTF-8 through to this route.
+    #[serde(default)]
+    pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
 }
@@ -192,7 +205,9 @@ pub struct Settings {
     /// Upstream response-header timeout.
     pub response_timeout: Duration,
     /// The forward-auth endpoint.
-    pub forward_auth_path: String,
+    pub forward_auth: ForwardAuthEndpoint,
+    /// Who may ask forward auth and set forwarding headers.
+    pub trusted_proxies: TrustedProxies,
     /// TLS files, checked to be readable and to hold a certificate and a key.
     pub tls: Option<TlsConfig>,
     /// The routes, in file order.
@@ -245,21 +260,14 @@ impl Settings {
             .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
         let response_timeout = seconds("response_timeout_secs", file.response_timeout_secs)?
             .unwrap_or(DEFAULT_RESPONSE_TIMEOUT);
-        let forward_auth_path = file
-            .forward_auth_path
-            .unwrap_or_else(|| DEFAULT_FORWARD_AUTH_PATH.to_owned());
-        if !forward_auth_path.starts_with('/') || forward_auth_path.contains(['?', '#']) {
+        if file.forward_auth_path.is_some() {
             return Err(ConfigError::new(
                 "forward_auth_path",
-                "must be a path starting with /",
+                "moved: write `path = …` in a [forward_auth] table instead",
             ));
         }
-        if RESERVED_PATHS.contains(&forward_auth_path.as_str()) {
-            return Err(ConfigError::new(
-                "forward_auth_path",
-                format!("{forward_auth_path} is reserved"),
-            ));
-        }
+        let forward_auth = ForwardAuthEndpoint::from_file(file.forward_auth)?;
+        let trusted_proxies = trusted_proxies_from_file(file.trusted_proxies)?;
         let tls = file.tls.map(|tls| TlsConfig {
             cert: base.join(tls.cert),
             key: base.join(tls.key),
@@ -289,7 +297,8 @@ impl Settings {
             max_body_bytes,
             connect_timeout,
             response_timeout,
-            forward_auth_path,
+            forward_auth,
+            trusted_proxies,
             tls,
             routes,
             auth,
@@ -298,7 +307,8 @@ impl Settings {
     }
 
     /// The environment-only mode: the crate's variables, `GATEWAY_UPSTREAM`
-    /// (one route `/`, any signed-in user) and `LISTEN_ADDR`. With none of
+    /// (one route `/`, any signed-in user), `LISTEN_ADDR`, and
+    /// [`FORWARD_AUTH_VARIABLES`]. With none of
     /// the crate's variables set, the development issuer on a loopback
     /// address, and an error elsewhere.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -306,6 +316,8 @@ impl Settings {
             "LISTEN_ADDR",
             env("LISTEN_ADDR").as_deref().unwrap_or(DEFAULT_LISTEN),
         )?;
+        let forward_auth = ForwardAuthEndpoint::from_env(env)?;
+        let trusted_proxies = trusted_proxies_from_env(env)?;
         let mut routes = Vec::new();
         if let Some(upstream) = env("GATEWAY_UPSTREAM") {
             routes.push(Route {
@@ -316,6 +328,7 @@ impl Settings {
                 strip_prefix: false,
                 frame_ancestors: None,
                 inject_headers: Vec::new(),
+                allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
             });
         }
@@ -326,7 +339,8 @@ impl Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
-            forward_auth_path: DEFAULT_FORWARD_AUTH_PATH.to_owned(),
+            forward_auth,
+            trusted_proxies,
             tls: None,
             routes,
             auth,
@@ -510,6 +524,9 @@ mod tests {
         assert_eq!(normalize_prefix("/").as_deref(), Some("/"));
         assert_eq!(normalize_prefix("api"), None);
         assert_eq!(normalize_prefix("/a/../b"), None);
+        assert_eq!(normalize_prefix("//a"), None);
+        assert_eq!(normalize_prefix("/a\\b"), None);
+        assert_eq!(normalize_prefix("/a%2Fb"), None);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub(super) fn resolve_route(
     let prefix = normalize_prefix(&route.prefix).ok_or_else(|| {
         ConfigError::new(
             key("prefix"),
-            "must start with / and hold no ?, #, . or .. segments",
+            "must start with / and hold no ?, #, %, \\, empty, . or .. segments",
         )
     })?;
     if RESERVED_PATHS.contains(&prefix.as_str()) {
@@ -141,6 +141,7 @@ pub(super) fn resolve_route(
         strip_prefix: route.strip_prefix,
         frame_ancestors,
         inject_headers,
+        allow_unusual_path_characters: route.allow_unusual_path_characters,
         upgrades,
     })
 }
@@ -150,7 +151,9 @@ pub(super) fn normalize_prefix(prefix: &str) -> Option<String> {
     if !prefix.starts_with('/') || prefix.contains(['?', '#']) {
         return None;
     }
-    if crate::routes::has_dot_segments(prefix) {
+    // A prefix is a path every route admits, spelled as it decodes.
+    let path = crate::admission::RequestPath::parse(prefix).ok()?;
+    if path.unusual().is_some() || path.decoded() != prefix {
         return None;
     }
     let trimmed = prefix.trim_end_matches('/');

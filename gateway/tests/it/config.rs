@@ -24,9 +24,12 @@ fn check(text: &str, vars: &[(&str, &str)]) -> (i32, String) {
 fn check_accepts_a_valid_file() {
     let text = format!(
         "listen = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:9091\"\nmax_body_bytes = 1048576\n\
-         connect_timeout_secs = 5\nresponse_timeout_secs = 60\nforward_auth_path = \"/_auth\"\n\
+         connect_timeout_secs = 5\nresponse_timeout_secs = 60\n\
+         trusted_proxies = [\"127.0.0.1\", \"10.0.0.0/8\", \"::1\"]\n\
+         [forward_auth]\npath = \"/_auth\"\nuri_header = \"X-Forwarded-Uri\"\n\
+         method_header = \"X-Forwarded-Method\"\n\
          {AUTH}{ROUTE}roles = [\"admin\"]\nteam_ids = [\"t1\"]\nteam_names = [\"Engineering\"]\n\
-         forward_token = true\nstrip_prefix = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
+         forward_token = true\nstrip_prefix = true\nallow_unusual_path_characters = true\nframe_ancestors = [\"https://app.meingpt.com\"]\n\
          upgrades = [\"websocket\", \"h2c\"]\n\
          [route.inject_headers]\nAuthorization = \"Bearer ${{OPENAI_API_KEY}}\"\n\
          [connections]\nmax = 1000\nheader_read_timeout_secs = 10\nidle_timeout_secs = 75\n\
@@ -98,6 +101,30 @@ fn check_names_the_key_of_each_error_in_one_line() {
             "tls.cert",
         ),
         (format!("{AUTH}[[route]\n"), "line 3"),
+        (
+            format!("trusted_proxies = [\"localhost\"]\n{AUTH}"),
+            "trusted_proxies",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\npath = \"auth\"\n"),
+            "forward_auth.path",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nuri_header = \"X Original URI\"\n"),
+            "forward_auth.uri_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nuri_header = \"Authorization\"\n"),
+            "forward_auth.uri_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nmethod_header = \"X-Original-URI\"\n"),
+            "forward_auth.method_header",
+        ),
+        (
+            format!("{AUTH}[forward_auth]\nurl_header = \"X-Original-URL\"\n"),
+            "forward_auth.url_header",
+        ),
         (format!("{AUTH}[connections]\nmax = 0\n"), "connections.max"),
         (
             format!("{AUTH}[connections]\nidle_timeout_secs = -1\n"),
@@ -170,6 +197,34 @@ fn environment_mode_names_the_variable_at_fault() {
             "LISTEN_ADDR",
         ),
         (vec![("AUTH_TYPE", "jwt_magic")], "AUTH_TYPE"),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, nginx"),
+            ],
+            "GATEWAY_TRUSTED_PROXIES",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_URI_HEADER", "X-meinGPT-JWT"),
+            ],
+            "GATEWAY_FORWARD_AUTH_URI_HEADER",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_METHOD_HEADER", "a b"),
+            ],
+            "GATEWAY_FORWARD_AUTH_METHOD_HEADER",
+        ),
+        (
+            vec![
+                ("MEINGPT_ORG_ID", "org"),
+                ("GATEWAY_FORWARD_AUTH_PATH", "auth"),
+            ],
+            "GATEWAY_FORWARD_AUTH_PATH",
+        ),
     ];
     for (vars, key) in cases {
         let (status, _stdout, stderr) = run_to_end(&["check"], &vars);
@@ -180,6 +235,17 @@ fn environment_mode_names_the_variable_at_fault() {
             "{key}: {stderr}"
         );
     }
+}
+
+#[test]
+fn the_old_forward_auth_path_key_says_where_it_moved() {
+    let (code, stderr) = check(&format!("forward_auth_path = \"/_auth\"\n{AUTH}"), &[]);
+
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: forward_auth_path: moved") && stderr.contains("[forward_auth]"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -2,13 +2,22 @@
 
 use meingpt_auth::testing::MockIssuer;
 
-use crate::common::{Gateway, Upstream, auth_toml, get, get_raw, payload_of};
+use crate::common::{
+    Gateway, PATHS_READ_AS_ANOTHER_ROUTE, Upstream, auth_toml, get, get_as_written, get_raw,
+    payload_of,
+};
 
 async fn setup() -> (MockIssuer, Upstream, Gateway) {
+    setup_with("").await
+}
+
+/// The `/admin` (admins) and `/open` (public) routes, after `settings`
+/// (top-level keys and tables).
+async fn setup_with(settings: &str) -> (MockIssuer, Upstream, Gateway) {
     let issuer = MockIssuer::start().await;
     let upstream = Upstream::start().await;
     let toml = format!(
-        "{}[[route]]\nprefix = \"/admin\"\nupstream = \"{url}\"\nroles = [\"admin\"]\n\
+        "{settings}{}[[route]]\nprefix = \"/admin\"\nupstream = \"{url}\"\nroles = [\"admin\"]\n\
          [[route]]\nprefix = \"/open\"\nupstream = \"{url}\"\npublic = true\n",
         auth_toml(&issuer),
         url = upstream.url()
@@ -74,7 +83,7 @@ async fn forward_auth_with_a_bad_token_answers_401_invalid_token() {
 
     let answer = get(
         &gateway.url("/_meingpt/auth"),
-        &[("x-meingpt-jwt", &forged)],
+        &[("x-meingpt-jwt", &forged), ("x-original-uri", "/")],
     )
     .await;
 
@@ -111,18 +120,6 @@ async fn forward_auth_applies_the_policy_of_the_original_uri() {
             .contains("insufficient_scope")
     );
     assert_eq!(refused.header("x-auth-request-user"), None);
-
-    // Traefik and Caddy send X-Forwarded-Uri (and X-Forwarded-Method).
-    let traefik = get(
-        &url,
-        &[
-            ("x-meingpt-jwt", &member),
-            ("x-forwarded-uri", "/admin"),
-            ("x-forwarded-method", "POST"),
-        ],
-    )
-    .await;
-    assert_eq!(traefik.status, 403);
 
     let allowed = get(
         &url,
@@ -208,4 +205,252 @@ async fn forward_auth_matches_the_decoded_original_uri() {
         .await;
         assert_eq!(answer.status, 403, "{uri}");
     }
+}
+
+#[tokio::test]
+async fn a_client_copy_of_another_original_uri_spelling_cannot_pick_the_policy() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+    let url = gateway.url("/_meingpt/auth");
+
+    // Behind Caddy (which sets X-Forwarded-Uri and passes the client's
+    // headers on), a client adds X-Original-URI naming a public route.
+    let spoofed = get(
+        &url,
+        &[
+            ("x-original-uri", "/open/x"),
+            ("x-forwarded-uri", "/admin/x"),
+        ],
+    )
+    .await;
+    assert_eq!(spoofed.status, 400, "{}", spoofed.body);
+    assert_eq!(spoofed.header("x-auth-request-user"), None);
+
+    // Any other spelling that disagrees, under any name a server may read.
+    for other in [
+        "x-forwarded-uri",
+        "x-original-url",
+        "x-rewrite-url",
+        "x_original_uri",
+        "x_forwarded_uri",
+    ] {
+        let answer = get(
+            &url,
+            &[
+                ("x-meingpt-jwt", &member),
+                ("x-original-uri", "/open/x"),
+                (other, "/admin/x"),
+            ],
+        )
+        .await;
+        assert_eq!(answer.status, 400, "{other}");
+    }
+    let methods = get(
+        &url,
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "/x"),
+            ("x-original-method", "GET"),
+            ("x-forwarded-method", "DELETE"),
+        ],
+    )
+    .await;
+    assert_eq!(methods.status, 400);
+
+    // The same request under two names is no conflict.
+    let agreeing = get(
+        &url,
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "/admin/x?y=1"),
+            ("x-original-url", "https://app.example.com/admin/x?y=1"),
+        ],
+    )
+    .await;
+    assert_eq!(agreeing.status, 403);
+}
+
+#[tokio::test]
+async fn a_repeated_original_uri_header_is_refused() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+
+    let answer = get(
+        &gateway.url("/_meingpt/auth"),
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "/open/x"),
+            ("x-original-uri", "/admin/x"),
+        ],
+    )
+    .await;
+
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.header("x-auth-request-user"), None);
+}
+
+#[tokio::test]
+async fn forward_auth_reads_x_forwarded_uri_when_configured_for_caddy_and_traefik() {
+    let (issuer, _upstream, gateway) = setup_with(
+        "[forward_auth]\nuri_header = \"X-Forwarded-Uri\"\nmethod_header = \"X-Forwarded-Method\"\n",
+    )
+    .await;
+    let member = issuer.demo_member().sign();
+    let url = gateway.url("/_meingpt/auth");
+
+    let refused = get(
+        &url,
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-forwarded-uri", "/admin/x"),
+            ("x-forwarded-method", "POST"),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    let public = get(&url, &[("x-forwarded-uri", "/open/x")]).await;
+    assert_eq!(public.status, 200);
+
+    // The client's X-Original-URI no longer counts, and disagrees.
+    let spoofed = get(
+        &url,
+        &[
+            ("x-forwarded-uri", "/admin/x"),
+            ("x-original-uri", "/open/x"),
+        ],
+    )
+    .await;
+    assert_eq!(spoofed.status, 400);
+}
+
+#[tokio::test]
+async fn the_original_uri_is_origin_form_unless_it_starts_with_a_scheme() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+    let url = gateway.url("/_meingpt/auth");
+
+    // `://` inside a path is part of the path, not a scheme: not the /open
+    // policy, and refused for its empty segment.
+    let inside = get(&url, &[("x-original-uri", "/admin/x://y/open")]).await;
+    assert_eq!(inside.status, 400, "{}", inside.body);
+    assert_eq!(inside.body, "bad request: the path has an empty segment\n");
+    let in_query = get(
+        &url,
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "/admin/x?next=https://y/open"),
+        ],
+    )
+    .await;
+    assert_eq!(in_query.status, 403);
+
+    // An absolute-form target (nginx's $request_uri when the client sent one).
+    let absolute = get(
+        &url,
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "http://app.example.com/admin/x"),
+        ],
+    )
+    .await;
+    assert_eq!(absolute.status, 403);
+    let public = get(
+        &url,
+        &[("x-original-uri", "https://app.example.com/open/x?a")],
+    )
+    .await;
+    assert_eq!(public.status, 200);
+
+    for malformed in ["x://y/open", "open/x", "ftp://h/open"] {
+        let answer = get(&url, &[("x-original-uri", malformed)]).await;
+        assert_eq!(answer.status, 400, "{malformed}");
+    }
+}
+
+#[tokio::test]
+async fn forward_auth_refuses_original_uris_an_upstream_would_read_as_another_route() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+
+    let mut not_refused = Vec::new();
+    for spelling in PATHS_READ_AS_ANOTHER_ROUTE {
+        let path = spelling.replace("{public}", "/open");
+        // In the header (nginx, Caddy, Traefik)...
+        let status = get_as_written(
+            &gateway.base,
+            "/_meingpt/auth",
+            &[("x-meingpt-jwt", &member), ("x-original-uri", &path)],
+        )
+        .await;
+        if status != 400 {
+            not_refused.push(format!("X-Original-URI: {path} -> {status}"));
+        }
+        // ...and after the endpoint (Envoy).
+        let status = get_as_written(
+            &gateway.base,
+            &format!("/_meingpt/auth{path}"),
+            &[("x-meingpt-jwt", &member)],
+        )
+        .await;
+        if status != 400 {
+            not_refused.push(format!("/_meingpt/auth{path} -> {status}"));
+        }
+    }
+    assert!(not_refused.is_empty(), "not refused: {not_refused:#?}");
+}
+
+#[tokio::test]
+async fn an_envoy_path_that_disagrees_with_the_original_uri_header_is_refused() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+
+    let disagreeing = get_raw(
+        &gateway.url("/_meingpt/auth/admin/users"),
+        &[("x-meingpt-jwt", &member), ("x-original-uri", "/open/x")],
+    )
+    .await;
+    let agreeing = get_raw(
+        &gateway.url("/_meingpt/auth/admin/users"),
+        &[
+            ("x-meingpt-jwt", &member),
+            ("x-original-uri", "/admin/users?x=1"),
+        ],
+    )
+    .await;
+
+    assert_eq!(disagreeing, 400);
+    assert_eq!(agreeing, 403);
+}
+
+#[tokio::test]
+async fn forward_auth_without_the_original_uri_is_refused_when_routes_need_it() {
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+
+    let answer = get(
+        &gateway.url("/_meingpt/auth"),
+        &[("x-meingpt-jwt", &member)],
+    )
+    .await;
+
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.header("x-auth-request-user"), None);
+    assert_eq!(answer.body, "bad request: the original URI is missing\n");
+}
+
+#[tokio::test]
+async fn forward_auth_answers_only_trusted_proxies() {
+    let (issuer, _upstream, gateway) = setup_with("trusted_proxies = [\"10.0.0.0/8\"]\n").await;
+    let admin = issuer.demo_admin().sign();
+
+    // This test's client is on loopback, outside 10.0.0.0/8.
+    let answer = get(
+        &gateway.url("/_meingpt/auth"),
+        &[("x-meingpt-jwt", &admin), ("x-original-uri", "/admin/x")],
+    )
+    .await;
+
+    assert_eq!(answer.status, 403);
+    assert_eq!(answer.header("x-auth-request-user"), None);
+    assert_eq!(answer.body, "forward auth answers trusted proxies only\n");
 }

@@ -155,7 +155,7 @@ async fn metrics_count_verdicts_on_the_metrics_listener_only() {
     get(&gateway.url("/admin"), &[("x-meingpt-jwt", &member)]).await;
     get(
         &gateway.url("/_meingpt/auth"),
-        &[("x-meingpt-jwt", &member)],
+        &[("x-meingpt-jwt", &member), ("x-original-uri", "/api/x")],
     )
     .await;
 
@@ -246,4 +246,64 @@ async fn access_log_has_one_line_per_request_without_token_query_or_email() {
     ] {
         assert!(!stderr.contains(leaked), "{leaked} was logged:\n{stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_only_mode_sets_forward_auth_headers_and_trusted_proxies_from_gateway_variables()
+ {
+    let issuer = MockIssuer::start().await;
+    let upstream = Upstream::start().await;
+    let jwks = issuer.jwks_url();
+    let upstream_url = upstream.url();
+    let env = |trusted: &'static str| {
+        vec![
+            ("MEINGPT_ORG_ID", issuer.organization().to_owned()),
+            ("MEINGPT_ISSUER", issuer.issuer().to_owned()),
+            ("MEINGPT_JWKS_URL", jwks.clone()),
+            ("GATEWAY_UPSTREAM", upstream_url.clone()),
+            ("GATEWAY_FORWARD_AUTH_PATH", "/auth".to_owned()),
+            (
+                "GATEWAY_FORWARD_AUTH_URI_HEADER",
+                "X-Forwarded-Uri".to_owned(),
+            ),
+            (
+                "GATEWAY_FORWARD_AUTH_METHOD_HEADER",
+                "X-Forwarded-Method".to_owned(),
+            ),
+            ("GATEWAY_TRUSTED_PROXIES", trusted.to_owned()),
+            ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ]
+    };
+    let trusting = env("127.0.0.1, ::1");
+    let borrowed: Vec<(&str, &str)> = trusting.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_running, base) = Running::start(&[], &borrowed);
+    let token = issuer.token().sub("env-user").sign();
+
+    let allowed = get(
+        &format!("{base}/auth"),
+        &[("x-meingpt-jwt", &token), ("x-forwarded-uri", "/x")],
+    )
+    .await;
+    let conflicting = get(
+        &format!("{base}/auth"),
+        &[
+            ("x-meingpt-jwt", &token),
+            ("x-forwarded-uri", "/x"),
+            ("x-original-uri", "/y"),
+        ],
+    )
+    .await;
+    assert_eq!(allowed.status, 200);
+    assert_eq!(allowed.header("x-auth-request-user"), Some("env-user"));
+    assert_eq!(conflicting.status, 400);
+
+    let distrusting = env("10.0.0.0/8");
+    let borrowed: Vec<(&str, &str)> = distrusting.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (_running, base) = Running::start(&[], &borrowed);
+    let refused = get(
+        &format!("{base}/auth"),
+        &[("x-meingpt-jwt", &token), ("x-forwarded-uri", "/x")],
+    )
+    .await;
+    assert_eq!(refused.status, 403);
 }

@@ -3,13 +3,21 @@
 
 use meingpt_auth::testing::MockIssuer;
 
-use crate::common::{Gateway, Upstream, auth_toml, get, get_raw, payload_of};
+use crate::common::{
+    Gateway, PATHS_READ_AS_ANOTHER_ROUTE, Upstream, auth_toml, get, get_as_written, get_raw,
+    payload_of,
+};
 
 async fn setup(routes: &str) -> (MockIssuer, Upstream, Gateway) {
+    setup_with("", routes).await
+}
+
+/// `settings` (top-level keys) before the `[auth]` table and `routes`.
+async fn setup_with(settings: &str, routes: &str) -> (MockIssuer, Upstream, Gateway) {
     let issuer = MockIssuer::start().await;
     let upstream = Upstream::start().await;
     let toml = format!(
-        "{}{}",
+        "{settings}{}{}",
         auth_toml(&issuer),
         routes.replace("UPSTREAM", &upstream.url())
     );
@@ -286,11 +294,13 @@ async fn hop_by_hop_headers_are_removed_and_forwarded_headers_set() {
     assert_eq!(seen.header("x-private-hop"), None);
     assert_eq!(seen.header("proxy-authorization"), None);
     assert_eq!(seen.header("x-kept"), Some("yes"));
+    // The peer (loopback) is a trusted proxy by default: its forwarding
+    // headers are kept and it is appended.
     assert_eq!(
         seen.header("x-forwarded-for"),
         Some("203.0.113.9, 127.0.0.1")
     );
-    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
     let gateway_host = gateway.base.trim_start_matches("http://");
     assert_eq!(seen.header("x-forwarded-host"), Some(gateway_host));
     assert_eq!(
@@ -420,6 +430,157 @@ async fn paths_other_servers_would_route_elsewhere_are_refused() {
     assert_eq!(upstream.count(), 0);
     let status = get_raw(&gateway.url("/Hello/World"), &[("x-meingpt-jwt", &member)]).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn paths_an_upstream_could_read_as_another_route_are_refused() {
+    let (issuer, upstream, gateway) = setup(ROUTES).await;
+    let member = issuer.demo_member().sign();
+
+    let mut not_refused = Vec::new();
+    for spelling in PATHS_READ_AS_ANOTHER_ROUTE {
+        let path = spelling.replace("{public}", "/public");
+        let status = get_as_written(&gateway.base, &path, &[("x-meingpt-jwt", &member)]).await;
+        if status != 400 {
+            not_refused.push(format!("{path} -> {status}"));
+        }
+    }
+    assert!(not_refused.is_empty(), "not refused: {not_refused:#?}");
+    assert_eq!(
+        upstream.count(),
+        0,
+        "a refused request reached the upstream"
+    );
+    // The same requests spelled plainly are served.
+    let status = get_as_written(&gateway.base, "/public/x", &[]).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_route_that_allows_unusual_path_characters_passes_them_as_sent() {
+    let routes = "[[route]]\nprefix = \"/\"\nupstream = \"UPSTREAM\"\nroles = [\"admin\"]\n\
+                  [[route]]\nprefix = \"/files\"\nupstream = \"UPSTREAM\"\n\
+                  allow_unusual_path_characters = true\n";
+    let (issuer, upstream, gateway) = setup(routes).await;
+    let member = issuer.demo_member().sign();
+    let token = [("x-meingpt-jwt", member.as_str())];
+
+    for path in ["/files/a%5Cb", "/files/100%2525", "/files/tab%09name"] {
+        let status = get_as_written(&gateway.base, path, &token).await;
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(upstream.last().uri, path);
+    }
+    // Dot and empty segments stay refused, also once decoded twice, and so
+    // does a spelling that would leave the route.
+    for path in [
+        "/files/..;/x",
+        "/files//x",
+        "/files/%252e%252e/x",
+        "/%5Cfiles",
+    ] {
+        let status = get_as_written(&gateway.base, path, &token).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    assert_eq!(upstream.count(), 3);
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_peer_outside_trusted_proxies_are_replaced_or_removed() {
+    let (issuer, upstream, gateway) = setup_with("trusted_proxies = []\n", ROUTES).await;
+    let token = issuer.token().sign();
+
+    let answer = get(
+        &gateway.url("/hello"),
+        &[
+            ("x-meingpt-jwt", &token),
+            (
+                "forwarded",
+                "for=203.0.113.9;proto=https;host=admin.example.com",
+            ),
+            ("x-real-ip", "203.0.113.9"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "admin.example.com"),
+        ],
+    )
+    .await;
+
+    assert_eq!(answer.status, 200);
+    let seen = upstream.last();
+    for name in [
+        "forwarded",
+        "x-real-ip",
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+    ] {
+        assert_eq!(seen.header(name), None, "{name} reached the upstream");
+    }
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
+    let gateway_host = gateway.base.trim_start_matches("http://");
+    assert_eq!(seen.header("x-forwarded-host"), Some(gateway_host));
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_reach_the_upstream() {
+    let (issuer, upstream, gateway) = setup(ROUTES).await;
+    let token = issuer.token().sign();
+
+    let answer = get(
+        &gateway.url("/hello"),
+        &[
+            ("x-meingpt-jwt", &token),
+            ("forwarded", "for=203.0.113.9"),
+            ("x-real-ip", "203.0.113.9"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-host", "app.example.com"),
+        ],
+    )
+    .await;
+
+    assert_eq!(answer.status, 200);
+    let seen = upstream.last();
+    assert_eq!(seen.header("forwarded"), Some("for=203.0.113.9"));
+    assert_eq!(seen.header("x-real-ip"), Some("203.0.113.9"));
+    assert_eq!(seen.header("x-forwarded-port"), Some("443"));
+    assert_eq!(seen.header("x-forwarded-host"), Some("app.example.com"));
+    assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn client_sent_original_uri_headers_never_reach_the_upstream() {
+    let (issuer, upstream, gateway) = setup(ROUTES).await;
+    let token = issuer.token().sign();
+
+    // An app that honours X-Original-URL (IIS, Symfony) would serve /admin.
+    let answer = get(
+        &gateway.url("/hello"),
+        &[
+            ("x-meingpt-jwt", &token),
+            ("x-original-url", "/admin/users"),
+            ("x-rewrite-url", "/admin/users"),
+            ("x-original-uri", "/admin/users"),
+            ("x_original_url", "/admin/users"),
+            ("x-forwarded-uri", "/admin/users"),
+            ("x-original-method", "DELETE"),
+        ],
+    )
+    .await;
+
+    assert_eq!(answer.status, 200);
+    let seen = upstream.last();
+    for name in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-uri",
+        "x_original_url",
+        "x-forwarded-uri",
+        "x-original-method",
+    ] {
+        assert_eq!(seen.header(name), None, "{name} reached the upstream");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,8 +10,8 @@ use std::process::Command;
 use meingpt_auth::testing::MockIssuer;
 
 use crate::common::{
-    Echo, Gateway, Process, TempDir, assert_forward_auth_verdicts, deploy_file,
-    forward_auth_routes, free_port, require, substitute,
+    Echo, Gateway, Process, RefusalSeen, TempDir, assert_forward_auth_verdicts, deploy_file,
+    forward_auth_routes, free_port, gateway_settings_in, require, substitute,
 };
 
 /// A running Caddy with the deployed configuration.
@@ -68,9 +68,15 @@ async fn caddy_forward_auth_allows_refuses_and_overwrites_spoofed_identity_heade
     };
     let issuer = MockIssuer::start().await;
     let echo = Echo::start().await;
-    let first = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
-    let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
+    // The Caddyfile names the gateway settings it needs.
+    let config = format!(
+        "{}\n{}",
+        gateway_settings_in(&deploy_file("Caddyfile")),
+        forward_auth_routes(echo.addr)
+    );
+    let first = Gateway::start(&issuer, &config);
+    let second = Gateway::start(&issuer, &config);
     let caddy = Caddy::start(&binary, [first.addr, second.addr], echo.addr);
 
-    assert_forward_auth_verdicts(&caddy.url, &issuer, &echo, true).await;
+    assert_forward_auth_verdicts(&caddy.url, &issuer, &echo, true, RefusalSeen::AsIs).await;
 }

@@ -11,8 +11,8 @@ use meingpt_auth::testing::MockIssuer;
 use serde_json::Value;
 
 use crate::common::{
-    Echo, Gateway, Process, TempDir, assert_forward_auth_verdicts, client, deploy_file,
-    forward_auth_routes, free_port, json_of, require, substitute,
+    Echo, Gateway, Process, RefusalSeen, TempDir, assert_forward_auth_verdicts, client,
+    deploy_file, forward_auth_routes, free_port, json_of, require, substitute,
 };
 
 /// A running nginx with the deployed configuration.
@@ -94,7 +94,14 @@ async fn nginx_auth_request_allows_refuses_and_overwrites_spoofed_identity_heade
     let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
     let nginx = Nginx::start(&binary, [first.addr, second.addr], echo.addr);
 
-    assert_forward_auth_verdicts(&nginx.url, &issuer, &echo, false).await;
+    assert_forward_auth_verdicts(
+        &nginx.url,
+        &issuer,
+        &echo,
+        false,
+        RefusalSeen::AsServerError,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

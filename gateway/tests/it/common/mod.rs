@@ -1,8 +1,11 @@
 //! Shared pieces of the gateway tests: an upstream that records what it
 //! receives, the gateway in-process (from TOML text) and as the binary.
 
+pub mod as_written;
 pub mod binary;
 pub mod raw;
+
+pub use as_written::{PATHS_READ_AS_ANOTHER_ROUTE, get_as_written};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -18,6 +18,11 @@ use axum::http::HeaderMap;
 use meingpt_auth::testing::MockIssuer;
 use serde_json::{Map, Value};
 
+#[path = "../../it/common/as_written.rs"]
+mod as_written;
+
+pub use as_written::{PATHS_READ_AS_ANOTHER_ROUTE, get_as_written};
+
 /// How long a component may take to start listening.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -35,6 +40,16 @@ pub fn deploy_file(name: &str) -> String {
         .join("deploy")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The gateway settings a deployment file names in its comments: the lines
+/// indented by four spaces after the comment mark (`#     [forward_auth]`),
+/// so that the tests run the configuration the file documents.
+pub fn gateway_settings_in(file: &str) -> String {
+    file.lines()
+        .filter_map(|line| line.strip_prefix("#     "))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// `text` with every `(from, to)` replaced; each `from` must occur in it, so
@@ -485,6 +500,52 @@ pub const IDENTITY_HEADERS: [&str; 7] = [
     "x-meingpt-claims",
 ];
 
+/// The identity and token headers with `_` for `-`, lowercase: servers that
+/// map `_` to `-` (CGI, WSGI, PHP, Rails) read them as the real ones.
+pub const UNDERSCORE_SPELLINGS: [&str; 8] = [
+    "x_auth_request_user",
+    "x_auth_request_email",
+    "x_auth_request_preferred_username",
+    "x_auth_request_groups",
+    "x_meingpt_org_id",
+    "x_meingpt_role",
+    "x_meingpt_claims",
+    "x_meingpt_jwt",
+];
+
+/// Every name a proxy or an app gives the original URI or method,
+/// lowercase, `_` spellings included.
+pub const ORIGINAL_REQUEST_SPELLINGS: [&str; 8] = [
+    "x-original-uri",
+    "x-forwarded-uri",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-method",
+    "x-forwarded-method",
+    "x_original_uri",
+    "x_forwarded_uri",
+];
+
+/// How a proxy in front of the gateway answers the client when the gateway
+/// refuses a request with `400`.
+#[derive(Debug, Clone, Copy)]
+pub enum RefusalSeen {
+    /// The proxy passes the gateway's `400` on (Caddy).
+    AsIs,
+    /// nginx's `auth_request` answers any status but 2xx, 401 and 403 with
+    /// its own `500` (and nginx itself refuses `%00` with `400`).
+    AsServerError,
+}
+
+impl RefusalSeen {
+    fn statuses(self) -> &'static [u16] {
+        match self {
+            Self::AsIs => &[400],
+            Self::AsServerError => &[500, 400],
+        }
+    }
+}
+
 /// The verdicts a proxy in front of the gateway must hand out, checked
 /// through the proxy at `front` (`http://127.0.0.1:PORT`) whose app is
 /// `echo`. With `gateway_body` the proxy passes the gateway's own 401/403
@@ -494,6 +555,7 @@ pub async fn assert_forward_auth_verdicts(
     issuer: &MockIssuer,
     echo: &Echo,
     gateway_body: bool,
+    refusal: RefusalSeen,
 ) {
     let http = client();
     let admin = issuer.demo_admin().sign();
@@ -629,6 +691,14 @@ pub async fn assert_forward_auth_verdicts(
             .header("X-meinGPT-Org-Id", "another-org")
             .header("X-meinGPT-Role", "admin")
             .header("X-meinGPT-Claims", "eyJzdWIiOiJhZG1pbi0xIn0")
+            .header("X_Auth_Request_User", "admin-1")
+            .header("X_Auth_Request_Email", "boss@example.com")
+            .header("X_Auth_Request_Preferred_Username", "Boss")
+            .header("X_Auth_Request_Groups", "team-eng")
+            .header("X_meinGPT_Org_Id", "another-org")
+            .header("X_meinGPT_Role", "admin")
+            .header("X_meinGPT_Claims", "eyJzdWIiOiJhZG1pbi0xIn0")
+            .header("X_meinGPT_JWT", "eyJhbGciOiJub25lIn0.e30.")
     };
     let response = spoof(http.get(format!("{front}/notes")))
         .header("x-meingpt-jwt", &quiet)
@@ -713,9 +783,108 @@ pub async fn assert_forward_auth_verdicts(
         .expect("request through the proxy");
     assert_eq!(response.status(), 200, "a public route without a token");
     let seen: Value = json_of(response).await;
-    for name in IDENTITY_HEADERS {
+    for name in IDENTITY_HEADERS.iter().chain(&UNDERSCORE_SPELLINGS) {
         assert_eq!(echoed(&seen, name), None, "{name} reached the app: {seen}");
     }
+
+    assert_original_request_is_the_proxys(front, issuer, echo).await;
+    assert_paths_read_as_another_route_are_refused(front, issuer, echo, refusal).await;
+}
+
+/// The original URI and method under every name a proxy or an app reads,
+/// sent by the client, pick no route's policy and never reach the app.
+async fn assert_original_request_is_the_proxys(front: &str, issuer: &MockIssuer, echo: &Echo) {
+    let http = client();
+    let member = issuer.demo_member().sign();
+    let spoof = |request: reqwest::RequestBuilder| {
+        request
+            .header("X-Original-URI", "/public/x")
+            .header("X-Forwarded-Uri", "/public/x")
+            .header("X-Original-URL", "http://app.example.com/public/x")
+            .header("X-Rewrite-URL", "/public/x")
+            .header("X-Original-Method", "GET")
+            .header("X-Forwarded-Method", "GET")
+            .header("X_Original_URI", "/public/x")
+            .header("X_Forwarded_Uri", "/public/x")
+    };
+    let before = echo.requests();
+    let anonymous = spoof(http.get(format!("{front}/admin/x")))
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "a public original URI without a token"
+    );
+    let member_on_admin = spoof(http.get(format!("{front}/admin/x")))
+        .header("x-meingpt-jwt", &member)
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(
+        member_on_admin.status(),
+        403,
+        "a public original URI with a member token"
+    );
+    assert_eq!(
+        echo.requests(),
+        before,
+        "a refused request never reaches the app"
+    );
+
+    let response = spoof(http.get(format!("{front}/public/page")))
+        .send()
+        .await
+        .expect("request through the proxy");
+    assert_eq!(response.status(), 200);
+    let seen: Value = json_of(response).await;
+    for name in ORIGINAL_REQUEST_SPELLINGS {
+        assert_eq!(echoed(&seen, name), None, "{name} reached the app: {seen}");
+    }
+
+    // nginx's $request_uri is absolute when the request target is.
+    let host = front.trim_start_matches("http://");
+    let status = get_as_written(
+        front,
+        &format!("http://{host}/admin/x"),
+        &[("x-meingpt-jwt", &member)],
+    )
+    .await;
+    assert_eq!(status, 403, "an absolute-form request target");
+    assert_eq!(echo.requests(), before + 1);
+}
+
+/// Every path spelling an upstream could read as another route is refused
+/// through the proxy, and never reaches the app.
+async fn assert_paths_read_as_another_route_are_refused(
+    front: &str,
+    issuer: &MockIssuer,
+    echo: &Echo,
+    refusal: RefusalSeen,
+) {
+    let member = issuer.demo_member().sign();
+    let mut wrong = Vec::new();
+    let spellings = PATHS_READ_AS_ANOTHER_ROUTE
+        .iter()
+        .chain(&["/admin/x://y{public}"]);
+    for spelling in spellings {
+        let path = spelling.replace("{public}", "/public");
+        for token in [None, Some(member.as_str())] {
+            let before = echo.requests();
+            let headers: Vec<(&str, &str)> =
+                token.map(|t| ("x-meingpt-jwt", t)).into_iter().collect();
+            let status = get_as_written(front, &path, &headers).await;
+            let reached = echo.requests() != before;
+            if reached || !refusal.statuses().contains(&status) {
+                wrong.push(format!(
+                    "{path} (token: {}) -> {status}, reached the app: {reached}",
+                    token.is_some()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "not refused: {wrong:#?}");
 }
 
 /// The JSON body of `response`.
