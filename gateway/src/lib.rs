@@ -31,3 +31,4 @@ pub mod routes;
 pub mod server;
 pub mod tls;
 pub mod upgrade;
+pub mod upstream;

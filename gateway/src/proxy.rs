@@ -1,5 +1,5 @@
 //! The reverse proxy: a Tower service that forwards one route's requests to
-//! its upstream with hyper-util's client.
+//! its upstream with the serving thread's [`UpstreamClient`].
 //!
 //! On the way up it removes hop-by-hop headers and every client-sent identity
 //! header (also spelled with `_`), drops the token headers unless the route
@@ -22,9 +22,7 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::LengthLimitError;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use meingpt_auth::MeinGptUser;
 use tower::Service;
 
@@ -37,8 +35,7 @@ use crate::upgrade;
 /// The body type of every request and response inside the gateway.
 pub type Body = axum::body::Body;
 
-/// The upstream HTTP client (plain HTTP/1.1, pooled).
-pub type UpstreamClient = Client<HttpConnector, Body>;
+pub use crate::upstream::UpstreamClient;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -61,14 +58,9 @@ pub struct ClientInfo {
     pub tls: bool,
 }
 
-/// The upstream client, with the connect timeout applied.
+/// A serving thread's upstream client, with the connect timeout applied.
 pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
+    UpstreamClient::new(connect_timeout)
 }
 
 /// Forwards requests to one route's upstream. Cheap to clone.

@@ -13,3 +13,4 @@ mod secrets;
 mod streaming;
 mod tls;
 mod upgrades;
+mod upstream;
