@@ -13,7 +13,8 @@
 # With INSTRUCTIONS=1 it instead counts the instructions the gateway
 # executes per proxied request under valgrind's callgrind (independent of
 # load; ~50x slower, so a few thousand requests): callgrind_control zeroes
-# the counters after a warm-up and dumps them after the measured run.
+# the counters after a warm-up and dumps them after the measured run;
+# KEEP=DIR keeps the dumps there for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -61,6 +62,7 @@ SH
     ir=$(awk '/^summary:/ {print $2}' "$dump")
     echo "gateway proxying, access log $log: $n requests, $((ir / n)) instructions per request" \
       "(callgrind, all threads)"
+    [ -n "${KEEP:-}" ] && cp "$dump" "$KEEP/callgrind.$log.out"
     kill "$gateway_pid"
   done
   exit 0

@@ -25,6 +25,7 @@ pub mod dev;
 pub mod gateway;
 pub mod host;
 pub mod identity;
+pub mod log_writer;
 pub mod metrics;
 pub mod proxy;
 pub mod routes;
