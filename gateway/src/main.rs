@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use meingpt_gateway::cli::{self, Command};
 use meingpt_gateway::config::{AuthSource, Settings};
-use meingpt_gateway::log_writer::LogWriter;
+use meingpt_gateway::log_writer::{LineFormat, LogWriter};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         )
         .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
+        .event_format(LineFormat::default())
         .init();
 
     let command = match cli::parse(std::env::args_os().skip(1)) {
