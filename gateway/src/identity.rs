@@ -114,7 +114,18 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes every identity header.
 pub fn remove_identity(headers: &mut HeaderMap) {
-    for name in &IDENTITY_HEADERS {
+    remove_named(headers, &IDENTITY_HEADERS);
+}
+
+/// Removes the headers of `names`. Looks at each header of the request
+/// once instead of looking each name up (most requests have none of them).
+fn remove_named(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| names.contains(name))
+        .cloned()
+        .collect();
+    for name in found {
         headers.remove(name);
     }
 }
@@ -128,9 +139,10 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .flat_map(|value| value.split(','))
         .filter_map(|name| HeaderName::try_from(name.trim()).ok())
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in &named {
         headers.remove(name);
     }
+    remove_named(headers, &HOP_BY_HOP);
 }
 
 /// Removes the headers a token may be carried in (`X-meinGPT-JWT`,
@@ -169,6 +181,12 @@ pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
 }
 
 fn text(s: &str) -> HeaderValue {
+    // Most values have nothing to encode: copied as they are.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'%')
+        && let Ok(value) = HeaderValue::from_str(s)
+    {
+        return value;
+    }
     value(utf8_percent_encode(s, TEXT).to_string())
 }
 
@@ -186,6 +204,8 @@ mod tests {
         assert_eq!(text("Jürgen Groß"), "J%C3%BCrgen Gro%C3%9F");
         assert_eq!(text("100%"), "100%25");
         assert_eq!(text("a\r\nb"), "a%0D%0Ab");
+        assert_eq!(text("a\u{7f}b"), "a%7Fb");
+        assert_eq!(text("Ada Admin ~!"), "Ada Admin ~!");
     }
 
     #[test]

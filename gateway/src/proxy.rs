@@ -298,7 +298,12 @@ fn set_forwarded(
     trusted: bool,
 ) {
     if !trusted {
-        for name in &FORWARDED_BY_PROXIES {
+        let found: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| FORWARDED_BY_PROXIES.contains(name))
+            .cloned()
+            .collect();
+        for name in found {
             headers.remove(name);
         }
     }
