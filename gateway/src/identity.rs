@@ -132,14 +132,22 @@ fn remove_named(headers: &mut HeaderMap, names: &[HeaderName]) {
 
 /// Removes the hop-by-hop headers and every header `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // The headers present that `Connection` names (`close` and
+    // `keep-alive` usually name none), found without parsing the names.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .map(str::trim)
+        .flat_map(|token| {
+            headers
+                .keys()
+                .filter(move |name| name.as_str().eq_ignore_ascii_case(token))
+        })
+        .cloned()
         .collect();
-    for name in &named {
+    for name in named {
         headers.remove(name);
     }
     remove_named(headers, &HOP_BY_HOP);
