@@ -308,7 +308,7 @@ fn set_forwarded(
         }
     }
     if let Some(info) = info {
-        let peer = info.peer.ip().to_canonical().to_string();
+        let peer = address_text(info.peer.ip().to_canonical());
         let earlier = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -341,6 +341,28 @@ fn set_forwarded(
             headers.remove(X_FORWARDED_HOST);
         }
     }
+}
+
+/// An address as `Display` writes it; IPv4 (nearly every peer) without the
+/// formatting machinery.
+fn address_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections.
@@ -393,4 +415,22 @@ pub fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.9.99",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(super::address_text(ip), ip.to_string());
+        }
+    }
 }

@@ -79,7 +79,9 @@ struct Idle {
 }
 
 /// The idle connections of one serving thread, per upstream (a few: a
-/// list is quicker to search than a map is to hash).
+/// list is quicker to search than a map is to hash; the authorities come
+/// from the configuration, spelled the same each time, so they are
+/// compared as written).
 #[derive(Default)]
 struct Pool {
     idle: Mutex<Vec<(Authority, VecDeque<Idle>)>>,
@@ -88,7 +90,9 @@ struct Pool {
 impl Pool {
     fn take(&self, authority: &Authority) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let (_, list) = idle.iter_mut().find(|(a, _)| a == authority)?;
+        let (_, list) = idle
+            .iter_mut()
+            .find(|(a, _)| a.as_str() == authority.as_str())?;
         let now = Instant::now();
         while let Some(entry) = list.pop_back() {
             if now.duration_since(entry.since) < IDLE_TIMEOUT && !entry.conn.sender.is_closed() {
@@ -100,7 +104,10 @@ impl Pool {
 
     fn put(&self, authority: Authority, conn: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let index = match idle.iter().position(|(a, _)| *a == authority) {
+        let index = match idle
+            .iter()
+            .position(|(a, _)| a.as_str() == authority.as_str())
+        {
             Some(index) => index,
             None => {
                 idle.push((authority, VecDeque::new()));
@@ -317,7 +324,10 @@ enum Failed {
 
 /// Writes `request` on `conn` and reads the response head, driving the
 /// connection from this future.
-async fn send(mut conn: Conn, request: Request<Body>) -> Result<(Response<Incoming>, Conn), Failed> {
+async fn send(
+    mut conn: Conn,
+    request: Request<Body>,
+) -> Result<(Response<Incoming>, Conn), Failed> {
     // Wait until the connection takes a request: it may still be finishing
     // the previous exchange, or find that the upstream closed it.
     let ready = poll_fn(|cx| {
