@@ -210,7 +210,9 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        if meta.target() != ACCESS_TARGET || writer.has_ansi_escapes() || ctx.lookup_current().is_some()
+        if meta.target() != ACCESS_TARGET
+            || writer.has_ansi_escapes()
+            || ctx.lookup_current().is_some()
         {
             return self.default.format_event(ctx, writer, event);
         }
@@ -390,7 +392,11 @@ mod tests {
         }
         let line = String::from_utf8(lock(&captured.0).clone()).unwrap();
         let (timestamp, rest) = line.split_once(' ').unwrap();
-        assert_eq!(timestamp.len(), "2026-01-31T12:34:56.123456Z".len(), "{line}");
+        assert_eq!(
+            timestamp.len(),
+            "2026-01-31T12:34:56.123456Z".len(),
+            "{line}"
+        );
         rest.to_owned()
     }
 

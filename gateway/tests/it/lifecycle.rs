@@ -318,9 +318,20 @@ async fn graceful_shutdown_writes_the_access_log_line_of_every_answered_request(
         .lines()
         .filter(|line| line.contains("meingpt_gateway::access"))
         .count();
-    assert_eq!(access_lines, requests + 1, "lines lost or doubled:\n{stderr}");
-    assert_eq!(paths.len(), requests + 1, "not one line per request:\n{stderr}");
-    assert!(paths.contains("path=/hold"), "the held request's line is missing");
+    assert_eq!(
+        access_lines,
+        requests + 1,
+        "lines lost or doubled:\n{stderr}"
+    );
+    assert_eq!(
+        paths.len(),
+        requests + 1,
+        "not one line per request:\n{stderr}"
+    );
+    assert!(
+        paths.contains("path=/hold"),
+        "the held request's line is missing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

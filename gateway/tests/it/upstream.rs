@@ -43,7 +43,10 @@ async fn keep_alive_upstream() -> (String, Arc<AtomicUsize>) {
                         let n = answered.fetch_add(1, Ordering::SeqCst);
                         let body = format!("answer {n}\n");
                         let reply = if n % 2 == 0 {
-                            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
                         } else {
                             format!(
                                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
