@@ -242,7 +242,7 @@ impl UpstreamClient {
                 }
                 Err(Failed::Unsent(unsent, error)) if reused => {
                     tracing::debug!(target: "meingpt_gateway::proxy", %error, "idle upstream connection was closed; retrying on a new one");
-                    request = unsent;
+                    request = *unsent;
                 }
                 Err(Failed::Unsent(_, source)) => {
                     return Err(UpstreamError {
@@ -318,7 +318,7 @@ impl UpstreamClient {
 
 enum Failed {
     /// The connection closed before the request was written.
-    Unsent(Request<Body>, Box<dyn StdError + Send + Sync>),
+    Unsent(Box<Request<Body>>, Box<dyn StdError + Send + Sync>),
     Sent(hyper::Error),
 }
 
@@ -341,7 +341,7 @@ async fn send(
     })
     .await;
     if let Err(error) = ready {
-        return Err(Failed::Unsent(request, error));
+        return Err(Failed::Unsent(Box::new(request), error));
     }
     let mut answer = std::pin::pin!(conn.sender.try_send_request(request));
     let result = poll_fn(|cx| {
@@ -352,7 +352,7 @@ async fn send(
     match result {
         Ok(response) => Ok((response, conn)),
         Err(mut error) => match error.take_message() {
-            Some(request) => Err(Failed::Unsent(request, error.into_error().into())),
+            Some(request) => Err(Failed::Unsent(Box::new(request), error.into_error().into())),
             None => Err(Failed::Sent(error.into_error())),
         },
     }

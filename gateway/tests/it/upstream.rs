@@ -42,7 +42,7 @@ async fn keep_alive_upstream() -> (String, Arc<AtomicUsize>) {
                         received.drain(..end + 4);
                         let n = answered.fetch_add(1, Ordering::SeqCst);
                         let body = format!("answer {n}\n");
-                        let reply = if n % 2 == 0 {
+                        let reply = if n.is_multiple_of(2) {
                             format!(
                                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
                                 body.len()
