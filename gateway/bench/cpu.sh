@@ -9,6 +9,8 @@
 #
 #   bash gateway/bench/cpu.sh                 # 3 rounds of 10 s, -t1 -c32
 #   ROUNDS=5 DURATION=20s bash gateway/bench/cpu.sh
+#   COMPARE_BIN=/path/to/other/meingpt-gateway bash gateway/bench/cpu.sh
+# With COMPARE_BIN, another build's gateway is measured in the same rounds.
 #
 # With INSTRUCTIONS=1 it instead counts the instructions the gateway
 # executes per proxied request under valgrind's callgrind (independent of
@@ -78,6 +80,15 @@ start_proxy_pass proxy-log-off off
 proxy_off=$proxy_port
 start_auth_request auth-log-off off "$gateway_off"
 auth_off=$auth_port
+if [ -n "${COMPARE_BIN:-}" ]; then
+  own_bin=$GATEWAY_BIN
+  GATEWAY_BIN=$COMPARE_BIN
+  start_gateway compare-log-on on
+  compare_on=$gateway_port compare_on_pid=$gateway_pid compare_token_on=$token
+  start_gateway compare-log-off off
+  compare_off=$gateway_port compare_off_pid=$gateway_pid compare_token_off=$token
+  GATEWAY_BIN=$own_bin
+fi
 
 # key | what is measured | port wrk loads | token | processes measured
 setups=(
@@ -86,8 +97,15 @@ setups=(
   "gateway-on|gateway proxying, log on|$gateway_on|$token_on|$gateway_on_pid"
   "gateway-off|gateway proxying, log off|$gateway_off|$token_off|$gateway_off_pid"
   "forward-auth|gateway answering auth_request, log off|$auth_off|$token_off|$gateway_off_pid"
+  "auth-nginx|nginx auth_request workers, log off|$auth_off|$token_off|$(nginx_pids auth-log-off)"
   "upstream|upstream nginx, per proxied request|$proxy_off|$token_off|$(nginx_pids upstream)"
 )
+if [ -n "${COMPARE_BIN:-}" ]; then
+  setups+=(
+    "compare-on|COMPARE_BIN gateway proxying, log on|$compare_on|$compare_token_on|$compare_on_pid"
+    "compare-off|COMPARE_BIN gateway proxying, log off|$compare_off|$compare_token_off|$compare_off_pid"
+  )
+fi
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds interleaved, $(nproc) cores"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -105,6 +123,7 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${COMPARE_BIN:-}" ] && echo "COMPARE_BIN: $COMPARE_BIN"
 
 ticks=$(getconf CLK_TCK)
 python3 - "$results" "$ticks" "${setups[@]}" <<'PY'

@@ -16,6 +16,9 @@
 #   bash gateway/bench/wrk.sh                     # 3 rounds of 10 s, -t1 -c32
 #   ROUNDS=5 DURATION=20s CONNECTIONS=64 bash gateway/bench/wrk.sh
 #   GATEWAY_BIN=/path/to/meingpt-gateway bash gateway/bench/wrk.sh
+#   COMPARE_BIN=/path/to/other/meingpt-gateway bash gateway/bench/wrk.sh
+# With COMPARE_BIN, another build's gateway proxy runs in the same rounds
+# (access log on and off), for a before/after measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -42,6 +45,15 @@ start_auth_request auth-log-on on "$gateway_on"
 auth_on=$auth_port
 start_auth_request auth-log-off off "$gateway_off"
 auth_off=$auth_port
+if [ -n "${COMPARE_BIN:-}" ]; then
+  own_bin=$GATEWAY_BIN
+  GATEWAY_BIN=$COMPARE_BIN
+  start_gateway compare-log-on on
+  compare_on=$gateway_port compare_token_on=$token
+  start_gateway compare-log-off off
+  compare_off=$gateway_port compare_token_off=$token
+  GATEWAY_BIN=$own_bin
+fi
 
 # Each gateway checks its own development issuer's token; both tokens have
 # the same claims and length. nginx proxy_pass gets the same header.
@@ -54,6 +66,12 @@ setups=(
   "gateway-off|meingpt-gateway proxy|$gateway_off|$token_off"
   "auth-off|nginx auth_request -> gateway|$auth_off|$token_off"
 )
+if [ -n "${COMPARE_BIN:-}" ]; then
+  setups+=(
+    "compare-on|COMPARE_BIN gateway proxy|$compare_on|$compare_token_on"
+    "compare-off|COMPARE_BIN gateway proxy|$compare_off|$compare_token_off"
+  )
+fi
 
 # One wrk run: prints requests/s, or fails on any non-2xx answer or error.
 run() {
@@ -85,6 +103,7 @@ for round in $(seq "$ROUNDS"); do
   echo "round $round done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${COMPARE_BIN:-}" ] && echo "COMPARE_BIN: $COMPARE_BIN"
 
 python3 - "$results" <<'PY'
 import statistics, sys
@@ -101,7 +120,10 @@ rows = [
     ("proxy-off", "nginx proxy_pass, no auth", "proxy-off"),
     ("gateway-off", "meingpt-gateway proxy", "proxy-off"),
     ("auth-off", "nginx auth_request -> gateway", "proxy-off"),
+    ("compare-on", "COMPARE_BIN gateway proxy", "proxy-on"),
+    ("compare-off", "COMPARE_BIN gateway proxy", "proxy-off"),
 ]
+rows = [row for row in rows if row[0] in runs]
 print(f"{'setup':<32} {'access log':<11} {'median req/s':>12} {'x proxy_pass':>12}   rounds")
 for key, name, base in rows:
     log = "" if base is None else key.split("-")[1]
