@@ -163,6 +163,8 @@ pub fn remove_token(headers: &mut HeaderMap) {
 /// Sets the identity headers for `user`.
 pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
     remove_identity(headers);
+    // One growth of the map, not one per header (an answer's map is empty).
+    headers.reserve(IDENTITY_HEADERS.len());
     headers.insert(USER, text(user.sub()));
     if let Some(email) = user.email() {
         headers.insert(EMAIL, text(email));
@@ -171,12 +173,14 @@ pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
         headers.insert(PREFERRED_USERNAME, text(username));
     }
     if !user.teams().is_empty() {
-        let groups: Vec<String> = user
-            .teams()
-            .iter()
-            .map(|team| utf8_percent_encode(&team.id, LIST_ITEM).to_string())
-            .collect();
-        headers.insert(GROUPS, value(groups.join(",")));
+        let mut groups = String::new();
+        for (index, team) in user.teams().iter().enumerate() {
+            if index > 0 {
+                groups.push(',');
+            }
+            groups.extend(utf8_percent_encode(&team.id, LIST_ITEM));
+        }
+        headers.insert(GROUPS, value(groups));
     }
     headers.insert(ORG_ID, text(user.organization_id()));
     if let Some(role) = user.role() {
