@@ -9,8 +9,9 @@
 //! writes the request and reads the response head, and the response body
 //! reads the rest as the server sends it to the client. No task runs per
 //! connection or per request, and nothing is handed between tasks. When the
-//! response body has been read to its end the connection goes back to its
-//! thread's idle list (newest first; closed after [`IDLE_TIMEOUT`] unused,
+//! response body has been read to its end and the connection has finished
+//! the exchange (an upstream may answer before it has read the whole
+//! request body), the connection goes back to its thread's idle list (newest first; closed after [`IDLE_TIMEOUT`] unused,
 //! at most [`MAX_IDLE`] per upstream). A request that finds its reused
 //! connection closed by the upstream before it was written is retried on a
 //! new connection. After a `101 Switching Protocols` the connection is
@@ -22,7 +23,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -445,10 +446,15 @@ impl Drop for UpstreamBody {
         if !self.ended && !self.body.is_end_stream() {
             return;
         }
-        let (Some(conn), Some((pool, authority))) = (self.conn.take(), self.back_to.take()) else {
+        let (Some(mut conn), Some((pool, authority))) = (self.conn.take(), self.back_to.take())
+        else {
             return;
         };
-        if conn.connection.is_none() || conn.sender.is_closed() {
+        // Let the connection finish the exchange; one still busy with it
+        // (an upstream that answered before reading the whole request
+        // body) would keep the next request waiting: it is closed instead.
+        let mut cx = Context::from_waker(Waker::noop());
+        if !conn.drive(&mut cx) || !conn.sender.is_ready() {
             return;
         }
         if let Some(pool) = pool.upgrade() {

@@ -114,3 +114,62 @@ async fn an_idle_connection_the_upstream_closed_is_replaced_without_failing_the_
 
     assert_eq!(upstream.exchanges().len(), 3);
 }
+
+#[tokio::test]
+async fn a_connection_still_sending_a_request_body_is_not_reused() {
+    // Answers each request as soon as its head is read, and never reads a
+    // body: a request body that does not fit the socket buffers is left
+    // half sent.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte).await {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                .await;
+            held.push(stream);
+        }
+    });
+    let issuer = MockIssuer::start().await;
+    let toml = format!(
+        "max_body_bytes = 67108864\nresponse_timeout_secs = 5\n{}[[route]]\nprefix = \"/\"\nupstream = \"{upstream_url}\"\n",
+        auth_toml(&issuer)
+    );
+    let gateway = Gateway::start(&toml, &[]).await;
+    let token = issuer.token().sign();
+
+    let upload = client()
+        .post(gateway.url("/upload"))
+        .header("x-meingpt-jwt", &token)
+        .body(vec![b'x'; 32 * 1024 * 1024])
+        .send();
+    let uploading = tokio::spawn(upload);
+    // The upload's answer has come back while its body is still on its way.
+    while accepted.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let answer = client()
+        .get(gateway.url("/x"))
+        .header("x-meingpt-jwt", &token)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ok\n");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    uploading.abort();
+}
