@@ -17,7 +17,10 @@
 //! [`AuthError`](meingpt_auth::AuthError).
 //!
 //! Every variant is one concrete type ([`Decision`]), made of tower's
-//! `Either` and `MapResponse`: nothing is boxed per request.
+//! `Either` and `MapResponse`: nothing is boxed per request. Each of the
+//! crate's layers answers its refusal in an `AuthBody`; [`flatten`] gives
+//! the inner body back as it was and boxes only a refusal, so that every
+//! stage answers [`Body`].
 
 use http::Response;
 use meingpt_auth::guard::Guard;
@@ -28,45 +31,39 @@ use tower::util::{Either, MapResponse};
 use crate::answer::Body;
 use crate::routes::Policy;
 
-/// The body of a route's answer: the inner service's, or a refusal of the
-/// auth layer or of the guard. [`into_body`] makes it a [`Body`].
-pub(crate) type DecidedBody<B> = AuthBody<AuthBody<B>>;
+/// Turns a response of one of the crate's layers into the gateway's body.
+type Flatten = fn(Response<AuthBody<Body>>) -> Response<Body>;
 
-/// A route's decision around `S`, whose answers have bodies `B`. See the
-/// [module docs](self).
-pub(crate) type Decision<S, B> = Either<
-    MapResponse<S, fn(Response<B>) -> Response<DecidedBody<B>>>,
-    Auth<Either<Guard<S>, MapResponse<S, fn(Response<B>) -> Response<AuthBody<B>>>>>,
->;
+/// A route's decision around `S`. See the [module docs](self).
+pub(crate) type Decision<S> = Either<S, MapResponse<Auth<Policed<S>>, Flatten>>;
+
+/// `S` behind the route's policy guard, or `S` itself when the policy asks
+/// only for a signed-in user.
+type Policed<S> = Either<MapResponse<Guard<S>, Flatten>, S>;
 
 /// `inner` behind the decision for `policy`: nothing on a public route, else
 /// `auth` and, when the policy asks more than a signed-in user, its guard.
-pub(crate) fn decision<S, B>(auth: &AuthLayer, policy: &Policy, inner: S) -> Decision<S, B> {
+pub(crate) fn decision<S>(auth: &AuthLayer, policy: &Policy, inner: S) -> Decision<S> {
     if policy.is_public() {
-        let passed: fn(Response<B>) -> Response<DecidedBody<B>> =
-            |response| response.map(|body| AuthBody::new(AuthBody::new(body)));
-        return Either::Left(MapResponse::new(inner, passed));
+        return Either::Left(inner);
     }
-    let guarded = if policy.is_restricted() {
-        Either::Left(policy.guard().layer(inner))
+    let policed = if policy.is_restricted() {
+        Either::Left(MapResponse::new(
+            policy.guard().layer(inner),
+            flatten as Flatten,
+        ))
     } else {
-        let passed: fn(Response<B>) -> Response<AuthBody<B>> =
-            |response| response.map(AuthBody::new);
-        Either::Right(MapResponse::new(inner, passed))
+        Either::Right(inner)
     };
-    Either::Right(auth.layer(guarded))
+    Either::Right(MapResponse::new(auth.layer(policed), flatten as Flatten))
 }
 
-/// One body type for every route: the inner body as it was, and only a
-/// refusal boxed.
-pub(crate) fn into_body(body: DecidedBody<Body>) -> Body {
-    match body.into_inner() {
-        Ok(passed) => match passed.into_inner() {
-            Ok(inner) => inner,
-            Err(refused) => Body::new(refused),
-        },
+/// The inner body as it was, and only a refusal boxed.
+fn flatten(response: Response<AuthBody<Body>>) -> Response<Body> {
+    response.map(|body| match body.into_inner() {
+        Ok(inner) => inner,
         Err(refused) => Body::new(refused),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -102,8 +99,7 @@ mod tests {
         let response = decision(layer, policy, service_fn(inner))
             .oneshot(request.body(Body::empty()).unwrap())
             .await
-            .unwrap()
-            .map(into_body);
+            .unwrap();
         let status = response.status();
         let error = response.extensions().get::<AuthError>().cloned();
         let body = http_body_util::BodyExt::collect(response.into_body())

@@ -24,14 +24,14 @@ use tower::{Service, ServiceExt};
 use crate::admission::{OriginalRequest, Refusal, RequestPath, TrustedProxies};
 use crate::answer::{Body, plain, refused};
 use crate::config::ForwardAuthEndpoint;
-use crate::decision::{Decision, decision, into_body};
+use crate::decision::{Decision, decision};
 use crate::identity;
 use crate::outcome::{Dispatched, Mode, Verdict};
 use crate::routes::{self, Policy, Route};
 use crate::server::ClientInfo;
 
 /// A route's forward-auth stack: its decision around [`Admitted`].
-type ForwardAuthStack = Decision<Admitted, Body>;
+type ForwardAuthStack = Decision<Admitted>;
 
 /// The forward-auth endpoint with every route's stack. See the
 /// [module docs](self).
@@ -129,7 +129,7 @@ impl ForwardAuth {
         };
         let stack = route.map_or(&self.signed_in, |index| &self.routes[index]);
         let response = match stack.clone().oneshot(request).await {
-            Ok(response) => response.map(into_body),
+            Ok(response) => response,
             Err(never) => match never {},
         };
         let mut dispatched = Dispatched::new(

@@ -23,7 +23,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use crate::admission::{RequestPath, TrustedProxies, check_host};
 use crate::answer::{Body, plain, refused};
 use crate::config::ForwardAuthEndpoint;
-use crate::decision::{decision, into_body};
+use crate::decision::decision;
 use crate::forward_auth::ForwardAuth;
 use crate::metrics::Metrics;
 use crate::outcome::{Dispatched, Mode, Verdict};
@@ -120,10 +120,7 @@ impl Gateway {
                 let framed = ServiceBuilder::new()
                     .option_layer(route.frame_ancestors.clone())
                     .service(proxy);
-                BoxCloneSyncService::new(
-                    decision(&auth, &route.policy, framed)
-                        .map_response(|response| response.map(into_body)),
-                )
+                BoxCloneSyncService::new(decision(&auth, &route.policy, framed))
             })
             .collect();
         let prefixes = parts
