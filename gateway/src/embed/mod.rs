@@ -49,6 +49,7 @@ pub mod cookie;
 pub mod cross_site;
 pub mod inject;
 pub mod page;
+pub mod route;
 pub mod session;
 mod session_cookie;
 #[cfg(feature = "dev-issuer")]
@@ -59,6 +60,13 @@ pub use cross_site::{CrossSite, CrossSiteLayer};
 pub use inject::{BoxError, InjectScript};
 use page::{LOGOUT_PATH, Pages, SCRIPT_PATH, SESSION_PATH};
 pub use session_cookie::{SessionCookie, SessionCookieLayer, SessionExpiry};
+#[cfg(feature = "dev-issuer")]
+pub use stand_in::StandIn;
+
+/// This build has no meinGPT stand-in (feature `dev-issuer`).
+#[cfg(not(feature = "dev-issuer"))]
+#[derive(Debug, Clone)]
+pub enum StandIn {}
 
 /// How an embed route behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
