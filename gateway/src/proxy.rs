@@ -196,6 +196,15 @@ impl Shared {
             identity::remove_token(&mut headers);
         }
         headers.remove(header::HOST);
+        // An embed route passes the browser's Host (or HTTP/2 authority):
+        // the app is served to the browser at that origin, and apps compare
+        // Origin with Host (a WebSocket's, a form's) as if no proxy were in
+        // between.
+        if route.embed.is_some()
+            && let Some(host) = &host
+        {
+            headers.insert(header::HOST, host.clone());
+        }
         if let Some(user) = &user {
             identity::insert_identity(&mut headers, user);
         }
