@@ -375,14 +375,20 @@ impl Gateway {
     /// Starts the gateway with `[auth]` pointing at `issuer` and the given
     /// `[[route]]` tables (TOML text), listening on an ephemeral port.
     pub fn start(issuer: &MockIssuer, routes: &str) -> Self {
-        let dir = TempDir::new("gateway");
         let config = format!(
             "listen = \"127.0.0.1:0\"\n\n[auth]\norganizations = [\"{}\"]\nissuer = \"{}\"\njwks_url = \"{}\"\n\n{routes}",
             issuer.organization(),
             issuer.issuer(),
             issuer.jwks_url()
         );
-        let path = dir.write("gateway.toml", &config);
+        Self::from_config(&config)
+    }
+
+    /// Starts the gateway with the configuration file `config` (TOML
+    /// text), which listens on port 0; with `[tls]` it listens on https.
+    pub fn from_config(config: &str) -> Self {
+        let dir = TempDir::new("gateway");
+        let path = dir.write("gateway.toml", config);
         let mut command = Command::new(env!("CARGO_BIN_EXE_meingpt-gateway"));
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
@@ -396,9 +402,9 @@ impl Gateway {
         }
         command.arg("--config").arg(&path);
         let mut process = Process::spawn("meingpt-gateway", command);
-        let line = process.wait_for_line("meingpt-gateway listening on http://");
+        let line = process.wait_for_line("meingpt-gateway listening on http");
         let addr = line
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
