@@ -340,10 +340,11 @@ impl Shared {
             cookie::partition_upstream_cookies(&mut parts.headers);
         }
         if navigation
-            && parts.status == StatusCode::UNAUTHORIZED
+            && (parts.status == StatusCode::UNAUTHORIZED || parts.status == StatusCode::FORBIDDEN)
             && parts.extensions.get::<AuthError>().is_some()
         {
-            // The gateway's own refusal of a page: sign in from the frame.
+            // The gateway's own refusal of a page: sign in from the frame
+            // (with a user the route refuses, the page then says so).
             let mut page: Response<EmbedBody<B>> = self.pages.first_load(parts.status);
             if let Some(challenge) = parts.headers.get(header::WWW_AUTHENTICATE) {
                 page.headers_mut()

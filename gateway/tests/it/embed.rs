@@ -270,6 +270,11 @@ async fn requests_with_the_cookie_reach_the_app_with_the_identity_and_without_th
     let seen = answer.json();
     assert_eq!(seen["x-auth-request-user"], "member-1");
     assert_eq!(seen["x-meingpt-role"], "member");
+    assert_eq!(
+        seen["host"],
+        world.host(),
+        "the app is served at the browser's host"
+    );
     assert_eq!(seen["cookie"], "theme=dark; _xsrf=2", "{seen}");
     assert!(
         !answer.body.contains(&token),
@@ -520,6 +525,10 @@ async fn another_organizations_token_a_member_on_an_admin_route_and_a_tampered_c
     let session = world.session(&member).await;
     let page = navigate(&world, "/admin/page", Some(&session)).await;
     assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("meingpt-embed"),
+        "a page refused to the user gets the page that says so"
+    );
 
     // The member's token with the role claim edited to admin.
     let (header, rest) = member.split_once('.').unwrap();

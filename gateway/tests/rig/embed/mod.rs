@@ -21,6 +21,7 @@
 //! Python with Streamlit in `gateway/tests/rig/python/.venv`
 //! (`bash scripts/test.sh` makes it), and nginx for the replicas.
 
+mod development;
 mod notes;
 mod streamlit;
 
