@@ -63,15 +63,20 @@ async fn shown(browser: &Browser) -> String {
         .to_owned()
 }
 
+/// Clicks the `Count` button, once it is there (Streamlit draws the page
+/// again after a reconnect).
 async fn click_count(browser: &Browser) {
-    let clicked = browser
-        .run(
-            "const b = [...document.querySelectorAll('button')] \
-               .find((b) => b.innerText.trim() === 'Count'); \
-             if (b) b.click(); return !!b;",
-        )
-        .await;
-    assert_eq!(clicked, true, "no Count button");
+    wait_for("the Count button", PROMPTLY, async || {
+        let clicked = browser
+            .run(
+                "const b = [...document.querySelectorAll('button')] \
+                   .find((b) => b.innerText.trim() === 'Count' && !b.disabled); \
+                 if (b) b.click(); return !!b;",
+            )
+            .await;
+        (clicked == true).then_some(())
+    })
+    .await;
 }
 
 /// The `Clicks: n` the app shows.
