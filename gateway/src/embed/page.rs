@@ -216,15 +216,25 @@ const FIRST_LOAD: &str = r#"<!doctype html>
 </script></body></html>
 "#;
 
-/// The refresh script, `{config}` filled in per route. It runs in the app's
-/// own frame only (not in the app's nested frames, which share its cookie),
-/// refreshes the session before it expires (the expiry comes from its
-/// tag's `data-expires-at`, in milliseconds) and when a same-origin
-/// `fetch` is answered `401` by the gateway, then retries that request
-/// once.
+/// The refresh script, `{config}` filled in per route. It runs first in
+/// the page, so it takes a `#token=…` meinGPT put in the address (the
+/// frame opened again while the session was still valid) out of it before
+/// any of the app's scripts can read it, and makes the session with that
+/// token. It runs in the app's own frame only (not in the app's nested
+/// frames, which share its cookie), refreshes the session before it
+/// expires (the expiry comes from its tag's `data-expires-at`, in
+/// milliseconds) and when a same-origin `fetch` is answered `401` by the
+/// gateway, then retries that request once.
 const SCRIPT: &str = r#"(() => {
   const config = {config};
   const tag = document.currentScript;
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const handed = fragment.get('token');
+  if (handed !== null) {
+    fragment.delete('token');
+    const rest = fragment.toString();
+    history.replaceState(history.state, '', location.pathname + location.search + (rest ? '#' + rest : ''));
+  }
   if (window.parent === window) return;
   try { if (window.parent.location.origin === location.origin) return; } catch (_) { /* meinGPT */ }
   const plainFetch = window.fetch.bind(window);
@@ -251,8 +261,8 @@ const SCRIPT: &str = r#"(() => {
     }
   });
 
-  const refresh = () => {
-    running = running || ask()
+  const refresh = (given) => {
+    running = running || (given ? Promise.resolve(given) : ask())
       .then((token) => plainFetch(config.session, {
         method: 'POST', credentials: 'same-origin', cache: 'no-store',
         headers: { 'Content-Type': 'application/json' },
@@ -289,7 +299,7 @@ const SCRIPT: &str = r#"(() => {
     try { await refresh(); } catch (_) { return response; }
     return plainFetch(again, init);
   };
-  schedule();
+  if (handed) refresh(handed).catch(schedule); else schedule();
 })();
 "#;
 

@@ -131,6 +131,39 @@ fn served(gateway: &Gateway, path: &str) -> usize {
         .count()
 }
 
+/// How many requests for `path` the replicas answered, whatever the status.
+fn asked(replicas: &[Gateway], path: &str) -> usize {
+    replicas
+        .iter()
+        .map(|replica| {
+            replica
+                .process
+                .output()
+                .lines()
+                .filter(|line| line.contains(&format!("path={path} ")))
+                .count()
+        })
+        .sum()
+}
+
+/// How many sessions the replicas made (their access logs).
+fn sessions_made(replicas: &[Gateway]) -> usize {
+    replicas
+        .iter()
+        .map(|replica| {
+            replica
+                .process
+                .output()
+                .lines()
+                .filter(|line| {
+                    line.contains("method=POST path=/_meingpt/session ")
+                        && line.contains("status=200")
+                })
+                .count()
+        })
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past_two_token_expiries()
  {
@@ -238,21 +271,14 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
             replica.process.output()
         );
     }
-    let sessions: Vec<usize> = replicas
-        .iter()
-        .map(|replica| {
-            replica
-                .process
-                .output()
-                .lines()
-                .filter(|line| line.contains("method=POST path=/_meingpt/session "))
-                .count()
-        })
-        .collect();
-    assert_eq!(
-        sessions.iter().sum::<usize>(),
-        1,
-        "one session was made: {sessions:?}"
+    assert_eq!(sessions_made(&replicas), 1, "one session was made");
+    assert!(
+        !browser
+            .text("address")
+            .await
+            .unwrap_or_default()
+            .contains("token="),
+        "the app's script read the token in the address"
     );
 
     // Two expiries later, the same document (no reload) still fetches.
@@ -291,6 +317,39 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
     browser.enter_top().await;
     let answered: u32 = browser.text("answered").await.unwrap().parse().unwrap();
     assert!(answered >= 2, "the stand-in answered {answered} refreshes");
+
+    // meinGPT opens the app again while the session is valid: the page
+    // comes from the app at once, with `#token=…` in its address. The
+    // refresh script takes the token out before the app's own script
+    // runs, and makes the session with it.
+    let made = sessions_made(&replicas);
+    let pages = asked(&replicas, "/");
+    browser
+        .open(&stand_in_url(stand_in_port, &format!("{app}/"), &controls))
+        .await;
+    browser.enter("app").await;
+    wait_for("the app to show the user again", PROMPTLY, async || {
+        (browser.text("user").await.as_deref() == Some("member-1")).then_some(())
+    })
+    .await;
+    assert_eq!(
+        asked(&replicas, "/"),
+        pages + 1,
+        "the app's page came at once, without the first-load page"
+    );
+    let address = browser.text("address").await.unwrap_or_default();
+    assert!(
+        address.starts_with(&format!("{app}/")) && !address.contains("token="),
+        "the app's script read the token in the address ({} characters)",
+        address.len()
+    );
+    assert_eq!(browser.run("return location.hash").await, "");
+    wait_for(
+        "the session made with the token meinGPT handed over",
+        PROMPTLY,
+        async || (sessions_made(&replicas) == made + 1).then_some(()),
+    )
+    .await;
 
     // Another Custom AI App on meinGPT's page (a third site, sharing the
     // cookie's partition) posts to the app: refused before the app.

@@ -3,7 +3,8 @@ knows nothing of meinGPT: it reads the signed-in user from the gateway's
 identity headers, takes notes with a form POST and answers a fetch().
 
 It forbids framing (X-Frame-Options) and sets an unpartitioned
-third-party cookie of its own, as many apps do. `/_log` (for the tests,
+third-party cookie of its own, as many apps do; its page's script reads the
+page's address, as analytics and error-reporting scripts do. `/_log` (for the tests,
 asked directly) lists every request it served.
 
 usage: notes.py PORT
@@ -31,7 +32,9 @@ PAGE = """<!doctype html>
 <form method="post" action="/notes"><input name="note" id="note"><button id="add">Add</button></form>
 <p><button id="whoami">Who am I?</button> <span id="answer"></span>
    (fetches: <span id="fetches">0</span>)</p>
+<p>Address this page's script read: <span id="address"></span></p>
 <script>
+  document.getElementById('address').textContent = location.href;
   document.getElementById('whoami').addEventListener('click', async () => {{
     const response = await fetch('/api/whoami');
     const body = response.ok ? await response.json() : {{}};
