@@ -52,6 +52,20 @@ impl App {
                 }),
             )
             .route(
+                "/fixate",
+                get(|| async {
+                    let mut headers = HeaderMap::new();
+                    for cookie in [
+                        "__Host-meingpt-session=someone.elses.token; Path=/; Secure",
+                        "__host-MEINGPT-session=x.y.z; Path=/",
+                        "theme=dark; Path=/",
+                    ] {
+                        headers.append("set-cookie", cookie.parse().unwrap());
+                    }
+                    (headers, "ok")
+                }),
+            )
+            .route(
                 "/data.json",
                 get(|| async { ([("content-type", "application/json")], "{\"n\":1}") }),
             )
@@ -97,7 +111,9 @@ impl World {
              embed_partition_cookies = true\n\n\
              [[route]]\nprefix = \"/admin\"\nupstream = \"http://{app}\"\nembed = true\n\
              roles = [\"admin\"]\n\n\
-             [[route]]\nprefix = \"/live\"\nupstream = \"{live}\"\nembed = true\nstrip_prefix = true\n",
+             [[route]]\nprefix = \"/live\"\nupstream = \"{live}\"\nembed = true\nstrip_prefix = true\n\n\
+             [[route]]\nprefix = \"/untouched\"\nupstream = \"http://{app}\"\nembed = true\n\
+             embed_script = false\nstrip_prefix = true\n",
             auth = auth_toml(&issuer),
             app = app.addr,
             live = live.url(),
@@ -377,6 +393,101 @@ async fn pages_get_the_refresh_script_and_lose_their_frame_ban_while_other_answe
 }
 
 #[tokio::test]
+async fn with_embed_script_off_pages_pass_as_they_came_and_a_page_without_a_session_signs_in_again()
+{
+    let world = World::start().await;
+    let session = world.session(&world.issuer.demo_member().sign()).await;
+    let page = navigate(&world, "/untouched/page", Some(&session)).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.body, PAGE, "the page came as the app sent it");
+    assert_eq!(
+        page.header("content-length"),
+        Some(PAGE.len().to_string().as_str())
+    );
+    assert_eq!(page.header("etag"), Some("\"v1\""));
+    // Still framed by meinGPT only.
+    assert_eq!(page.header("x-frame-options"), None);
+    assert_eq!(
+        page.header("content-security-policy"),
+        Some(format!("frame-ancestors {MEINGPT}").as_str())
+    );
+    // The app is asked for its page as the browser asked.
+    let echoed = Answer::read(
+        client()
+            .get(world.gateway.url("/untouched/echo"))
+            .header("sec-fetch-site", "cross-site")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "iframe")
+            .header("accept-encoding", "gzip, br")
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echoed.json()["accept-encoding"], "gzip, br");
+
+    // Once the browser dropped the expired cookie, the next page load
+    // gets the first-load page, which signs in again.
+    let requests = world.app.requests();
+    let again = navigate(&world, "/untouched/page", None).await;
+    assert_eq!(again.status, 401);
+    assert!(
+        again.body.contains("id=\"meingpt-embed\""),
+        "{}",
+        again.body
+    );
+    assert!(again.body.contains("/untouched/_meingpt/session"));
+    assert_eq!(world.app.requests(), requests, "the app saw nothing");
+}
+
+#[tokio::test]
+async fn server_sent_events_stream_event_by_event_and_outlive_the_session() {
+    let world = World::start().await;
+    let token = world
+        .issuer
+        .demo_member()
+        .expires_in(Duration::from_secs(3))
+        .sign();
+    let session = world.session(&token).await;
+    // An `EventSource` of the app's page.
+    let mut response = client()
+        .get(world.gateway.url("/live/sse"))
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "cors")
+        .header("sec-fetch-dest", "empty")
+        .header("accept", "text/event-stream")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(
+        world.live.last().header("x-auth-request-user"),
+        Some("member-1")
+    );
+    let first = tokio::time::timeout(PATIENCE, response.chunk())
+        .await
+        .expect("the first event before the second is sent")
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&first), "data: one\n\n");
+
+    // The token expires; the stream it opened keeps flowing.
+    let left = world_expiry(&token) - now() + 1;
+    tokio::time::sleep(Duration::from_secs(left.max(0) as u64)).await;
+    world.live.open_sse_gate();
+    let second = tokio::time::timeout(PATIENCE, response.chunk())
+        .await
+        .expect("the second event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&second), "data: two\n\n");
+    assert!(now() > world_expiry(&token));
+}
+
+#[tokio::test]
 async fn a_session_cannot_be_planted_or_ended_from_another_site() {
     let world = World::start().await;
     let attacker = world.issuer.token().sub("mallory").sign();
@@ -414,6 +525,31 @@ async fn a_session_cannot_be_planted_or_ended_from_another_site() {
     .await;
     assert_eq!(answer.status, 415);
     assert_eq!(answer.header("set-cookie"), None);
+
+    // Nor can the app set the session cookie (under any case of its name).
+    let session = world.session(&world.issuer.demo_member().sign()).await;
+    let answer = Answer::read(
+        client()
+            .get(world.gateway.url("/fixate"))
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    let set: Vec<&str> = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        set,
+        ["theme=dark; Path=/; Secure; SameSite=None; Partitioned"],
+        "only the app's own cookie"
+    );
 
     // Logout: same origin only; it clears the cookie with its attributes.
     let answer = Answer::read(

@@ -21,6 +21,7 @@
 //! Python with Streamlit in `gateway/tests/rig/python/.venv`
 //! (`bash scripts/test.sh` makes it), and nginx for the replicas.
 
+mod cookies;
 mod development;
 mod notes;
 mod streamlit;
@@ -234,6 +235,16 @@ pub async fn notes_log(addr: SocketAddr) -> Vec<Value> {
     serde_json::from_slice(&response.bytes().await.expect("a body")).expect("JSON")
 }
 
+/// Which cookies the browser keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cookies {
+    /// First-party and partitioned ones: third-party cookies are blocked.
+    FirstPartyAndPartitioned,
+    /// None at all (as, inside meinGPT's frame, Safari before 26.2, which
+    /// blocks third-party cookies and does not know `Partitioned`).
+    None,
+}
+
 /// chromedriver (in its own process group, with the Chromium it starts) and
 /// a WebDriver session; everything is stopped when dropped.
 pub struct Browser {
@@ -246,6 +257,11 @@ impl Browser {
     /// Starts Chromium, resolving `*.test` to 127.0.0.1 and trusting
     /// `certificate`; `None` when `MEINGPT_SKIP_BROWSER=1`.
     pub async fn start(certificate: &Certificate) -> Option<Self> {
+        Self::start_with(certificate, Cookies::FirstPartyAndPartitioned).await
+    }
+
+    /// Starts Chromium as [`Browser::start`] does, keeping `cookies`.
+    pub async fn start_with(certificate: &Certificate, cookies: Cookies) -> Option<Self> {
         if std::env::var("MEINGPT_SKIP_BROWSER").as_deref() == Ok("1") {
             eprintln!("MEINGPT_SKIP_BROWSER=1: skipping the browser test");
             return None;
@@ -307,10 +323,13 @@ impl Browser {
                     format!("--ignore-certificate-errors-spki-list={}", certificate.spki),
                     format!("--user-data-dir={}", browser.profile.display()),
                 ],
-                // Third-party cookies blocked, as browsers increasingly do.
+                // Third-party cookies blocked, as browsers increasingly do
+                // (all cookies, for a browser that keeps none in a frame).
                 "prefs": {
                     "profile.cookie_controls_mode": 1,
                     "profile.block_third_party_cookies": true,
+                    "profile.default_content_setting_values.cookies":
+                        if cookies == Cookies::None { 2 } else { 1 },
                 },
             }),
         );
@@ -455,16 +474,21 @@ pub async fn wait_for<T>(
 }
 
 /// A gateway configuration: TLS (when given), `[auth]` for `issuer`, meinGPT at the
-/// stand-in's origin, and `routes`.
+/// stand-ins' origins (on `stand_in_ports`), and `routes`.
 pub fn gateway_config(
     certificate: Option<&Certificate>,
     issuer: &MockIssuer,
-    stand_in_port: u16,
+    stand_in_ports: &[u16],
     routes: &str,
 ) -> String {
+    let origins: Vec<String> = stand_in_ports
+        .iter()
+        .map(|port| format!("\"https://{MEINGPT_HOST}:{port}\""))
+        .collect();
     format!(
         "listen = \"127.0.0.1:0\"\n\n{tls}\n[auth]\norganizations = [\"{org}\"]\nissuer = \"{iss}\"\n\
-         jwks_url = \"{jwks}\"\n\n[embed]\nmeingpt_origins = [\"https://{MEINGPT_HOST}:{stand_in_port}\"]\n\n{routes}",
+         jwks_url = \"{jwks}\"\n\n[embed]\nmeingpt_origins = [{origins}]\n\n{routes}",
+        origins = origins.join(", "),
         tls = certificate.map_or(String::new(), Certificate::tls_toml),
         org = issuer.organization(),
         iss = issuer.issuer(),

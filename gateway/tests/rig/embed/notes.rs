@@ -4,7 +4,8 @@
 //! 20-second tokens past two expiries without a reload, and the session
 //! made on one replica is taken by the other. Around it: the app opened
 //! without meinGPT, `MEINGPT_TOKEN_ERROR`, a member on an admin-only route,
-//! and a POST from a page of a third site.
+//! a user of another organization, and a POST from a page of a third
+//! site.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -185,7 +186,15 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
          [[route]]\nprefix = \"/admin\"\nupstream = \"http://{notes}\"\nembed = true\n\
          roles = [\"admin\"]\n"
     );
-    let config = gateway_config(None, &issuer, stand_in_port, &routes);
+    // meinGPT of another organization, whose tokens this gateway refuses.
+    let other_issuer = Arc::new(MockIssuer::for_organization("org-other").await);
+    let (other_stand_in_port, _other_stand_in) = serve_stand_in(other_issuer, &certificate).await;
+    let config = gateway_config(
+        None,
+        &issuer,
+        &[stand_in_port, other_stand_in_port],
+        &routes,
+    );
     let replicas = [Gateway::from_config(&config), Gateway::from_config(&config)];
     let balancer = Balancer::start(&nginx, &certificate, [replicas[0].addr, replicas[1].addr]);
     let app = format!("https://{APP_HOST}:{}", balancer.port);
@@ -215,6 +224,18 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
         .await;
     browser.enter("app").await;
     browser.wait_for_sign_in_state("refused").await;
+
+    // A user of another organization: meinGPT's token is refused.
+    browser
+        .open(&stand_in_url(
+            other_stand_in_port,
+            &format!("{app}/"),
+            "user=admin",
+        ))
+        .await;
+    browser.enter("app").await;
+    browser.wait_for_sign_in_state("token-error").await;
+    assert_eq!(sessions_made(&replicas), 0, "no session was made");
     assert!(
         posted_notes(notes).await.is_empty() && notes_log(notes).await.is_empty(),
         "the app saw none of this"
@@ -403,5 +424,13 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
             .any(|(_, note)| note == "planted"),
         "the app took the third site's note"
     );
+    // Nothing of a token (`eyJ…`, in a cookie, a body or a fragment) in
+    // the replicas' logs.
+    for (index, replica) in replicas.iter().enumerate() {
+        assert!(
+            !replica.process.output().contains("eyJ"),
+            "replica {index} logged a token"
+        );
+    }
     browser.quit().await;
 }

@@ -105,7 +105,7 @@ async fn an_unmodified_streamlit_app_in_meingpt_shows_the_user_and_its_button_ro
     let gateway = Gateway::from_config(&gateway_config(
         Some(&certificate),
         &issuer,
-        stand_in_port,
+        &[stand_in_port],
         &routes,
     ));
     let app = format!("https://{APP_HOST}:{}/", gateway.addr.port());
