@@ -49,7 +49,7 @@ pub fn is_carried(headers: &HeaderMap) -> bool {
     headers
         .get_all(COOKIE)
         .iter()
-        .any(|value| pairs(value.as_bytes()).any(|pair| is_session(pair)))
+        .any(|value| pairs(value.as_bytes()).any(is_session))
 }
 
 /// Removes the session cookie from the `Cookie` headers, keeping every

@@ -6,7 +6,7 @@
 //!   [`SessionCookie`](super::SessionCookie) → the proxy;
 //! - the session endpoint's: the route's authenticator reading
 //!   `Authorization` only → the policy guard →
-//!   [`SessionEndpoint`](super::session::SessionEndpoint).
+//!   [`SessionEndpoint`].
 
 use std::convert::Infallible;
 

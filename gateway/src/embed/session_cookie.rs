@@ -41,7 +41,7 @@ impl SessionExpiry {
     }
 }
 
-/// Applies [`SessionCookie`] to a service. See the [module docs](self).
+/// Applies [`SessionCookie`] to a service. See the [embed module docs](super).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionCookieLayer;
 
@@ -60,7 +60,9 @@ impl<S> Layer<S> for SessionCookieLayer {
     }
 }
 
-/// Middleware that removes the session cookie. See the [module docs](self).
+/// Middleware that removes the session cookie before the upstream sees a
+/// request, and tells when its session ends ([`SessionExpiry`]). See the
+/// [embed module docs](super).
 #[derive(Debug, Clone)]
 pub struct SessionCookie<S> {
     inner: S,

@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(frames.advance(&[0x81, 5, b'a', b'b']), Some(0));
         let mut in_frame = Frames::default();
         in_frame.advance(&[0x81, 5, b'a']);
-        assert_eq!(in_frame.advance(&[b'b', b'c']), None);
+        assert_eq!(in_frame.advance(b"bc"), None);
         assert_eq!(in_frame.advance(&[b'd', b'e', 0x81]), Some(2));
     }
 
