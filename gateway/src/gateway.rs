@@ -75,6 +75,8 @@ struct Shared {
     forward_auth: ForwardAuthEndpoint,
     trusted_proxies: TrustedProxies,
     readiness: Readiness,
+    /// The meinGPT stand-in (served only by builds with `dev-issuer`).
+    #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
     stand_in: Option<crate::embed::StandIn>,
 }
 
