@@ -75,6 +75,9 @@ struct Shared {
     forward_auth: ForwardAuthEndpoint,
     trusted_proxies: TrustedProxies,
     readiness: Readiness,
+    /// The meinGPT stand-in (served only by builds with `dev-issuer`).
+    #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
+    stand_in: Option<crate::embed::StandIn>,
 }
 
 /// What a [`Gateway`] is made of.
@@ -95,6 +98,8 @@ pub struct GatewayParts {
     pub metrics: Arc<Metrics>,
     /// The key-loading state `/readyz` reports.
     pub readiness: Readiness,
+    /// The meinGPT stand-in (development issuer only).
+    pub stand_in: Option<crate::embed::StandIn>,
 }
 
 impl Gateway {
@@ -128,6 +133,7 @@ impl Gateway {
                 forward_auth: parts.forward_auth,
                 trusted_proxies: parts.trusted_proxies,
                 readiness: parts.readiness,
+                stand_in: parts.stand_in,
             }),
         }
     }
@@ -136,6 +142,9 @@ impl Gateway {
 /// One route's stack: `auth.layer()` and the policy guard (unless public),
 /// the frame-ancestors policy (when configured), the proxy.
 fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService {
+    if let Some(options) = &route.embed {
+        return crate::embed::route::stack(auth, route, options, proxy);
+    }
     let framed = ServiceBuilder::new()
         .option_layer(route.frame_ancestors.clone())
         .map_response(|response: Response<Body>| response.map(Body::new))
@@ -189,6 +198,16 @@ impl Shared {
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             });
+        }
+        #[cfg(feature = "dev-issuer")]
+        if let Some(stand_in) = &self.stand_in
+            && crate::embed::StandIn::serves(path)
+        {
+            let answer = match stand_in.clone().oneshot(request).await {
+                Ok(answer) => answer.map(Body::from),
+                Err(never) => match never {},
+            };
+            return endpoint(answer);
         }
         if let Some(suffix) = self.forward_auth_suffix(path) {
             let peer = request

@@ -23,12 +23,14 @@ use crate::server::ConnectionLimits;
 use crate::upgrade::Upgrades;
 
 mod connections;
+mod embed;
 mod forward_auth;
 mod issuer;
 mod route;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
+pub use embed::{EmbedConfig, MeinGptOrigins};
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
@@ -78,6 +80,8 @@ pub struct FileConfig {
     pub route: Vec<RouteConfig>,
     /// Client connections: timeouts and the cap.
     pub connections: Option<ConnectionsConfig>,
+    /// `[embed]`: who meinGPT is, for the embed routes.
+    pub embed: Option<EmbedConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -140,6 +144,16 @@ pub struct RouteConfig {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
+    /// Embed mode: the unmodified web app behind this route works framed
+    /// by meinGPT (sign-in from the frame, session cookie, refresh).
+    #[serde(default)]
+    pub embed: bool,
+    /// Embed mode: add the refresh script to the app's HTML pages (default
+    /// true).
+    pub embed_script: Option<bool>,
+    /// Embed mode: make the app's own cookies `SameSite=None; Secure;
+    /// Partitioned` (default false).
+    pub embed_partition_cookies: Option<bool>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -216,6 +230,8 @@ pub struct Settings {
     pub auth: AuthSource,
     /// Client connections: timeouts and the cap.
     pub connections: ConnectionLimits,
+    /// Who frames the embed routes.
+    pub meingpt_origins: MeinGptOrigins,
 }
 
 impl Settings {
@@ -287,10 +303,22 @@ impl Settings {
             routes.push(route);
         }
         let connections = connection_limits(file.connections)?;
+        let file_issuer = file.auth.as_ref().map(|auth| {
+            auth.issuer
+                .clone()
+                .unwrap_or_else(|| meingpt_auth::DEFAULT_ISSUER.to_owned())
+        });
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
+        let meingpt_origins = embed::meingpt_origins(
+            file.embed.and_then(|embed| embed.meingpt_origins),
+            file_issuer.as_deref(),
+            &auth,
+            &routes,
+            env,
+        )?;
         Ok(Self {
             listen,
             metrics_listen,
@@ -303,6 +331,7 @@ impl Settings {
             routes,
             auth,
             connections,
+            meingpt_origins,
         })
     }
 
@@ -318,8 +347,10 @@ impl Settings {
         )?;
         let forward_auth = ForwardAuthEndpoint::from_env(env)?;
         let trusted_proxies = trusted_proxies_from_env(env)?;
+        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         let mut routes = Vec::new();
         if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+            let development = matches!(auth, AuthSource::Development);
             routes.push(Route {
                 prefix: "/".to_owned(),
                 upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
@@ -330,9 +361,10 @@ impl Settings {
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
+                embed: embed::from_env(env, development)?,
             });
         }
-        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
+        let meingpt_origins = embed::meingpt_origins(None, None, &auth, &routes, env)?;
         Ok(Self {
             listen,
             metrics_listen: None,
@@ -345,6 +377,7 @@ impl Settings {
             routes,
             auth,
             connections: ConnectionLimits::default(),
+            meingpt_origins,
         })
     }
 }
