@@ -3,7 +3,7 @@
 # fresh Debian machine (Rust toolchain, Node, Python): installs what the
 # tests need — Debian's chromium and chromium-driver for tests/it/browser.rs,
 # nginx and caddy for gateway/tests/rig, Node's jose for tests/it/interop.rs,
-# Python's official MCP SDK (in a venv) for gateway/tests/rig/mcp.rs — then
+# Python's official MCP SDK and Streamlit (in a venv) for gateway/tests/rig — then
 # runs `cargo test --workspace --all-features` (doc tests included).
 # Quick when everything is already installed.
 set -euo pipefail
@@ -33,7 +33,7 @@ chromedriver --version
 { command -v nginx >/dev/null 2>&1 && nginx -v; } || /usr/sbin/nginx -v
 caddy version
 
-echo "== Python MCP SDK for gateway/tests/rig"
+echo "== Python MCP SDK and Streamlit for gateway/tests/rig"
 rig_python=gateway/tests/rig/python
 if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed" 2>/dev/null; then
   rm -rf "$rig_python/.venv"
@@ -41,7 +41,7 @@ if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.insta
   "$rig_python/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$rig_python/requirements.txt"
   cp "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed"
 fi
-"$rig_python/.venv/bin/python" -c "import mcp.server.fastmcp, mcp.client.streamable_http"
+"$rig_python/.venv/bin/python" -c "import mcp.server.fastmcp, mcp.client.streamable_http, streamlit"
 
 npm ci --prefix interop --no-audit --no-fund
 cargo test --workspace --all-features

@@ -51,7 +51,7 @@ impl std::fmt::Debug for Started {
 /// listeners, starts loading the issuer's keys and builds the stack. Errors
 /// (a socket that cannot be bound, TLS files that do not load) name the key
 /// at fault.
-pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
+pub async fn start(mut settings: Settings) -> Result<Started, ConfigError> {
     let (auth, development) = resolve_auth(settings.auth).await?;
     let listener = Listener::bind(settings.listen, settings.tls)
         .await
@@ -68,6 +68,22 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         None => None,
     };
 
+    // meinGPT's origins, for the embed routes (the development stand-in's
+    // depend on the bound port).
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
+    let meingpt_origins = settings.meingpt_origins.resolve(listener.scheme(), port);
+    for route in &mut settings.routes {
+        if let Some(embed) = &mut route.embed {
+            embed.meingpt_origins = meingpt_origins.clone();
+        }
+    }
+    #[cfg(feature = "dev-issuer")]
+    let stand_in = development
+        .clone()
+        .map(crate::embed::stand_in::StandIn::new);
+    #[cfg(not(feature = "dev-issuer"))]
+    let stand_in = None;
+
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     tokio::spawn(preload(auth.clone(), readiness.clone()));
@@ -82,6 +98,7 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         max_body_bytes: settings.max_body_bytes,
         metrics,
         readiness,
+        stand_in,
     };
 
     let started = Started {
@@ -118,7 +135,7 @@ impl Started {
     /// The embedded development issuer, when nothing was configured.
     #[cfg(feature = "dev-issuer")]
     pub fn development_issuer(&self) -> Option<&meingpt_auth::testing::MockIssuer> {
-        self.development.as_ref()
+        self.development.as_deref()
     }
 
     /// Serves on the current runtime until `shutdown` completes, then lets
@@ -267,6 +284,9 @@ pub async fn run(
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
         println!("{}", crate::dev::banner(&base, issuer, &forward_auth));
+        if routes.iter().any(|route| route.embed.is_some()) {
+            println!("{}", crate::dev::stand_in(&base));
+        }
         if !routes.is_empty() {
             let auth = &started.parts.auth;
             println!(
@@ -281,7 +301,7 @@ pub async fn run(
 }
 
 #[cfg(feature = "dev-issuer")]
-type DevelopmentIssuer = Option<meingpt_auth::testing::MockIssuer>;
+type DevelopmentIssuer = Option<Arc<meingpt_auth::testing::MockIssuer>>;
 #[cfg(not(feature = "dev-issuer"))]
 type DevelopmentIssuer = Option<NoDevelopmentIssuer>;
 
@@ -299,7 +319,7 @@ async fn resolve_auth(source: AuthSource) -> Result<(MeinGptAuth, DevelopmentIss
                 .auth()
                 .build()
                 .map_err(|e| ConfigError::new(e.setting(), e.to_string()))?;
-            Ok((auth, Some(issuer)))
+            Ok((auth, Some(Arc::new(issuer))))
         }
         #[cfg(not(feature = "dev-issuer"))]
         AuthSource::Development => Err(ConfigError::new(

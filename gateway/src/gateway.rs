@@ -24,6 +24,8 @@ use crate::admission::{RequestPath, TrustedProxies, check_host};
 use crate::answer::{Body, plain, refused};
 use crate::config::ForwardAuthEndpoint;
 use crate::decision::decision;
+use crate::embed::StandIn;
+use crate::embed_route;
 use crate::forward_auth::ForwardAuth;
 use crate::metrics::Metrics;
 use crate::outcome::{Dispatched, Mode, Verdict};
@@ -72,6 +74,8 @@ pub(crate) struct GatewayParts {
     pub(crate) metrics: Arc<Metrics>,
     /// The key-loading state `/readyz` reports.
     pub(crate) readiness: Readiness,
+    /// The meinGPT stand-in (development issuer only).
+    pub(crate) stand_in: Option<StandIn>,
 }
 
 /// Dispatches requests to the endpoints and routes. Cheap to clone.
@@ -98,6 +102,7 @@ struct Dispatch {
     proxies: Vec<ProxyStack>,
     forward_auth: ForwardAuth,
     readiness: Readiness,
+    stand_in: Option<StandIn>,
 }
 
 impl Gateway {
@@ -117,6 +122,9 @@ impl Gateway {
                     parts.metrics.clone(),
                     parts.trusted_proxies.clone(),
                 );
+                if let Some(options) = &route.embed {
+                    return embed_route::stack(&parts.auth, route, options, proxy);
+                }
                 let framed = ServiceBuilder::new()
                     .option_layer(route.frame_ancestors.clone())
                     .service(proxy);
@@ -141,6 +149,7 @@ impl Gateway {
                 proxies,
                 forward_auth,
                 readiness: parts.readiness.clone(),
+                stand_in: parts.stand_in.clone(),
             }),
         }
     }
@@ -164,7 +173,7 @@ impl Service<Request<Body>> for Gateway {
 impl Dispatch {
     async fn answer(&self, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path();
-        let mode = if path == "/healthz" || path == "/readyz" {
+        let mode = if path == "/healthz" || path == "/readyz" || self.stands_in(path) {
             Mode::Endpoint
         } else if self.forward_auth.is_asked(path) {
             Mode::ForwardAuth
@@ -180,7 +189,10 @@ impl Dispatch {
             return Dispatched::new(mode, None).mark(refused(bad.into()));
         }
         match mode {
-            Mode::Endpoint => Dispatched::new(mode, None).mark(self.endpoint(path)),
+            Mode::Endpoint => {
+                let response = Verdict::Endpoint.mark(self.endpoint(request).await);
+                Dispatched::new(mode, None).mark(response)
+            }
             Mode::ForwardAuth => {
                 self.forward_auth
                     .answer(request, &self.routes, &self.prefixes)
@@ -190,16 +202,34 @@ impl Dispatch {
         }
     }
 
-    /// `/healthz` and `/readyz`.
-    fn endpoint(&self, path: &str) -> Response<Body> {
-        let response = if path == "/healthz" {
-            plain(StatusCode::OK, "ok")
-        } else if self.readiness.is_ready() {
-            plain(StatusCode::OK, "ready")
-        } else {
-            plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
-        };
-        Verdict::Endpoint.mark(response)
+    /// Whether `path` is the meinGPT stand-in's.
+    fn stands_in(&self, path: &str) -> bool {
+        #[cfg(feature = "dev-issuer")]
+        return self.stand_in.is_some() && StandIn::serves(path);
+        #[cfg(not(feature = "dev-issuer"))]
+        {
+            let _ = path;
+            false
+        }
+    }
+
+    /// `/healthz`, `/readyz` and the meinGPT stand-in.
+    async fn endpoint(&self, request: Request<Body>) -> Response<Body> {
+        match request.uri().path() {
+            "/healthz" => plain(StatusCode::OK, "ok"),
+            "/readyz" if self.readiness.is_ready() => plain(StatusCode::OK, "ready"),
+            "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+            _ => match self.stand_in.clone() {
+                #[cfg(feature = "dev-issuer")]
+                Some(stand_in) => match stand_in.oneshot(request).await {
+                    Ok(answer) => answer.map(Body::from),
+                    Err(never) => match never {},
+                },
+                #[cfg(not(feature = "dev-issuer"))]
+                Some(never) => match never {},
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            },
+        }
     }
 
     /// The answer of the route for the request's path, or `404`, or `400`

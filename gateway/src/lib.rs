@@ -20,7 +20,9 @@
 //!    policy guard, the one decision path of both stacks: in proxy mode
 //!    around the frame-ancestors policy and the `proxy`; in forward auth
 //!    (`forward_auth`) around the answer that gives the identity headers
-//!    (`identity`).
+//!    (`identity`). An embed route ([`embed`]) puts its own layers around
+//!    the same decision, which reads its session cookie first
+//!    (`embed_route`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -34,6 +36,8 @@ pub mod config;
 mod decision;
 #[cfg(feature = "dev-issuer")]
 mod dev;
+pub mod embed;
+mod embed_route;
 mod forward_auth;
 mod gateway;
 mod identity;

@@ -122,12 +122,17 @@ pub(crate) enum Verdict {
     NoRoute,
     /// Forward auth asked by a peer outside `trusted_proxies` (`403`).
     UntrustedProxy,
+    /// An embed route's session used from another site, or an unsafe
+    /// request that is not same-origin (`403`).
+    CrossSite,
     /// The request body is over `max_body_bytes` (`413`).
     BodyTooLarge,
     /// The upstream failed before its response headers: `504` when it
     /// timed out, `502` otherwise.
     UpstreamFailed(UpstreamFailure),
-    /// Answered by the gateway itself (`/healthz`, `/readyz`).
+    /// Answered by the gateway itself: `/healthz`, `/readyz`, the meinGPT
+    /// stand-in, an embed route's script, logout and session endpoints
+    /// (when they answer themselves, not through the crate's refusal).
     Endpoint,
     /// An answer that carries no verdict (none is expected: every part of
     /// the gateway that answers says why).
@@ -136,7 +141,7 @@ pub(crate) enum Verdict {
 
 impl Verdict {
     /// Every label, in [`index`](Self::index) order.
-    pub(crate) const LABELS: [&'static str; 14] = [
+    pub(crate) const LABELS: [&'static str; 15] = [
         "allowed",
         "public",
         "unauthenticated",
@@ -146,6 +151,7 @@ impl Verdict {
         "bad_request",
         "no_route",
         "untrusted_proxy",
+        "cross_site",
         "body_too_large",
         "upstream_failed",
         "upstream_timeout",
@@ -165,11 +171,12 @@ impl Verdict {
             Verdict::BadRequest(_) => 6,
             Verdict::NoRoute => 7,
             Verdict::UntrustedProxy => 8,
-            Verdict::BodyTooLarge => 9,
-            Verdict::UpstreamFailed(UpstreamFailure::Timeout) => 11,
-            Verdict::UpstreamFailed(_) => 10,
-            Verdict::Endpoint => 12,
-            Verdict::Unknown => 13,
+            Verdict::CrossSite => 9,
+            Verdict::BodyTooLarge => 10,
+            Verdict::UpstreamFailed(UpstreamFailure::Timeout) => 12,
+            Verdict::UpstreamFailed(_) => 11,
+            Verdict::Endpoint => 13,
+            Verdict::Unknown => 14,
         }
     }
 
@@ -272,6 +279,7 @@ mod tests {
             Verdict::BadRequest(Refusal::DotSegment),
             Verdict::NoRoute,
             Verdict::UntrustedProxy,
+            Verdict::CrossSite,
             Verdict::BodyTooLarge,
             Verdict::UpstreamFailed(UpstreamFailure::Connect),
             Verdict::UpstreamFailed(UpstreamFailure::Timeout),

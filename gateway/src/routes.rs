@@ -156,6 +156,8 @@ pub struct Route {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to (`websocket` by default).
     pub upgrades: Upgrades,
+    /// Embed mode, when the route is framed by meinGPT as a Custom AI App.
+    pub embed: Option<crate::embed::EmbedOptions>,
 }
 
 impl Route {
@@ -293,6 +295,7 @@ mod tests {
             inject_headers: Vec::new(),
             allow_unusual_path_characters: false,
             upgrades: Upgrades::default(),
+            embed: None,
         }
     }
 

@@ -24,6 +24,7 @@ use crate::server::ConnectionLimits;
 use crate::upgrade::Upgrades;
 
 mod connections;
+mod embed;
 mod forward_auth;
 mod issuer;
 mod route;
@@ -31,6 +32,7 @@ mod tls;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
+pub use embed::{EmbedConfig, MeinGptOrigins};
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
@@ -80,6 +82,8 @@ pub struct FileConfig {
     pub route: Vec<RouteConfig>,
     /// Client connections: timeouts and the cap.
     pub connections: Option<ConnectionsConfig>,
+    /// `[embed]`: who meinGPT is, for the embed routes.
+    pub embed: Option<EmbedConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -102,6 +106,14 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// The rustls configuration the gateway serves with (HTTP/2 and
+    /// HTTP/1.1 offered); errors name `tls.cert` or `tls.key`.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+        tls::server_config(self)
+    }
 }
 
 /// One `[[route]]`.
@@ -142,6 +154,16 @@ pub struct RouteConfig {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
+    /// Embed mode: the unmodified web app behind this route works framed
+    /// by meinGPT (sign-in from the frame, session cookie, refresh).
+    #[serde(default)]
+    pub embed: bool,
+    /// Embed mode: add the refresh script to the app's HTML pages (default
+    /// true).
+    pub embed_script: Option<bool>,
+    /// Embed mode: make the app's own cookies `SameSite=None; Secure;
+    /// Partitioned` (default false).
+    pub embed_partition_cookies: Option<bool>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -218,6 +240,8 @@ pub struct Settings {
     pub auth: AuthSource,
     /// Client connections: timeouts and the cap.
     pub(crate) connections: ConnectionLimits,
+    /// Who frames the embed routes.
+    pub(crate) meingpt_origins: MeinGptOrigins,
 }
 
 impl Settings {
@@ -291,10 +315,22 @@ impl Settings {
             routes.push(route);
         }
         let connections = connection_limits(file.connections)?;
+        let file_issuer = file.auth.as_ref().map(|auth| {
+            auth.issuer
+                .clone()
+                .unwrap_or_else(|| meingpt_auth::DEFAULT_ISSUER.to_owned())
+        });
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
+        let meingpt_origins = embed::meingpt_origins(
+            file.embed.and_then(|embed| embed.meingpt_origins),
+            file_issuer.as_deref(),
+            &auth,
+            &routes,
+            env,
+        )?;
         Ok(Self {
             listen,
             metrics_listen,
@@ -307,6 +343,7 @@ impl Settings {
             routes,
             auth,
             connections,
+            meingpt_origins,
         })
     }
 
@@ -322,8 +359,10 @@ impl Settings {
         )?;
         let forward_auth = ForwardAuthEndpoint::from_env(env)?;
         let trusted_proxies = trusted_proxies_from_env(env)?;
+        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         let mut routes = Vec::new();
         if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+            let development = matches!(auth, AuthSource::Development);
             routes.push(Route {
                 prefix: "/".to_owned(),
                 upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
@@ -334,9 +373,10 @@ impl Settings {
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
+                embed: embed::from_env(env, development)?,
             });
         }
-        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
+        let meingpt_origins = embed::meingpt_origins(None, None, &auth, &routes, env)?;
         Ok(Self {
             listen,
             metrics_listen: None,
@@ -349,6 +389,7 @@ impl Settings {
             routes,
             auth,
             connections: ConnectionLimits::default(),
+            meingpt_origins,
         })
     }
 }

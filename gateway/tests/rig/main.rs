@@ -11,5 +11,6 @@
 mod caddy;
 mod common;
 mod docs;
+mod embed;
 mod mcp;
 mod nginx;
