@@ -272,3 +272,87 @@ async fn keys_the_issuer_cannot_give_are_logged_and_counted_as_unavailable() {
     ledger.agrees_with_metrics().await;
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embed_mode_answers_are_logged_and_counted_with_their_own_verdicts() {
+    let issuer = MockIssuer::start().await;
+    let upstream = Upstream::start().await;
+    let config = temp_dir("outcomes-embed").join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "metrics_listen = \"127.0.0.1:0\"\n{}\n[embed]\nmeingpt_origins = [\"https://meingpt.example\"]\n\n\
+             [[route]]\nprefix = \"/\"\nupstream = \"{}\"\nembed = true\n",
+            auth_toml(&issuer),
+            upstream.url(),
+        ),
+    )
+    .unwrap();
+    let (mut ledger, base) = Ledger::start(&config);
+    let url = |path: &str| format!("{base}{path}");
+
+    // The first-load page stands for the crate's refusal of a page.
+    let page = client()
+        .get(url("/page"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "iframe")
+        .send()
+        .await
+        .unwrap();
+    ledger.logged(page.status().as_u16(), 401, "proxy", "unauthenticated", "-");
+    // The session endpoint signs the user in through the route's decision.
+    let signed_in = client()
+        .post(url("/_meingpt/session"))
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"token\": \"{}\"}}",
+            issuer.demo_member().sign()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let status = signed_in.status().as_u16();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    ledger.logged(status, 200, "proxy", "allowed", "-");
+    // The session, used from another site: refused before any decision.
+    let cross_site = client()
+        .get(url("/api/notes"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "cors")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    ledger.logged(
+        cross_site.status().as_u16(),
+        403,
+        "proxy",
+        "cross_site",
+        "-",
+    );
+    let script = client()
+        .get(url("/_meingpt/embed.js"))
+        .send()
+        .await
+        .unwrap();
+    ledger.logged(script.status().as_u16(), 200, "proxy", "endpoint", "-");
+    let own = client()
+        .get(url("/api/notes"))
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    ledger.logged(own.status().as_u16(), 200, "proxy", "allowed", "-");
+
+    ledger.agrees_with_metrics().await;
+    assert_eq!(upstream.count(), 1);
+}
