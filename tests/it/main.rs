@@ -25,6 +25,7 @@ mod layer;
 mod mcp_server;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod mock_oauth;
 mod multi_issuer;
 mod properties;
 mod quickstart;
