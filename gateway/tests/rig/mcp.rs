@@ -1,5 +1,5 @@
-//! A real Python MCP server (the official `mcp` package: FastMCP over
-//! Streamable HTTP, `python/server.py`) behind the gateway in proxy mode,
+//! A real Python MCP server (the official `mcp` package, 2.x: `MCPServer`
+//! over Streamable HTTP, `python/server.py`) behind the gateway in proxy mode,
 //! driven through the gateway by the official Python client
 //! (`python/client.py`) and by rmcp's Rust client, both sending
 //! `X-meinGPT-JWT` as meinGPT does.
@@ -41,7 +41,7 @@ fn python() -> Option<PathBuf> {
     let has_mcp = Command::new(&python)
         .args([
             "-c",
-            "import mcp.server.fastmcp, mcp.client.streamable_http",
+            "import mcp.server.mcpserver, mcp.client.streamable_http",
         ])
         .output()
         .is_ok_and(|output| output.status.success());
@@ -130,7 +130,7 @@ impl Rig {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_python_mcp_client_reaches_a_fastmcp_tool_as_the_user_the_gateway_vouched_for() {
+async fn the_python_mcp_client_reaches_a_python_mcp_tool_as_the_user_the_gateway_vouched_for() {
     let Some(python) = python() else { return };
     let issuer = MockIssuer::start().await;
     let rig = Rig::start(python, &issuer);
