@@ -183,6 +183,7 @@ mod keys;
 pub mod layer;
 mod metrics;
 pub mod rejection;
+pub mod resource;
 pub mod token;
 mod url_policy;
 mod verify;
@@ -216,6 +217,7 @@ pub use guard::{
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};
+pub use resource::{ProtectedResource, ResourceMetadata};
 pub use token::{MEINGPT_JWT_HEADER, TokenSource};
 
 /// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`).
@@ -239,4 +241,5 @@ mod readme {}
 pub mod future {
     pub use crate::guard::ResponseFuture as GuardResponseFuture;
     pub use crate::layer::ResponseFuture;
+    pub use crate::resource::ResponseFuture as ResourceMetadataResponseFuture;
 }

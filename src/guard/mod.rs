@@ -65,6 +65,7 @@ use crate::error::AuthError;
 use crate::layer::AuthContext;
 use crate::metrics;
 use crate::rejection::{is_grpc, missing_layer};
+use crate::resource::is_scope_token;
 
 type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
 
@@ -73,7 +74,11 @@ type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
 pub struct GuardLayer {
     predicate: Predicate,
     what: &'static str,
+    scope: Option<ChallengeScope>,
 }
+
+/// The scopes a `403` names (`scope="…"`), space-separated.
+type ChallengeScope = Arc<str>;
 
 impl GuardLayer {
     /// A guard that admits users for whom `predicate` returns `true`.
@@ -88,7 +93,41 @@ impl GuardLayer {
         Self {
             predicate: Arc::new(predicate),
             what,
+            scope: None,
         }
+    }
+
+    /// The scopes a refusal of this guard names in its challenge
+    /// (`WWW-Authenticate: Bearer …, error="insufficient_scope",
+    /// scope="…"`, RFC 6750 §3): what would be enough, so that an OAuth
+    /// client (an MCP client, say) asks the authorization server for them
+    /// and tries again (step-up). The scope guards
+    /// ([`require_scope`](crate::require_scope), …) name theirs; a custom
+    /// guard names none unless told. Scopes that are not RFC 6749 scope
+    /// tokens (printable ASCII without spaces, quotes or backslashes) are
+    /// left out.
+    ///
+    /// ```
+    /// use meingpt_auth::require_user;
+    ///
+    /// // meinGPT's users are vouched for by their organization; other
+    /// // issuers' tokens need the scope.
+    /// let guard = require_user(|user| user.is_meingpt() || user.has_scope("mcp:tools"))
+    ///     .challenge_scope(["mcp:tools"]);
+    /// # let _ = guard;
+    /// ```
+    pub fn challenge_scope<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let named: Vec<String> = scopes
+            .into_iter()
+            .map(|scope| scope.as_ref().to_owned())
+            .filter(|scope| is_scope_token(scope))
+            .collect();
+        self.scope = (!named.is_empty()).then(|| Arc::from(named.join(" ")));
+        self
     }
 }
 
@@ -96,6 +135,7 @@ impl fmt::Debug for GuardLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardLayer")
             .field("requires", &self.what)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -108,6 +148,7 @@ impl<S> Layer<S> for GuardLayer {
             inner,
             predicate: self.predicate.clone(),
             what: self.what,
+            scope: self.scope.clone(),
         }
     }
 }
@@ -118,6 +159,7 @@ pub struct Guard<S> {
     inner: S,
     predicate: Predicate,
     what: &'static str,
+    scope: Option<ChallengeScope>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Guard<S> {
@@ -179,7 +221,7 @@ where
         metrics::request_refused(&error);
         let context = context.clone();
         let (parts, _body) = request.into_parts();
-        ResponseFuture::rejected(context.reject(&error, &parts))
+        ResponseFuture::rejected(context.reject_naming(&error, &parts, self.scope.as_deref()))
     }
 }
 
