@@ -102,7 +102,7 @@ impl GuardLayer {
     /// scope="…"`, RFC 6750 §3): what would be enough, so that an OAuth
     /// client (an MCP client, say) asks the authorization server for them
     /// and tries again (step-up). The scope guards
-    /// ([`require_scope`](crate::require_scope), …) name theirs; a custom
+    /// ([`require_scope`], …) name theirs; a custom
     /// guard names none unless told. Scopes that are not RFC 6749 scope
     /// tokens (printable ASCII without spaces, quotes or backslashes) are
     /// left out.

@@ -1,59 +1,5 @@
 //! [`OAuthServer`]: the mock issuer as a minimal OAuth 2.1 authorization
-//! server, for testing sign-in end to end with real OAuth clients (the MCP
-//! SDKs' among them) and no identity provider.
-//!
-//! Off until [`MockIssuer::serve_oauth`](super::MockIssuer::serve_oauth);
-//! then the issuer also serves:
-//!
-//! | endpoint | what it does |
-//! | --- | --- |
-//! | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
-//! | `POST /oauth/token` | `client_credentials`, and `authorization_code` with PKCE (S256, verified) |
-//! | `GET /oauth/authorize` | approves at once: redirects to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207) |
-//! | `POST /oauth/register` | dynamic client registration (RFC 7591), when enabled |
-//!
-//! Access tokens are JWTs (`typ: at+jwt`, RFC 9068) signed with the
-//! issuer's current key of its first organization, the key set its
-//! discovery document names: `iss`, `sub` (the signed-in user, or the
-//! client for `client_credentials`), `aud` (the `resource` the client asked
-//! for, RFC 8707; the organization when it asked for none), `client_id`,
-//! `scope` (when any was granted), `exp` (one hour), `iat` and `jti`.
-//!
-//! # Example
-//!
-//! ```
-//! use meingpt_auth::MeinGptAuth;
-//! use meingpt_auth::testing::{MockIssuer, OAuthServer};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let issuer = MockIssuer::start().await;
-//! issuer.serve_oauth(OAuthServer::new().client("ci-bot", "s3cret", ["mcp:tools"]));
-//!
-//! let answer: serde_json::Value = reqwest::Client::new()
-//!     .post(format!("{}/oauth/token", issuer.issuer()))
-//!     .basic_auth("ci-bot", Some("s3cret"))
-//!     .form(&[
-//!         ("grant_type", "client_credentials"),
-//!         ("scope", "mcp:tools"),
-//!         ("resource", "https://mcp.example.com/mcp"),
-//!     ])
-//!     .send()
-//!     .await
-//!     .unwrap()
-//!     .json()
-//!     .await
-//!     .unwrap();
-//!
-//! let auth = MeinGptAuth::oidc(issuer.issuer())
-//!     .audience("https://mcp.example.com/mcp")
-//!     .build()
-//!     .unwrap();
-//! let user = auth.verify(answer["access_token"].as_str().unwrap()).await.unwrap();
-//! assert_eq!(user.sub(), "ci-bot");
-//! assert!(user.has_scope("mcp:tools"));
-//! # }
-//! ```
+//! server (`endpoints.rs` serves it).
 
 mod endpoints;
 
@@ -64,8 +10,63 @@ use serde_json::{Map, Value};
 
 pub(super) use endpoints::{authorize, metadata, register, token};
 
-/// What the mock issuer does as an OAuth 2.1 authorization server; see the
-/// [module docs](self). Nothing is allowed that is not configured here.
+/// What the mock issuer does as an OAuth 2.1 authorization server, for
+/// testing sign-in end to end with real OAuth clients (the MCP SDKs' among
+/// them) and no identity provider. Nothing is allowed that is not
+/// configured here.
+///
+/// Off until [`MockIssuer::serve_oauth`](super::MockIssuer::serve_oauth);
+/// then the issuer also serves:
+///
+/// | endpoint | what it does |
+/// | --- | --- |
+/// | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata |
+/// | `POST /oauth/token` | `client_credentials`, and `authorization_code` with PKCE (S256, verified) |
+/// | `GET /oauth/authorize` | approves at once: redirects to the client's `redirect_uri` with `code`, `state` and `iss` (RFC 9207) |
+/// | `POST /oauth/register` | dynamic client registration (RFC 7591), when enabled |
+///
+/// Access tokens are JWTs (`typ: at+jwt`, RFC 9068) signed with the
+/// issuer's current key of its first organization, the key set its
+/// discovery document names: `iss`, `sub` (the signed-in user, or the
+/// client for `client_credentials`), `aud` (the `resource` the client asked
+/// for, RFC 8707; the organization when it asked for none), `client_id`,
+/// `scope` (when any was granted), `exp` (one hour), `iat` and `jti`.
+///
+/// # Example
+///
+/// ```
+/// use meingpt_auth::MeinGptAuth;
+/// use meingpt_auth::testing::{MockIssuer, OAuthServer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let issuer = MockIssuer::start().await;
+/// issuer.serve_oauth(OAuthServer::new().client("ci-bot", "s3cret", ["mcp:tools"]));
+///
+/// let answer: serde_json::Value = reqwest::Client::new()
+///     .post(format!("{}/oauth/token", issuer.issuer()))
+///     .basic_auth("ci-bot", Some("s3cret"))
+///     .form(&[
+///         ("grant_type", "client_credentials"),
+///         ("scope", "mcp:tools"),
+///         ("resource", "https://mcp.example.com/mcp"),
+///     ])
+///     .send()
+///     .await
+///     .unwrap()
+///     .json()
+///     .await
+///     .unwrap();
+///
+/// let auth = MeinGptAuth::oidc(issuer.issuer())
+///     .audience("https://mcp.example.com/mcp")
+///     .build()
+///     .unwrap();
+/// let user = auth.verify(answer["access_token"].as_str().unwrap()).await.unwrap();
+/// assert_eq!(user.sub(), "ci-bot");
+/// assert!(user.has_scope("mcp:tools"));
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct OAuthServer {
