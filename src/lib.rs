@@ -254,7 +254,7 @@ mod readme {}
 
 /// The response futures of this crate's services.
 pub mod future {
-    pub use crate::guard::ResponseFuture as GuardResponseFuture;
+    /// The future of the guards and of `ServeResourceMetadata`.
+    pub use crate::body::ResponseFuture as GuardResponseFuture;
     pub use crate::layer::ResponseFuture;
-    pub use crate::resource::ResponseFuture as ResourceMetadataResponseFuture;
 }

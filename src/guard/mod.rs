@@ -49,17 +49,15 @@ pub use scope::{require_all_scopes, require_any_scope, require_scope};
 pub use team::{require_team_id, require_team_name};
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::AuthBody;
+pub use crate::body::ResponseFuture;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
 use crate::layer::AuthContext;
@@ -203,11 +201,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions();
         let Some(context) = extensions.get::<AuthContext>() else {
-            return ResponseFuture::rejected(missing_layer(is_grpc(request.headers())));
+            return ResponseFuture::answered(missing_layer(is_grpc(request.headers())));
         };
         let error = match extensions.get::<MeinGptUser>() {
             Some(user) if (self.predicate)(user) => {
-                return ResponseFuture::allowed(self.inner.call(request));
+                return ResponseFuture::inner(self.inner.call(request));
             }
             Some(_) => AuthError::InsufficientScope,
             None => AuthError::MissingToken,
@@ -221,64 +219,6 @@ where
         metrics::request_refused(&error);
         let context = context.clone();
         let (parts, _body) = request.into_parts();
-        ResponseFuture::rejected(context.reject_naming(&error, &parts, self.scope.as_deref()))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Response future of [`Guard`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProjection]
-    enum Kind<F> {
-        Allowed { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    fn allowed(future: F) -> Self {
-        Self {
-            kind: Kind::Allowed { future },
-        }
-    }
-
-    fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<AuthBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Allowed { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(AuthBody::new)))
-            }
-            KindProjection::Rejected { response } => {
-                let response = response.take().expect("polled after completion");
-                Poll::Ready(Ok(response.map(AuthBody::rejection)))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::answered(context.reject_naming(&error, &parts, self.scope.as_deref()))
     }
 }

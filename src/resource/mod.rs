@@ -78,7 +78,7 @@ use serde::Serialize;
 
 use crate::url_policy::is_loopback;
 
-pub use serve::{ResponseFuture, ServeResourceMetadata, ServeResourceMetadataLayer};
+pub use serve::{ServeResourceMetadata, ServeResourceMetadataLayer};
 
 /// The well-known URI of RFC 9728 §3.
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";

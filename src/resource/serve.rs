@@ -2,10 +2,7 @@
 //! and [`ServeResourceMetadata`], middleware that answers the well-known
 //! paths in front of any Tower service.
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -13,7 +10,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{MAX_AGE_SECONDS, ResourceMetadata};
-use crate::body::AuthBody;
+use crate::body::{AuthBody, ResponseFuture};
 
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
@@ -180,59 +177,8 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         if self.metadata.serves(request.uri().path()) {
-            let response = self.metadata.answer(request.method());
-            return ResponseFuture {
-                kind: Kind::Answered {
-                    response: Some(response),
-                },
-            };
+            return ResponseFuture::answered(self.metadata.answer(request.method()));
         }
-        ResponseFuture {
-            kind: Kind::Inner {
-                future: self.inner.call(request),
-            },
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Response future of [`ServeResourceMetadata`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProjection]
-    enum Kind<F> {
-        Inner { #[pin] future: F },
-        Answered { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<AuthBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(AuthBody::new)))
-            }
-            KindProjection::Answered { response } => {
-                let response = response.take().expect("polled after completion");
-                Poll::Ready(Ok(response.map(AuthBody::rejection)))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::inner(self.inner.call(request))
     }
 }

@@ -1,6 +1,7 @@
 //! MCP authorization (the MCP specification's OAuth profile) with clients
 //! no one here wrote: the official Python SDK's `OAuthClientProvider`
-//! (`tests/python/oauth_client.py`) and the official TypeScript SDK's
+//! (`gateway/tests/rig/python/oauth_client.py`, beside the gateway rig's
+//! client) and the official TypeScript SDK's
 //! (`interop/mcp_oauth_client.mjs`) sign in to `examples/mcp_server` knowing
 //! only its URL. The example accepts meinGPT's tokens in `X-meinGPT-JWT`
 //! and, beside them, access tokens of an OAuth authorization server (the
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use crate::common::example::{PATIENCE, Running, command, example_binary, free_port};
+use crate::mcp_server::initialize_with_host;
 use meingpt_auth::testing::{MockIssuer, OAuthServer};
 use serde_json::{Value, json};
 
@@ -126,7 +128,7 @@ impl Sdk {
         let mut command = match self {
             Self::Python => {
                 let mut command = tokio::process::Command::new(python()?);
-                command.arg(root.join("tests/python/oauth_client.py"));
+                command.arg(root.join("gateway/tests/rig/python/oauth_client.py"));
                 command
             }
             Self::TypeScript => {
@@ -398,28 +400,8 @@ async fn a_token_without_the_tools_scope_gets_403_naming_it_and_the_typescript_c
 async fn meingpt_tokens_in_x_meingpt_jwt_keep_working_beside_oauth_clients() {
     let setup = start().await;
     let member = setup.meingpt.demo_member().sign();
-    let response = reqwest::Client::new()
-        .post(&setup.url)
-        .header("x-meingpt-jwt", &member)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": { "name": "test", "version": "1" },
-                },
-            })
-            .to_string(),
-        )
-        .timeout(PATIENCE)
-        .send()
-        .await
-        .unwrap();
+    let host = setup.base.trim_start_matches("http://");
+    let response = initialize_with_host(&setup.url, host, &member).await;
     // No scope asked of meinGPT's users: their organization vouches.
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("mcp-session-id"));

@@ -10,6 +10,8 @@ that ended the session, e.g. 401: the last refused request to URL) or
 
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx2
 from mcp import Client
@@ -55,18 +57,24 @@ def status_of(error: BaseException) -> int | None:
     return None
 
 
-def main() -> int:
-    url, tool = sys.argv[1], sys.argv[2]
-    token = sys.argv[3] if len(sys.argv) > 3 else None
-    refusals: list[int] = []
+def report(session: Coroutine[Any, Any, str], refusals: list[int], timeout: float) -> int:
+    """Runs `session`, prints `result: TEXT` or `error: STATUS` (the last
+    refusal, else the status inside the error) and returns the exit code."""
     try:
-        text = asyncio.run(asyncio.wait_for(call(url, tool, token, refusals), timeout=20))
+        text = asyncio.run(asyncio.wait_for(session, timeout=timeout))
     except BaseException as error:  # noqa: BLE001 - reported to the caller
         status = refusals[-1] if refusals else status_of(error)
         print(f"error: {status if status is not None else repr(error)}", flush=True)
         return 1
     print(f"result: {text}", flush=True)
     return 0
+
+
+def main() -> int:
+    url, tool = sys.argv[1], sys.argv[2]
+    token = sys.argv[3] if len(sys.argv) > 3 else None
+    refusals: list[int] = []
+    return report(call(url, tool, token, refusals), refusals, timeout=20)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Prints `result: TEXT` and exits 0, or `error: STATUS` (the HTTP status
 that ended the session, e.g. 403) or `error: DESCRIPTION` and exits 1.
 """
 
-import asyncio
 import sys
 from urllib.parse import parse_qs, urlparse
 
@@ -32,6 +31,9 @@ from mcp.shared.auth import (
     OAuthClientMetadata,
     OAuthToken,
 )
+
+# The refused requests recorded and the outcome printed as client.py does.
+from client import refusals_of, report
 
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 
@@ -126,46 +128,11 @@ async def call(url: str, tool: str, auth: httpx2.Auth, refusals: list[int]) -> s
             return "".join(block.text for block in result.content if block.type == "text")
 
 
-def refusals_of(url: str, refusals: list[int]):
-    """A response hook that records the status of every refused request to
-    `url`: mcp 2.x reports a refused MCP request as a JSON-RPC error without
-    its HTTP status, so the status is read off the wire."""
-
-    async def record(response: httpx2.Response) -> None:
-        if str(response.request.url) == url and response.status_code >= 400:
-            refusals.append(response.status_code)
-
-    return record
-
-
-def status_of(error: BaseException) -> int | None:
-    """The HTTP status inside an error (or a group of them), if any."""
-    if isinstance(error, httpx2.HTTPStatusError):
-        return error.response.status_code
-    for inner in getattr(error, "exceptions", ()):
-        status = status_of(inner)
-        if status is not None:
-            return status
-    for linked in (error.__cause__, error.__context__):
-        if linked is not None:
-            status = status_of(linked)
-            if status is not None:
-                return status
-    return None
-
-
 def main() -> int:
     url, tool = sys.argv[1], sys.argv[2]
     auth = provider(url, sys.argv[3:])
     refusals: list[int] = []
-    try:
-        text = asyncio.run(asyncio.wait_for(call(url, tool, auth, refusals), timeout=30))
-    except BaseException as error:  # noqa: BLE001 - reported to the caller
-        status = refusals[-1] if refusals else status_of(error)
-        print(f"error: {status if status is not None else repr(error)}", flush=True)
-        return 1
-    print(f"result: {text}", flush=True)
-    return 0
+    return report(call(url, tool, auth, refusals), refusals, timeout=30)
 
 
 if __name__ == "__main__":
