@@ -14,7 +14,7 @@
 //! realm, the gRPC error shape for gRPC calls, or the layer's
 //! [`render_rejections_with`](crate::AuthLayer::render_rejections_with) hook.
 //! Guards work on any service whose body is an [`http_body::Body`] of
-//! [`Bytes`] (their responses carry [`AuthBody`]).
+//! [`Bytes`](bytes::Bytes) (their responses carry [`AuthBody`]).
 //!
 //! # Example
 //!

@@ -144,15 +144,12 @@ async fn the_metadata_names_the_endpoints_and_registration_only_when_enabled() {
     let issuer = MockIssuer::start().await;
     let base = issuer.issuer().to_owned();
     let metadata_url = format!("{base}/.well-known/oauth-authorization-server");
+    let fetch_metadata = || async {
+        let response = client().get(&metadata_url).send().await.unwrap();
+        response.json::<Value>().await.unwrap()
+    };
     issuer.serve_oauth(OAuthServer::new().scopes_supported(["mcp:tools"]));
-    let metadata: Value = client()
-        .get(&metadata_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = fetch_metadata().await;
     assert_eq!(
         metadata,
         json!({
@@ -173,14 +170,7 @@ async fn the_metadata_names_the_endpoints_and_registration_only_when_enabled() {
     assert_eq!(status, 404, "registration is off by default");
 
     issuer.serve_oauth(OAuthServer::new().dynamic_registration(true));
-    let metadata: Value = client()
-        .get(&metadata_url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = fetch_metadata().await;
     assert_eq!(
         metadata["registration_endpoint"],
         format!("{base}/oauth/register")

@@ -1,14 +1,16 @@
 //! [`OAuthServer`]: the mock issuer as a minimal OAuth 2.1 authorization
-//! server (`endpoints.rs` serves it).
+//! server (`endpoints.rs` and `grant.rs` serve it).
 
 mod endpoints;
+mod grant;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-pub(super) use endpoints::{authorize, metadata, register, token};
+pub(super) use endpoints::{authorize, metadata, register};
+pub(super) use grant::token;
 
 /// What the mock issuer does as an OAuth 2.1 authorization server, for
 /// testing sign-in end to end with real OAuth clients (the MCP SDKs' among
