@@ -1,5 +1,5 @@
-//! The gateway service: `/healthz`, `/readyz`, the forward-auth endpoint,
-//! and the routes, each a Tower stack of the crate's layers (auth, policy
+//! The gateway service: `/healthz`, `/readyz`, the protected resources'
+//! metadata, the forward-auth endpoint, and the routes, each a Tower stack of the crate's layers (auth, policy
 //! guard, frame-ancestors) around a [`Proxy`].
 
 use std::convert::Infallible;
@@ -19,6 +19,7 @@ use crate::config::ForwardAuthEndpoint;
 use crate::identity;
 use crate::metrics::{Metrics, Mode, Verdict};
 use crate::proxy::{Body, ClientInfo, Proxy, UpstreamClient, plain};
+use crate::resource::{self, ResourceAudienceLayer, WellKnown, scope_guard};
 use crate::routes::{self, Route};
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
@@ -75,6 +76,7 @@ struct Shared {
     forward_auth: ForwardAuthEndpoint,
     trusted_proxies: TrustedProxies,
     readiness: Readiness,
+    well_known: WellKnown,
 }
 
 /// What a [`Gateway`] is made of.
@@ -119,6 +121,14 @@ impl Gateway {
             .iter()
             .map(|r| Arc::from(r.prefix.as_str()))
             .collect();
+        let well_known = WellKnown::new(
+            parts.auth.resource_metadata().into_iter().chain(
+                parts
+                    .routes
+                    .iter()
+                    .filter_map(|route| route.protected_resource.as_ref()),
+            ),
+        );
         Self {
             shared: Arc::new(Shared {
                 auth: parts.auth,
@@ -128,13 +138,15 @@ impl Gateway {
                 forward_auth: parts.forward_auth,
                 trusted_proxies: parts.trusted_proxies,
                 readiness: parts.readiness,
+                well_known,
             }),
         }
     }
 }
 
 /// One route's stack: `auth.layer()` and the policy guard (unless public),
-/// the frame-ancestors policy (when configured), the proxy.
+/// for a protected resource the audience binding and the scope guard
+/// between them, the frame-ancestors policy (when configured), the proxy.
 fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService {
     let framed = ServiceBuilder::new()
         .option_layer(route.frame_ancestors.clone())
@@ -155,10 +167,29 @@ fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService 
     } else {
         BoxCloneSyncService::new(framed)
     };
+    let Some(metadata) = &route.protected_resource else {
+        let guarded = ServiceBuilder::new()
+            .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
+            .layer(auth.layer())
+            .service(policed);
+        return BoxCloneSyncService::new(guarded);
+    };
+    // The challenges name the route's metadata; the scope guard's `403`
+    // names the scopes too.
+    let scoped = match scope_guard(metadata) {
+        Some(guard) => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
+                .layer(guard)
+                .service(policed),
+        ),
+        None => policed,
+    };
     let guarded = ServiceBuilder::new()
         .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-        .layer(auth.layer())
-        .service(policed);
+        .layer(auth.layer().resource_metadata(metadata.clone()))
+        .layer(ResourceAudienceLayer::new(metadata.clone(), auth.realm()))
+        .service(scoped);
     BoxCloneSyncService::new(guarded)
 }
 
@@ -189,6 +220,11 @@ impl Shared {
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             });
+        }
+        if let Some(metadata) = self.well_known.find(path) {
+            // Public, whatever the routes say: a client reads it before it
+            // has a token.
+            return endpoint(metadata.answer(request.method()).map(Body::from));
         }
         if let Some(suffix) = self.forward_auth_suffix(path) {
             let peer = request
@@ -294,17 +330,31 @@ impl Shared {
         if policy.is_some_and(|p| p.is_public()) {
             return answer(empty_ok(), route, Verdict::Public);
         }
+        let resource = matched.and_then(|(_, route)| route.protected_resource.as_ref());
+        // A protected resource's refusal names its scopes; the policy's not.
+        let mut scope_refusal = false;
         let error = match self.auth.authenticate(headers).await {
-            Ok(Some(user)) if policy.is_none_or(|p| p.admits(&user)) => {
-                let mut response = empty_ok();
-                identity::insert_identity(response.headers_mut(), &user);
-                return answer(response, route, Verdict::Allowed);
+            Ok(Some(user)) => {
+                match resource.and_then(|metadata| resource::refusal(metadata, &user)) {
+                    Some(error) => {
+                        scope_refusal = matches!(error, AuthError::InsufficientScope);
+                        error
+                    }
+                    None if policy.is_none_or(|p| p.admits(&user)) => {
+                        let mut response = empty_ok();
+                        identity::insert_identity(response.headers_mut(), &user);
+                        return answer(response, route, Verdict::Allowed);
+                    }
+                    None => AuthError::InsufficientScope,
+                }
             }
-            Ok(Some(_)) => AuthError::InsufficientScope,
             Ok(None) => AuthError::MissingToken,
             Err(error) => error,
         };
-        let response: Response<Body> = self.auth.reject(&error);
+        let response: Response<Body> = match resource {
+            Some(metadata) => resource::reject(metadata, self.auth.realm(), &error, scope_refusal),
+            None => self.auth.reject(&error),
+        };
         let verdict = Verdict::from_rejection(response.status());
         answer(response, route, verdict)
     }

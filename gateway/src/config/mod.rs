@@ -25,6 +25,7 @@ use crate::upgrade::Upgrades;
 mod connections;
 mod forward_auth;
 mod issuer;
+mod resource;
 mod route;
 
 pub use connections::ConnectionsConfig;
@@ -33,6 +34,8 @@ pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
 use forward_auth::{trusted_proxies_from_env, trusted_proxies_from_file};
+pub use resource::ProtectedResourceConfig;
+use resource::resolve_resource;
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -140,6 +143,9 @@ pub struct RouteConfig {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
+    /// `[route.protected_resource]`: the route is an OAuth protected
+    /// resource (RFC 9728) that MCP clients sign in to by themselves.
+    pub protected_resource: Option<ProtectedResourceConfig>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -276,7 +282,11 @@ impl Settings {
             crate::tls::server_config(tls)?;
         }
         let mut routes = Vec::with_capacity(file.route.len());
-        for (index, route) in file.route.into_iter().enumerate() {
+        let mut resources = Vec::new();
+        for (index, mut route) in file.route.into_iter().enumerate() {
+            if let Some(resource) = route.protected_resource.take() {
+                resources.push((index, route.public, resource));
+            }
             let route = resolve_route(index, route, env)?;
             if let Some(other) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
                 return Err(ConfigError::new(
@@ -291,6 +301,10 @@ impl Settings {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
+        for (index, public, resource) in resources {
+            routes[index].protected_resource =
+                Some(resolve_resource(index, public, resource, &auth)?);
+        }
         Ok(Self {
             listen,
             metrics_listen,
@@ -318,11 +332,15 @@ impl Settings {
         )?;
         let forward_auth = ForwardAuthEndpoint::from_env(env)?;
         let trusted_proxies = trusted_proxies_from_env(env)?;
+        let upstream = env("GATEWAY_UPSTREAM")
+            .map(|upstream| upstream_url("GATEWAY_UPSTREAM", &upstream))
+            .transpose()?;
+        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         let mut routes = Vec::new();
-        if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+        if let Some(upstream) = upstream {
             routes.push(Route {
                 prefix: "/".to_owned(),
-                upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
+                upstream,
                 policy: Policy::signed_in(),
                 forward_token: false,
                 strip_prefix: false,
@@ -330,9 +348,13 @@ impl Settings {
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
+                // MCP_RESOURCE_URL: the one route is that resource.
+                protected_resource: match &auth {
+                    AuthSource::Configured(auth) => auth.resource_metadata().cloned(),
+                    AuthSource::Development => None,
+                },
             });
         }
-        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         Ok(Self {
             listen,
             metrics_listen: None,

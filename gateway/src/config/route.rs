@@ -143,6 +143,8 @@ pub(super) fn resolve_route(
         inject_headers,
         allow_unusual_path_characters: route.allow_unusual_path_characters,
         upgrades,
+        // Described against the authenticator once it is known.
+        protected_resource: None,
     })
 }
 

@@ -375,25 +375,33 @@ impl Gateway {
     /// Starts the gateway with `[auth]` pointing at `issuer` and the given
     /// `[[route]]` tables (TOML text), listening on an ephemeral port.
     pub fn start(issuer: &MockIssuer, routes: &str) -> Self {
-        let dir = TempDir::new("gateway");
         let config = format!(
             "listen = \"127.0.0.1:0\"\n\n[auth]\norganizations = [\"{}\"]\nissuer = \"{}\"\njwks_url = \"{}\"\n\n{routes}",
             issuer.organization(),
             issuer.issuer(),
             issuer.jwks_url()
         );
-        let path = dir.write("gateway.toml", &config);
+        Self::start_with(&config, &[])
+    }
+
+    /// Starts the gateway with the configuration file `config` (TOML text)
+    /// and, of the issuer's variables, `env` only.
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new("gateway");
+        let path = dir.write("gateway.toml", config);
         let mut command = Command::new(env!("CARGO_BIN_EXE_meingpt-gateway"));
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
             if name.starts_with("MEINGPT_")
                 || name.starts_with("JWT_")
+                || name.starts_with("MCP_")
                 || ["AUTH_TYPE", "LISTEN_ADDR", "GATEWAY_UPSTREAM", "RUST_LOG"]
                     .contains(&name.as_ref())
             {
                 command.env_remove(name.as_ref());
             }
         }
+        command.envs(env.iter().copied());
         command.arg("--config").arg(&path);
         let mut process = Process::spawn("meingpt-gateway", command);
         let line = process.wait_for_line("meingpt-gateway listening on http://");

@@ -64,6 +64,8 @@ def report(session: Coroutine[Any, Any, str], refusals: list[int], timeout: floa
         text = asyncio.run(asyncio.wait_for(session, timeout=timeout))
     except BaseException as error:  # noqa: BLE001 - reported to the caller
         status = refusals[-1] if refusals else status_of(error)
+        # What ended the session, for a test that did not expect it.
+        print(f"{type(error).__name__}: {error!r}", file=sys.stderr, flush=True)
         print(f"error: {status if status is not None else repr(error)}", flush=True)
         return 1
     print(f"result: {text}", flush=True)
