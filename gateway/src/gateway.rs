@@ -263,11 +263,25 @@ impl Shared {
             }
             Err(refusal) => return refused(refusal, Mode::Proxy),
         };
+        // A refusal answers before the request's body is read; over HTTP/1.1
+        // the connection then closes, and says so (see below).
+        let unread_body = request.version() < http::Version::HTTP_2
+            && !http_body::Body::is_end_stream(request.body());
         let service = self.services[index].clone();
-        let response = match service.oneshot(request).await {
+        let mut response = match service.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
+        if unread_body && response.extensions().get::<AuthError>().is_some() {
+            // hyper closes a connection whose request body was left unread
+            // once the response is written; without `Connection: close` a
+            // client (an MCP client, whose first POST is refused before it
+            // signs in) reuses it and fails with "server disconnected".
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         let verdict = response
             .extensions()
             .get::<Verdict>()

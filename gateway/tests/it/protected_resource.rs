@@ -362,3 +362,42 @@ fn protected_resources_that_cannot_work_are_refused_naming_the_key() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_refusal_before_the_request_body_arrived_says_the_connection_closes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let setup = start().await;
+    let addr = setup.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // An MCP client's first POST, its body sent after its head: the gateway
+    // refuses it before the body arrives.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let read = tokio::time::timeout(crate::common::PATIENCE, stream.read(&mut buffer))
+            .await
+            .expect("the gateway answers before the body")
+            .unwrap();
+        assert!(read > 0, "closed before answering");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer).to_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    // Without it the client would send its next request into a connection
+    // the gateway closes.
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    let _ = stream.write_all(body.as_bytes()).await;
+
+    // A refused request without a body keeps its connection.
+    let refused = get(&setup.url("/mcp"), &[]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("connection"), None);
+}

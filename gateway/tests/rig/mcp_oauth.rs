@@ -29,8 +29,8 @@ struct Setup {
     meingpt: MockIssuer,
     oauth: MockIssuer,
     base: String,
-    _gateway: Gateway,
-    _server: Process,
+    gateway: Gateway,
+    server: Process,
 }
 
 async fn start() -> Option<Setup> {
@@ -73,8 +73,8 @@ async fn start() -> Option<Setup> {
         meingpt,
         oauth,
         base,
-        _gateway: gateway,
-        _server: server,
+        gateway,
+        server,
     })
 }
 
@@ -153,8 +153,10 @@ impl Setup {
         if outcome.is_err() {
             // Shown when the test fails.
             eprintln!(
-                "the Python MCP client's stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
+                "the Python MCP client's stderr:\n{}\nthe gateway's log:\n{}\nthe Python MCP server's:\n{}",
+                String::from_utf8_lossy(&output.stderr),
+                self.gateway.process.output(),
+                self.server.output(),
             );
         }
         outcome
