@@ -4,8 +4,8 @@
 # tests need — Debian's chromium and chromium-driver for tests/it/browser.rs,
 # nginx and caddy for gateway/tests/rig, Node's jose and the official MCP
 # TypeScript SDK (interop/) for tests/it/interop.rs and
-# tests/it/mcp_authorization.rs, Python's official MCP SDK (in a venv) for
-# gateway/tests/rig/mcp.rs and tests/it/mcp_authorization.rs — then
+# tests/it/mcp_authorization.rs, Python's official MCP SDK and Streamlit (in a
+# venv) for gateway/tests/rig and tests/it/mcp_authorization.rs — then
 # runs `cargo test --workspace --all-features` (doc tests included).
 # Quick when everything is already installed.
 set -euo pipefail
@@ -35,7 +35,7 @@ chromedriver --version
 { command -v nginx >/dev/null 2>&1 && nginx -v; } || /usr/sbin/nginx -v
 caddy version
 
-echo "== Python MCP SDK for gateway/tests/rig and tests/it/mcp_authorization.rs"
+echo "== Python MCP SDK and Streamlit for gateway/tests/rig and tests/it/mcp_authorization.rs"
 rig_python=gateway/tests/rig/python
 if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed" 2>/dev/null; then
   rm -rf "$rig_python/.venv"
@@ -43,7 +43,7 @@ if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.insta
   "$rig_python/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$rig_python/requirements.txt"
   cp "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed"
 fi
-"$rig_python/.venv/bin/python" -c "import mcp.server.mcpserver, mcp.client.streamable_http, mcp.client.auth"
+"$rig_python/.venv/bin/python" -c "import mcp.server.mcpserver, mcp.client.streamable_http, mcp.client.auth, streamlit"
 
 echo "== Node packages for interop/ (jose, the MCP TypeScript SDK)"
 # npm ci starts from an empty node_modules every time: only when the lock

@@ -49,7 +49,9 @@ pub struct MeinGptAuth {
 }
 
 struct Inner {
-    verifiers: Verifiers,
+    /// Shared with every authenticator made by
+    /// [`with_token_sources`](MeinGptAuth::with_token_sources).
+    verifiers: Arc<Verifiers>,
     sources: Vec<TokenSource>,
     realm: String,
     /// The protected resource: its metadata, named in every challenge.
@@ -79,12 +81,47 @@ impl MeinGptAuth {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                verifiers,
+                verifiers: Arc::new(verifiers),
                 sources,
                 realm,
                 resource,
             }),
         }
+    }
+
+    /// The same issuers, keys and verified-token cache, finding the token
+    /// at `sources` (in this order) instead of the configured ones.
+    ///
+    /// For one part of an application that reads the token from elsewhere,
+    /// such as a session cookie, without a second key cache: the issuer
+    /// sees no extra key fetch. An empty list finds no token in any
+    /// request.
+    ///
+    /// ```
+    /// use meingpt_auth::{MeinGptAuth, TokenSource};
+    ///
+    /// let auth = MeinGptAuth::builder().organization("clx0987654321").build().unwrap();
+    /// let from_cookie = auth.with_token_sources(
+    ///     [TokenSource::Cookie("__Host-session".into())]
+    ///         .into_iter()
+    ///         .chain(TokenSource::defaults()),
+    /// );
+    /// # let _ = from_cookie.layer();
+    /// ```
+    pub fn with_token_sources(&self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                verifiers: self.inner.verifiers.clone(),
+                sources: sources.into_iter().collect(),
+                realm: self.inner.realm.clone(),
+                resource: self.inner.resource.clone(),
+            }),
+        }
+    }
+
+    /// The places a token is looked for, in order.
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.inner.sources
     }
 
     /// The configured issuers (`iss`), in configuration order.

@@ -40,6 +40,7 @@ fn route(prefix: &str, policy: Policy) -> Route {
         allow_unusual_path_characters: false,
         upgrades: Upgrades::default(),
         protected_resource: None,
+        embed: None,
     }
 }
 

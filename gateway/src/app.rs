@@ -51,6 +51,7 @@ struct StackFactory {
     max_body_bytes: usize,
     metrics: Arc<Metrics>,
     readiness: Readiness,
+    stand_in: Option<crate::embed::StandIn>,
 }
 
 impl StackFactory {
@@ -64,6 +65,7 @@ impl StackFactory {
             response_timeout: self.response_timeout,
             metrics: self.metrics.clone(),
             readiness: self.readiness.clone(),
+            stand_in: self.stand_in.clone(),
         });
         let to_body: fn(Request<Limited<Body>>) -> Request<Body> = |request| request.map(Body::new);
         ServiceBuilder::new()
@@ -94,7 +96,7 @@ impl std::fmt::Debug for Started {
 /// listeners, starts loading the issuer's keys and builds the stack. Errors
 /// (a socket that cannot be bound, TLS files that do not load) name the key
 /// at fault.
-pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
+pub async fn start(mut settings: Settings) -> Result<Started, ConfigError> {
     let (auth, development) = resolve_auth(settings.auth).await?;
     let tls = settings
         .tls
@@ -114,6 +116,22 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         None => None,
     };
 
+    // meinGPT's origins, for the embed routes (the development stand-in's
+    // depend on the bound port).
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
+    let meingpt_origins = settings.meingpt_origins.resolve(listener.scheme(), port);
+    for route in &mut settings.routes {
+        if let Some(embed) = &mut route.embed {
+            embed.meingpt_origins = meingpt_origins.clone();
+        }
+    }
+    #[cfg(feature = "dev-issuer")]
+    let stand_in = development
+        .clone()
+        .map(crate::embed::stand_in::StandIn::new);
+    #[cfg(not(feature = "dev-issuer"))]
+    let stand_in = None;
+
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     tokio::spawn(preload(auth.clone(), readiness.clone()));
@@ -128,6 +146,7 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         max_body_bytes: settings.max_body_bytes,
         metrics: metrics.clone(),
         readiness,
+        stand_in,
     };
 
     let started = Started {
@@ -165,7 +184,7 @@ impl Started {
     /// The embedded development issuer, when nothing was configured.
     #[cfg(feature = "dev-issuer")]
     pub fn development_issuer(&self) -> Option<&meingpt_auth::testing::MockIssuer> {
-        self.development.as_ref()
+        self.development.as_deref()
     }
 
     /// Serves on the current runtime until `shutdown` completes, then lets
@@ -314,6 +333,9 @@ pub async fn run(
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
         println!("{}", crate::dev::banner(&base, issuer, &forward_auth));
+        if routes.iter().any(|route| route.embed.is_some()) {
+            println!("{}", crate::dev::stand_in(&base));
+        }
         if !routes.is_empty() {
             let auth = &started.stacks.auth;
             println!(
@@ -328,7 +350,7 @@ pub async fn run(
 }
 
 #[cfg(feature = "dev-issuer")]
-type DevelopmentIssuer = Option<meingpt_auth::testing::MockIssuer>;
+type DevelopmentIssuer = Option<Arc<meingpt_auth::testing::MockIssuer>>;
 #[cfg(not(feature = "dev-issuer"))]
 type DevelopmentIssuer = Option<NoDevelopmentIssuer>;
 
@@ -346,7 +368,7 @@ async fn resolve_auth(source: AuthSource) -> Result<(MeinGptAuth, DevelopmentIss
                 .auth()
                 .build()
                 .map_err(|e| ConfigError::new(e.setting(), e.to_string()))?;
-            Ok((auth, Some(issuer)))
+            Ok((auth, Some(Arc::new(issuer))))
         }
         #[cfg(not(feature = "dev-issuer"))]
         AuthSource::Development => Err(ConfigError::new(

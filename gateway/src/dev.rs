@@ -206,3 +206,18 @@ fn describe(policy: &Policy) -> String {
     .collect();
     needs.join(" and ")
 }
+
+/// Where the meinGPT stand-in is, for a gateway at `base`: under the other
+/// loopback name than the app it frames, so that the two are two sites as
+/// in production.
+pub fn stand_in(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let port = rest.rsplit_once(':').map_or("", |(_, port)| port);
+    format!(
+        "Embed mode: open the meinGPT stand-in at {scheme}://localhost:{port}{path} \
+         to see the app as meinGPT shows it (framed from {scheme}://127.0.0.1:{port}/, \
+         with tokens of the development issuer; ?user=member, ?lifetime=20 and ?error=1 \
+         change what it hands out).",
+        path = crate::embed::stand_in::STAND_IN_PATH,
+    )
+}

@@ -77,6 +77,9 @@ struct Shared {
     trusted_proxies: TrustedProxies,
     readiness: Readiness,
     well_known: WellKnown,
+    /// The meinGPT stand-in (served only by builds with `dev-issuer`).
+    #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
+    stand_in: Option<crate::embed::StandIn>,
 }
 
 /// What a [`Gateway`] is made of.
@@ -97,6 +100,8 @@ pub struct GatewayParts {
     pub metrics: Arc<Metrics>,
     /// The key-loading state `/readyz` reports.
     pub readiness: Readiness,
+    /// The meinGPT stand-in (development issuer only).
+    pub stand_in: Option<crate::embed::StandIn>,
 }
 
 impl Gateway {
@@ -139,6 +144,7 @@ impl Gateway {
                 trusted_proxies: parts.trusted_proxies,
                 readiness: parts.readiness,
                 well_known,
+                stand_in: parts.stand_in,
             }),
         }
     }
@@ -148,6 +154,9 @@ impl Gateway {
 /// for a protected resource the audience binding and the scope guard
 /// between them, the frame-ancestors policy (when configured), the proxy.
 fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService {
+    if let Some(options) = &route.embed {
+        return crate::embed::route::stack(auth, route, options, proxy);
+    }
     let framed = ServiceBuilder::new()
         .option_layer(route.frame_ancestors.clone())
         .map_response(|response: Response<Body>| response.map(Body::new))
@@ -225,6 +234,16 @@ impl Shared {
             // Public, whatever the routes say: a client reads it before it
             // has a token.
             return endpoint(metadata.answer(request.method()).map(Body::from));
+        }
+        #[cfg(feature = "dev-issuer")]
+        if let Some(stand_in) = &self.stand_in
+            && crate::embed::StandIn::serves(path)
+        {
+            let answer = match stand_in.clone().oneshot(request).await {
+                Ok(answer) => answer.map(Body::from),
+                Err(never) => match never {},
+            };
+            return endpoint(answer);
         }
         if let Some(suffix) = self.forward_auth_suffix(path) {
             let peer = request

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "dev-issuer")]
 pub mod dev;
+pub mod embed;
 pub mod gateway;
 pub mod host;
 pub mod identity;

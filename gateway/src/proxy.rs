@@ -29,6 +29,7 @@ use meingpt_auth::MeinGptUser;
 use tower::Service;
 
 use crate::admission::{TrustedProxies, remove_original_request_headers};
+use crate::embed::SessionExpiry;
 use crate::identity;
 use crate::metrics::{Metrics, UpstreamFailure, Verdict};
 use crate::routes::Route;
@@ -158,6 +159,8 @@ impl Shared {
             Verdict::Public
         };
         let info = request.extensions().get::<ClientInfo>().copied();
+        // A WebSocket opened with an embed route's session ends with it.
+        let session_ends = request.extensions().get::<SessionExpiry>().copied();
         let upgrade = upgrade::offered(request.headers()).and_then(|offer| {
             let allowed = route.upgrades.allows(offer);
             if !allowed {
@@ -193,6 +196,15 @@ impl Shared {
             identity::remove_token(&mut headers);
         }
         headers.remove(header::HOST);
+        // An embed route passes the browser's Host (or HTTP/2 authority):
+        // the app is served to the browser at that origin, and apps compare
+        // Origin with Host (a WebSocket's, a form's) as if no proxy were in
+        // between.
+        if route.embed.is_some()
+            && let Some(host) = &host
+        {
+            headers.insert(header::HOST, host.clone());
+        }
         if let Some(user) = &user {
             identity::insert_identity(&mut headers, user);
         }
@@ -257,7 +269,7 @@ impl Shared {
             match (&upgrade, client_upgrade) {
                 (Some(offer), Some(client_upgrade)) if upgrade::answers(offer, answered) => {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade, session_ends));
                 }
                 _ => {
                     // A switch nobody asked for: the client would take the
@@ -346,8 +358,13 @@ fn set_forwarded(
     }
 }
 
-/// Copies bytes both ways between the upgraded client and upstream connections.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Copies bytes both ways between the upgraded client and upstream
+/// connections; until the session ends, if it was opened with one.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    session_ends: Option<SessionExpiry>,
+) {
     let (client, upstream) = tokio::join!(client, upstream);
     let (Ok(client), Ok(upstream)) = (client, upstream) else {
         tracing::debug!(target: "meingpt_gateway::proxy", "upgrade did not complete");
@@ -355,6 +372,10 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
+    if let Some(ends) = session_ends {
+        let closes_at = tokio::time::Instant::now() + ends.remaining();
+        return crate::embed::websocket::tunnel_until(client, upstream, closes_at).await;
+    }
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(target: "meingpt_gateway::proxy", %error, "upgraded connection ended");
     }

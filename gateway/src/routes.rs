@@ -161,6 +161,8 @@ pub struct Route {
     /// challenges name it, tokens of OAuth issuers must be issued for it
     /// and grant its scopes.
     pub protected_resource: Option<ResourceMetadata>,
+    /// Embed mode, when the route is framed by meinGPT as a Custom AI App.
+    pub embed: Option<crate::embed::EmbedOptions>,
 }
 
 impl Route {
@@ -299,6 +301,7 @@ mod tests {
             allow_unusual_path_characters: false,
             upgrades: Upgrades::default(),
             protected_resource: None,
+            embed: None,
         }
     }
 

@@ -262,16 +262,11 @@ async fn refresh_against(what: &str, fault: impl FnOnce(&MockIssuer) -> Fault) {
         .assert_invalid_token(UNKNOWN_KEY);
     assert_eq!(h.fetches(), 1, "{what}");
 
-    // Past the TTL: served from the cached keys at once; the background
-    // refresh fails.
+    // Past the TTL: served from the cached keys (at once, as
+    // `a_cached_key_is_served_while_its_refresh_is_held_at_the_issuer`
+    // shows); the background refresh fails.
     h.clock.advance(TTL + SECOND);
-    let started = Instant::now();
     assert_served(&h.get(&h.valid()).await, what);
-    assert!(
-        started.elapsed() < TIMEOUT,
-        "{what}: a cached key waited {:?} for the refresh",
-        started.elapsed()
-    );
     h.settle_after_fetch(2).await;
     for _ in 0..3 {
         assert_served(&h.get(&h.valid()).await, what);
@@ -352,6 +347,29 @@ async fn hostile_entries_beside_a_good_key_are_never_used(
 #[tokio::test]
 async fn status_500_at_cold_start_gets_503_until_the_issuer_recovers() {
     cold_start_against("500", |_| Fault::Status(500)).await;
+}
+
+/// Past the TTL a cached key is served at once and the refresh it starts
+/// runs behind the answer. The issuer holds that refresh and the fetch
+/// timeout is a minute, so an answer that waited for the refresh would not
+/// come within `Harness::get`'s patience. No wall-clock figure is compared:
+/// the test holds on a loaded machine.
+#[tokio::test]
+async fn a_cached_key_is_served_while_its_refresh_is_held_at_the_issuer() {
+    let h = Harness::start(|b| b.jwks_timeout(Duration::from_secs(60))).await;
+    assert_served(&h.get(&h.valid()).await, "before the TTL");
+    assert_eq!(h.fetches(), 1);
+
+    h.issuer.hold();
+    h.clock.advance(TTL + SECOND);
+    assert_served(&h.get(&h.valid()).await, "refresh held");
+    eventually("the refresh at the issuer", || h.fetches() == 2).await;
+    assert_served(&h.get(&h.valid()).await, "refresh still held");
+    assert_eq!(h.fetches(), 2, "a second refresh while the first is held");
+
+    h.issuer.release();
+    h.settle_after_fetch(2).await;
+    assert_served(&h.get(&h.valid()).await, "after the refresh");
 }
 
 #[tokio::test]

@@ -23,6 +23,7 @@ use crate::server::ConnectionLimits;
 use crate::upgrade::Upgrades;
 
 mod connections;
+mod embed;
 mod forward_auth;
 mod issuer;
 mod resource;
@@ -30,6 +31,7 @@ mod route;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
+pub use embed::{EmbedConfig, MeinGptOrigins};
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
@@ -81,6 +83,8 @@ pub struct FileConfig {
     pub route: Vec<RouteConfig>,
     /// Client connections: timeouts and the cap.
     pub connections: Option<ConnectionsConfig>,
+    /// `[embed]`: who meinGPT is, for the embed routes.
+    pub embed: Option<EmbedConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -146,6 +150,16 @@ pub struct RouteConfig {
     /// `[route.protected_resource]`: the route is an OAuth protected
     /// resource (RFC 9728) that MCP clients sign in to by themselves.
     pub protected_resource: Option<ProtectedResourceConfig>,
+    /// Embed mode: the unmodified web app behind this route works framed
+    /// by meinGPT (sign-in from the frame, session cookie, refresh).
+    #[serde(default)]
+    pub embed: bool,
+    /// Embed mode: add the refresh script to the app's HTML pages (default
+    /// true).
+    pub embed_script: Option<bool>,
+    /// Embed mode: make the app's own cookies `SameSite=None; Secure;
+    /// Partitioned` (default false).
+    pub embed_partition_cookies: Option<bool>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -222,6 +236,8 @@ pub struct Settings {
     pub auth: AuthSource,
     /// Client connections: timeouts and the cap.
     pub connections: ConnectionLimits,
+    /// Who frames the embed routes.
+    pub meingpt_origins: MeinGptOrigins,
 }
 
 impl Settings {
@@ -285,7 +301,7 @@ impl Settings {
         let mut resources = Vec::new();
         for (index, mut route) in file.route.into_iter().enumerate() {
             if let Some(resource) = route.protected_resource.take() {
-                resources.push((index, route.public, resource));
+                resources.push((index, (route.public, route.embed), resource));
             }
             let route = resolve_route(index, route, env)?;
             if let Some(other) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
@@ -297,14 +313,26 @@ impl Settings {
             routes.push(route);
         }
         let connections = connection_limits(file.connections)?;
+        let file_issuer = file.auth.as_ref().map(|auth| {
+            auth.issuer
+                .clone()
+                .unwrap_or_else(|| meingpt_auth::DEFAULT_ISSUER.to_owned())
+        });
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
-        for (index, public, resource) in resources {
+        for (index, kind, resource) in resources {
             routes[index].protected_resource =
-                Some(resolve_resource(index, public, resource, &auth)?);
+                Some(resolve_resource(index, kind, resource, &auth)?);
         }
+        let meingpt_origins = embed::meingpt_origins(
+            file.embed.and_then(|embed| embed.meingpt_origins),
+            file_issuer.as_deref(),
+            &auth,
+            &routes,
+            env,
+        )?;
         Ok(Self {
             listen,
             metrics_listen,
@@ -317,6 +345,7 @@ impl Settings {
             routes,
             auth,
             connections,
+            meingpt_origins,
         })
     }
 
@@ -332,15 +361,13 @@ impl Settings {
         )?;
         let forward_auth = ForwardAuthEndpoint::from_env(env)?;
         let trusted_proxies = trusted_proxies_from_env(env)?;
-        let upstream = env("GATEWAY_UPSTREAM")
-            .map(|upstream| upstream_url("GATEWAY_UPSTREAM", &upstream))
-            .transpose()?;
         let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         let mut routes = Vec::new();
-        if let Some(upstream) = upstream {
+        if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+            let development = matches!(auth, AuthSource::Development);
             routes.push(Route {
                 prefix: "/".to_owned(),
-                upstream,
+                upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
                 policy: Policy::signed_in(),
                 forward_token: false,
                 strip_prefix: false,
@@ -353,8 +380,10 @@ impl Settings {
                     AuthSource::Configured(auth) => auth.resource_metadata().cloned(),
                     AuthSource::Development => None,
                 },
+                embed: embed::from_env(env, development)?,
             });
         }
+        let meingpt_origins = embed::meingpt_origins(None, None, &auth, &routes, env)?;
         Ok(Self {
             listen,
             metrics_listen: None,
@@ -367,6 +396,7 @@ impl Settings {
             routes,
             auth,
             connections: ConnectionLimits::default(),
+            meingpt_origins,
         })
     }
 }

@@ -30,7 +30,7 @@ pub struct ProtectedResourceConfig {
 /// authenticator; errors name `route[index].protected_resource.…`.
 pub(super) fn resolve_resource(
     index: usize,
-    public: bool,
+    (public, embed): (bool, bool),
     config: ProtectedResourceConfig,
     auth: &AuthSource,
 ) -> Result<ResourceMetadata, ConfigError> {
@@ -39,6 +39,13 @@ pub(super) fn resolve_resource(
         return Err(ConfigError::new(
             key(""),
             "a public route asks for no token; remove public = true or the protected resource",
+        ));
+    }
+    if embed {
+        return Err(ConfigError::new(
+            key(""),
+            "an embed route is a web app framed by meinGPT, not an MCP server; remove embed = true \
+             or the protected resource",
         ));
     }
     let AuthSource::Configured(auth) = auth else {

@@ -3,6 +3,7 @@
 mod common;
 mod config;
 mod connections;
+mod embed;
 mod first_run;
 mod forward_auth;
 mod headers;

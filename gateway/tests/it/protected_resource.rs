@@ -330,6 +330,11 @@ fn protected_resources_that_cannot_work_are_refused_naming_the_key() {
             "route[0].protected_resource: a public route asks for no token",
         ),
         (
+            route("embed = true\n", &format!("resource = \"{RESOURCE}\"\n")),
+            &oidc[..],
+            "route[0].protected_resource: an embed route is a web app framed by meinGPT",
+        ),
+        (
             route("", "resource = \"http://gateway.example.com/mcp\"\n"),
             &oidc[..],
             "route[0].protected_resource.resource: plain http:// is only allowed for loopback",

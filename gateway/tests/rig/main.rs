@@ -14,6 +14,7 @@
 mod caddy;
 mod common;
 mod docs;
+mod embed;
 mod mcp;
 mod mcp_oauth;
 mod nginx;

@@ -5,80 +5,31 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Command;
 
 use meingpt_auth::testing::MockIssuer;
 use serde_json::Value;
 
 use crate::common::{
-    Echo, Gateway, Process, RefusalSeen, TempDir, assert_forward_auth_verdicts, client,
-    deploy_file, forward_auth_routes, free_port, json_of, require, substitute,
+    Echo, Gateway, Nginx, RefusalSeen, assert_forward_auth_verdicts, client, deploy_file,
+    forward_auth_routes, free_port, json_of, require, substitute,
 };
 
-/// A running nginx with the deployed configuration.
-struct Nginx {
-    url: String,
-    _process: Process,
-    _dir: TempDir,
-}
-
-impl Nginx {
-    /// Starts nginx as a foreground child with its own prefix in a
-    /// temporary directory, `gateway/deploy/nginx.conf` included in its
-    /// `http {}` block with the addresses replaced by the test's.
-    fn start(binary: &Path, gateways: [SocketAddr; 2], app: SocketAddr) -> Self {
-        let dir = TempDir::new("nginx");
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let site = substitute(
-            &deploy_file("nginx.conf"),
-            &[
-                ("127.0.0.1:3000", &gateways[0].to_string()),
-                ("127.0.0.1:3001", &gateways[1].to_string()),
-                ("127.0.0.1:9000", &app.to_string()),
-                ("127.0.0.1:8080", &listen),
-            ],
-        );
-        dir.write("meingpt.conf", &site);
-        let prefix = dir.path().display();
-        let main = format!(
-            "daemon off;\n\
-             worker_processes 1;\n\
-             pid {prefix}/nginx.pid;\n\
-             error_log {prefix}/error.log notice;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n\
-             \taccess_log off;\n\
-             \tclient_body_temp_path {prefix}/client_body;\n\
-             \tproxy_temp_path {prefix}/proxy;\n\
-             \tfastcgi_temp_path {prefix}/fastcgi;\n\
-             \tuwsgi_temp_path {prefix}/uwsgi;\n\
-             \tscgi_temp_path {prefix}/scgi;\n\
-             \tinclude {prefix}/meingpt.conf;\n\
-             }}\n"
-        );
-        let conf = dir.write("nginx.conf", &main);
-        let mut command = Command::new(binary);
-        command
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf);
-        // `QUIT`: the master stops its workers and waits for them; killing
-        // the master alone would leave them listening.
-        let mut process = Process::spawn("nginx", command).stopped_by("QUIT");
-        process.wait_for_port(
-            listen.parse().expect("a socket address"),
-            Some(&dir.path().join("error.log")),
-        );
-        Self {
-            url: format!("http://{listen}"),
-            _process: process,
-            _dir: dir,
-        }
-    }
+/// nginx with `gateway/deploy/nginx.conf` in its `http {}` block, the
+/// addresses replaced by the test's.
+fn deployed_nginx(binary: &Path, gateways: [SocketAddr; 2], app: SocketAddr) -> Nginx {
+    let listen: SocketAddr = format!("127.0.0.1:{}", free_port())
+        .parse()
+        .expect("a socket address");
+    let site = substitute(
+        &deploy_file("nginx.conf"),
+        &[
+            ("127.0.0.1:3000", &gateways[0].to_string()),
+            ("127.0.0.1:3001", &gateways[1].to_string()),
+            ("127.0.0.1:9000", &app.to_string()),
+            ("127.0.0.1:8080", &listen.to_string()),
+        ],
+    );
+    Nginx::start(binary, &site, &[listen])
 }
 
 fn nginx() -> Option<std::path::PathBuf> {
@@ -92,7 +43,7 @@ async fn nginx_auth_request_allows_refuses_and_overwrites_spoofed_identity_heade
     let echo = Echo::start().await;
     let first = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
     let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
-    let nginx = Nginx::start(&binary, [first.addr, second.addr], echo.addr);
+    let nginx = deployed_nginx(&binary, [first.addr, second.addr], echo.addr);
 
     assert_forward_auth_verdicts(
         &nginx.url,
@@ -111,7 +62,7 @@ async fn with_one_of_two_gateway_replicas_stopped_mid_run_every_nginx_verdict_st
     let echo = Echo::start().await;
     let mut first = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
     let second = Gateway::start(&issuer, &forward_auth_routes(echo.addr));
-    let nginx = Nginx::start(&binary, [first.addr, second.addr], echo.addr);
+    let nginx = deployed_nginx(&binary, [first.addr, second.addr], echo.addr);
     let http = client();
     let admin = issuer.demo_admin().sign();
     let member = issuer.demo_member().sign();

@@ -148,11 +148,11 @@ pub fn require(program: &str, skip_var: &str, install: &str) -> Option<PathBuf> 
 /// out of a test: with the signal the program expects (nginx's master
 /// waits for its workers on `QUIT`), then anything left of the group is
 /// killed, and the test fails if a process of the group survives. Its
-/// stdout and stderr lines are collected on threads.
+/// stdout and stderr lines are collected on threads, or written to a file.
 pub struct Process {
     name: String,
     child: Child,
-    output: Arc<Mutex<Vec<String>>>,
+    output: Output,
     lines: mpsc::Receiver<String>,
     /// The signal that stops the program cleanly; `KILL` when it has none.
     stop_signal: &'static str,
@@ -185,6 +185,33 @@ impl Process {
                 }
             });
         }
+        Self::new(name, child, Output::Lines(output), lines)
+    }
+
+    /// Like [`spawn`](Self::spawn), but stdout and stderr go to the file
+    /// `log` (created or truncated), for a program that prints a line per
+    /// request for minutes: nothing is kept in memory, and
+    /// [`wait_for_line`](Self::wait_for_line) is not available.
+    #[allow(dead_code, reason = "the gateway soak (gateway/bench/soak) uses it")]
+    pub fn spawn_logging_to(name: &str, mut command: Command, log: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let stderr = file.try_clone().expect("a second handle on the log file");
+        command
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(stderr)
+            .process_group(0);
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({command:?}): {e}"));
+        // No line ever arrives: the sender is dropped at once.
+        let (_, lines) = mpsc::channel();
+        Self::new(name, child, Output::File(log.to_owned()), lines)
+    }
+
+    fn new(name: &str, child: Child, output: Output, lines: mpsc::Receiver<String>) -> Self {
         Self {
             name: name.to_owned(),
             child,
@@ -193,6 +220,12 @@ impl Process {
             stop_signal: "KILL",
             stopped: false,
         }
+    }
+
+    /// The id of the running program (its process group's id too).
+    #[allow(dead_code, reason = "the gateway soak (gateway/bench/soak) uses it")]
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the program with `signal` (`QUIT`, `TERM`, …) instead of
@@ -264,17 +297,31 @@ impl Process {
 
     /// Everything the process printed so far, one line each.
     pub fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
+        match &self.output {
+            Output::Lines(lines) => lines.lock().unwrap().join("\n"),
+            Output::File(path) => String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default())
+                .trim_end()
+                .to_owned(),
+        }
     }
 
     /// How many printed lines contain `text`.
     pub fn lines_containing(&self, text: &str) -> usize {
-        self.output
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|line| line.contains(text))
-            .count()
+        match &self.output {
+            Output::Lines(lines) => lines
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|line| line.contains(text))
+                .count(),
+            Output::File(path) => std::fs::File::open(path).map_or(0, |file| {
+                BufReader::new(file)
+                    .split(b'\n')
+                    .map_while(Result::ok)
+                    .filter(|line| line.windows(text.len()).any(|w| w == text.as_bytes()))
+                    .count()
+            }),
+        }
     }
 
     /// Stops the program at once, as a crash would: every process of its
@@ -312,6 +359,15 @@ impl Process {
     fn signal_group(&self, name: &str) {
         signal(name, &format!("-{}", self.child.id()));
     }
+}
+
+/// Where a [`Process`]'s stdout and stderr go.
+enum Output {
+    /// Collected in memory, line by line.
+    Lines(Arc<Mutex<Vec<String>>>),
+    /// Written to this file.
+    #[allow(dead_code, reason = "the gateway soak (gateway/bench/soak) uses it")]
+    File(PathBuf),
 }
 
 impl Drop for Process {
@@ -364,6 +420,69 @@ fn live_processes_in_group(group: u32) -> Vec<String> {
     live
 }
 
+/// A running nginx: the master in the foreground with its own prefix in a
+/// temporary directory, `site` included in its `http {}` block (access log
+/// off), stopped with `QUIT`.
+pub struct Nginx {
+    /// `http://` and the first address it listens on.
+    pub url: String,
+    _process: Process,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// Starts `binary` with `site` and waits until it listens on every
+    /// address of `listen` (the addresses `site` names).
+    pub fn start(binary: &Path, site: &str, listen: &[SocketAddr]) -> Self {
+        let dir = TempDir::new("nginx");
+        dir.write("site.conf", site);
+        let prefix = dir.path().display();
+        let main = format!(
+            "daemon off;\n\
+             worker_processes 1;\n\
+             pid {prefix}/nginx.pid;\n\
+             error_log {prefix}/error.log notice;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+             \taccess_log off;\n\
+             \tclient_body_temp_path {prefix}/client_body;\n\
+             \tproxy_temp_path {prefix}/proxy;\n\
+             \tfastcgi_temp_path {prefix}/fastcgi;\n\
+             \tuwsgi_temp_path {prefix}/uwsgi;\n\
+             \tscgi_temp_path {prefix}/scgi;\n\
+             \tinclude {prefix}/site.conf;\n\
+             }}\n"
+        );
+        let conf = dir.write("nginx.conf", &main);
+        let error_log = dir.path().join("error.log");
+        let mut command = Command::new(binary);
+        command
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(&error_log)
+            .arg("-c")
+            .arg(&conf);
+        // `QUIT`: the master stops its workers and waits for them; killing
+        // the master alone would leave them listening.
+        let mut process = Process::spawn("nginx", command).stopped_by("QUIT");
+        for addr in listen {
+            process.wait_for_port(*addr, Some(&error_log));
+        }
+        Self {
+            url: format!("http://{}", listen[0]),
+            _process: process,
+            dir,
+        }
+    }
+
+    /// What nginx wrote to its error log so far.
+    #[allow(dead_code, reason = "the gateway soak (gateway/bench/soak) reads it")]
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
 /// A running `meingpt-gateway`.
 pub struct Gateway {
     pub process: Process,
@@ -381,14 +500,40 @@ impl Gateway {
             issuer.issuer(),
             issuer.jwks_url()
         );
-        Self::start_with(&config, &[])
+        Self::from_config(&config)
     }
 
-    /// Starts the gateway with the configuration file `config` (TOML text)
-    /// and, of the issuer's variables, `env` only.
+    /// Starts the gateway with the configuration file `config` (TOML
+    /// text), which listens on port 0; with `[tls]` it listens on https.
+    pub fn from_config(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// [`from_config`](Self::from_config) with, of the variables the
+    /// gateway reads, `env` set.
     pub fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("gateway");
         let path = dir.write("gateway.toml", config);
+        let mut command = Self::command(&path);
+        command.envs(env.iter().copied());
+        let mut process = Process::spawn("meingpt-gateway", command);
+        let line = process.wait_for_line("meingpt-gateway listening on http");
+        let addr = line
+            .rsplit("://")
+            .next()
+            .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Self {
+            process,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// The command that runs the gateway built with the tests on the
+    /// configuration file `config`, with none of the environment variables
+    /// the gateway reads set (`RUST_LOG` included: the access log is on).
+    pub fn command(config: &Path) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_meingpt-gateway"));
         for (name, _) in std::env::vars_os() {
             let name = name.to_string_lossy();
@@ -401,20 +546,8 @@ impl Gateway {
                 command.env_remove(name.as_ref());
             }
         }
-        command.envs(env.iter().copied());
-        command.arg("--config").arg(&path);
-        let mut process = Process::spawn("meingpt-gateway", command);
-        let line = process.wait_for_line("meingpt-gateway listening on http://");
-        let addr = line
-            .rsplit("http://")
-            .next()
-            .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        Self {
-            process,
-            addr,
-            _dir: dir,
-        }
+        command.arg("--config").arg(config);
+        command
     }
 
     /// How many requests to `path` the access log shows.

@@ -29,10 +29,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use meingpt_auth::testing::{Fault, MockIssuer};
-use serde_json::json;
+
+use attacks::{Attack, attacks};
+use measure::{Occurrences, rss_kib};
+
+mod attacks;
+mod measure;
 
 const CONCURRENCY: usize = 48;
 const DISTINCT_PER_KEY: usize = 6_000;
@@ -48,7 +51,7 @@ struct Pools {
     /// Per key generation: one repeated token and many distinct ones.
     repeated: Vec<String>,
     distinct: Vec<Vec<String>>,
-    attacks: Vec<String>,
+    attacks: Vec<Attack>,
 }
 
 fn mint_generation(issuer: &MockIssuer, generation: usize) -> (String, Vec<String>) {
@@ -57,66 +60,6 @@ fn mint_generation(issuer: &MockIssuer, generation: usize) -> (String, Vec<Strin
         .map(|n| issuer.token().sub(&format!("user-{generation}-{n}")).sign())
         .collect();
     (repeated, distinct)
-}
-
-fn attacks(issuer: &MockIssuer) -> Vec<String> {
-    let valid = issuer.token().sign();
-    let (header, rest) = valid.split_once('.').unwrap();
-    let (_claims, signature) = rest.split_once('.').unwrap();
-    let admin_claims = URL_SAFE_NO_PAD.encode(
-        json!({"iss": issuer.issuer(), "aud": issuer.organization(), "sub": "x", "exp": 4_000_000_000u64, "role": "admin"})
-            .to_string(),
-    );
-    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    vec![
-        // alg none
-        format!("{}.{}.", b64(json!({"alg": "none"})), admin_claims),
-        // HS256 "signed" with the public key
-        format!(
-            "{}.{}.{}",
-            b64(json!({"alg": "HS256", "kid": "key-1"})),
-            admin_claims,
-            signature
-        ),
-        // tampered payload under a real signature
-        format!("{header}.{admin_claims}.{signature}"),
-        // expired
-        issuer.token().expires_at(1_000_000).sign(),
-        // wrong audience
-        issuer.token().audience("someone-else").sign(),
-        // jku pointing elsewhere
-        issuer
-            .token()
-            .header("jku", "http://127.0.0.1:1/jwks")
-            .kid("attacker")
-            .sign(),
-        // crit
-        issuer.token().header("crit", json!(["exp"])).sign(),
-        // duplicate member names
-        issuer.sign_raw(
-            &json!({"alg": "RS256", "kid": issuer.current_kid()}).to_string(),
-            &format!(
-                "{{\"iss\":\"{}\",\"aud\":\"{}\",\"sub\":\"a\",\"sub\":\"b\",\"exp\":4000000000}}",
-                issuer.issuer(),
-                issuer.organization()
-            ),
-        ),
-        // garbage and oversize
-        "not.a.token".to_owned(),
-        "a".repeat(17 * 1024),
-    ]
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with(field))
-                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 struct Server(Child);
@@ -158,6 +101,8 @@ async fn soak(binary: &str, target: u64) {
         distinct: vec![d0],
         attacks: attacks(&issuer),
     };
+    let names: Vec<_> = pools.attacks.iter().map(|attack| attack.name).collect();
+    eprintln!("attacks in the mix: {}", names.join(", "));
     // Keys 2 and 3 exist from the start but are published only at rotation.
     let kid_2 = issuer.rotate();
     let (r1, d1) = mint_generation(&issuer, 1);
@@ -209,7 +154,7 @@ async fn soak(binary: &str, target: u64) {
     let server_errors = Arc::new(AtomicU64::new(0));
     // Per key generation: refusals of its valid tokens before the server
     // learned it, and the first and last of them (ms since start).
-    let tolerated: Arc<[Tolerated; 3]> = Arc::new(Default::default());
+    let tolerated: Arc<[Occurrences; 3]> = Arc::new(Default::default());
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
 
     let mut workers = tokio::task::JoinSet::new();
@@ -229,7 +174,7 @@ async fn soak(binary: &str, target: u64) {
                 let generation = published.load(Ordering::Acquire) - 1;
                 let (token, expect) = match n % 10 {
                     0 => (
-                        &pools.attacks[(n / 10) as usize % pools.attacks.len()],
+                        &pools.attacks[(n / 10) as usize % pools.attacks.len()].token,
                         Expect::Attack,
                     ),
                     1..=4 => (&pools.repeated[generation], Expect::Valid(generation)),
@@ -350,32 +295,18 @@ async fn soak(binary: &str, target: u64) {
     );
     println!("wrong verdicts: {}", wrong.load(Ordering::Relaxed));
     println!("5xx answers: {}", server_errors.load(Ordering::Relaxed));
-    let refused: u64 = tolerated
-        .iter()
-        .map(|t| t.count.load(Ordering::Relaxed))
-        .sum();
+    let refused: u64 = tolerated.iter().map(Occurrences::count).sum();
     println!(
         "valid tokens of a just-published key refused until the server learned it (allowed): {refused}"
     );
     for g in 1..3 {
-        let t = &tolerated[g];
         let learned = match learned_at[g].load(Ordering::Acquire) {
             0 => "never (the next key was published first)".to_owned(),
             ms => format!("at {:.1} s", ms as f64 / 1000.0),
         };
-        let count = t.count.load(Ordering::Relaxed);
-        let window = if count == 0 {
-            "none".to_owned()
-        } else {
-            format!(
-                "{count} from {:.1} s to {:.1} s",
-                t.first.load(Ordering::Relaxed) as f64 / 1000.0,
-                t.last.load(Ordering::Relaxed) as f64 / 1000.0
-            )
-        };
         println!(
-            "  key generation {g}: published at {:.1} s, first served to the server {learned}; refused: {window}",
-            published_at[g]
+            "  key generation {g}: published at {:.1} s, first served to the server {learned}; refused: {}",
+            published_at[g], tolerated[g]
         );
     }
     println!("JWKS fetches seen by the issuer: {}", issuer.fetch_count());
@@ -386,29 +317,4 @@ async fn soak(binary: &str, target: u64) {
     println!("server peak RSS: {:.1} MiB", peak as f64 / 1024.0);
     assert_eq!(wrong.load(Ordering::Relaxed), 0, "wrong verdicts");
     assert_eq!(server_errors.load(Ordering::Relaxed), 0, "5xx answers");
-}
-
-/// Refusals of one key generation's valid tokens that the soak allows.
-struct Tolerated {
-    count: AtomicU64,
-    first: AtomicU64,
-    last: AtomicU64,
-}
-
-impl Default for Tolerated {
-    fn default() -> Self {
-        Self {
-            count: AtomicU64::new(0),
-            first: AtomicU64::new(u64::MAX),
-            last: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Tolerated {
-    fn record(&self, at_ms: u64) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.first.fetch_min(at_ms, Ordering::Relaxed);
-        self.last.fetch_max(at_ms, Ordering::Relaxed);
-    }
 }
