@@ -1,5 +1,5 @@
-//! The gateway service: `/healthz`, `/readyz`, the forward-auth endpoint,
-//! and the routes, each a Tower stack of the crate's layers (auth, policy
+//! The gateway service: `/healthz`, `/readyz`, the protected resources'
+//! metadata, the forward-auth endpoint, and the routes, each a Tower stack of the crate's layers (auth, policy
 //! guard, frame-ancestors) around a [`Proxy`].
 
 use std::convert::Infallible;
@@ -19,6 +19,7 @@ use crate::config::ForwardAuthEndpoint;
 use crate::identity;
 use crate::metrics::{Metrics, Mode, Verdict};
 use crate::proxy::{Body, ClientInfo, Proxy, UpstreamClient, plain};
+use crate::resource::{self, ResourceAudienceLayer, WellKnown, scope_guard};
 use crate::routes::{self, Route};
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
@@ -75,6 +76,7 @@ struct Shared {
     forward_auth: ForwardAuthEndpoint,
     trusted_proxies: TrustedProxies,
     readiness: Readiness,
+    well_known: WellKnown,
     /// The meinGPT stand-in (served only by builds with `dev-issuer`).
     #[cfg_attr(not(feature = "dev-issuer"), allow(dead_code))]
     stand_in: Option<crate::embed::StandIn>,
@@ -124,6 +126,14 @@ impl Gateway {
             .iter()
             .map(|r| Arc::from(r.prefix.as_str()))
             .collect();
+        let well_known = WellKnown::new(
+            parts.auth.resource_metadata().into_iter().chain(
+                parts
+                    .routes
+                    .iter()
+                    .filter_map(|route| route.protected_resource.as_ref()),
+            ),
+        );
         Self {
             shared: Arc::new(Shared {
                 auth: parts.auth,
@@ -133,6 +143,7 @@ impl Gateway {
                 forward_auth: parts.forward_auth,
                 trusted_proxies: parts.trusted_proxies,
                 readiness: parts.readiness,
+                well_known,
                 stand_in: parts.stand_in,
             }),
         }
@@ -140,7 +151,8 @@ impl Gateway {
 }
 
 /// One route's stack: `auth.layer()` and the policy guard (unless public),
-/// the frame-ancestors policy (when configured), the proxy.
+/// for a protected resource the audience binding and the scope guard
+/// between them, the frame-ancestors policy (when configured), the proxy.
 fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService {
     if let Some(options) = &route.embed {
         return crate::embed::route::stack(auth, route, options, proxy);
@@ -164,10 +176,29 @@ fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService 
     } else {
         BoxCloneSyncService::new(framed)
     };
+    let Some(metadata) = &route.protected_resource else {
+        let guarded = ServiceBuilder::new()
+            .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
+            .layer(auth.layer())
+            .service(policed);
+        return BoxCloneSyncService::new(guarded);
+    };
+    // The challenges name the route's metadata; the scope guard's `403`
+    // names the scopes too.
+    let scoped = match scope_guard(metadata) {
+        Some(guard) => BoxCloneSyncService::new(
+            ServiceBuilder::new()
+                .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
+                .layer(guard)
+                .service(policed),
+        ),
+        None => policed,
+    };
     let guarded = ServiceBuilder::new()
         .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-        .layer(auth.layer())
-        .service(policed);
+        .layer(auth.layer().resource_metadata(metadata.clone()))
+        .layer(ResourceAudienceLayer::new(metadata.clone(), auth.realm()))
+        .service(scoped);
     BoxCloneSyncService::new(guarded)
 }
 
@@ -198,6 +229,11 @@ impl Shared {
             } else {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
             });
+        }
+        if let Some(metadata) = self.well_known.find(path) {
+            // Public, whatever the routes say: a client reads it before it
+            // has a token.
+            return endpoint(metadata.answer(request.method()).map(Body::from));
         }
         #[cfg(feature = "dev-issuer")]
         if let Some(stand_in) = &self.stand_in
@@ -246,11 +282,25 @@ impl Shared {
             }
             Err(refusal) => return refused(refusal, Mode::Proxy),
         };
+        // A refusal answers before the request's body is read; over HTTP/1.1
+        // the connection then closes, and says so (see below).
+        let unread_body = request.version() < http::Version::HTTP_2
+            && !http_body::Body::is_end_stream(request.body());
         let service = self.services[index].clone();
-        let response = match service.oneshot(request).await {
+        let mut response = match service.oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
+        if unread_body && response.extensions().get::<AuthError>().is_some() {
+            // hyper closes a connection whose request body was left unread
+            // once the response is written; without `Connection: close` a
+            // client (an MCP client, whose first POST is refused before it
+            // signs in) reuses it and fails with "server disconnected".
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         let verdict = response
             .extensions()
             .get::<Verdict>()
@@ -313,17 +363,31 @@ impl Shared {
         if policy.is_some_and(|p| p.is_public()) {
             return answer(empty_ok(), route, Verdict::Public);
         }
+        let resource = matched.and_then(|(_, route)| route.protected_resource.as_ref());
+        // A protected resource's refusal names its scopes; the policy's not.
+        let mut scope_refusal = false;
         let error = match self.auth.authenticate(headers).await {
-            Ok(Some(user)) if policy.is_none_or(|p| p.admits(&user)) => {
-                let mut response = empty_ok();
-                identity::insert_identity(response.headers_mut(), &user);
-                return answer(response, route, Verdict::Allowed);
+            Ok(Some(user)) => {
+                match resource.and_then(|metadata| resource::refusal(metadata, &user)) {
+                    Some(error) => {
+                        scope_refusal = matches!(error, AuthError::InsufficientScope);
+                        error
+                    }
+                    None if policy.is_none_or(|p| p.admits(&user)) => {
+                        let mut response = empty_ok();
+                        identity::insert_identity(response.headers_mut(), &user);
+                        return answer(response, route, Verdict::Allowed);
+                    }
+                    None => AuthError::InsufficientScope,
+                }
             }
-            Ok(Some(_)) => AuthError::InsufficientScope,
             Ok(None) => AuthError::MissingToken,
             Err(error) => error,
         };
-        let response: Response<Body> = self.auth.reject(&error);
+        let response: Response<Body> = match resource {
+            Some(metadata) => resource::reject(metadata, self.auth.realm(), &error, scope_refusal),
+            None => self.auth.reject(&error),
+        };
         let verdict = Verdict::from_rejection(response.status());
         answer(response, route, verdict)
     }

@@ -10,7 +10,9 @@
 //! check ([`host`]), [`gateway::Gateway`] (endpoints,
 //! [`admission`] and dispatch), and per
 //! route the crate's `auth.layer()`, a policy guard and the frame-ancestors
-//! layer around a [`proxy::Proxy`].
+//! layer around a [`proxy::Proxy`]; a route that is an OAuth protected
+//! resource for MCP clients (`[route.protected_resource]`) adds its
+//! audience binding and scope guard, and the gateway serves its metadata.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -28,6 +30,7 @@ pub mod host;
 pub mod identity;
 pub mod metrics;
 pub mod proxy;
+mod resource;
 pub mod routes;
 pub mod server;
 pub mod tls;
