@@ -20,8 +20,9 @@ use std::sync::Arc;
 use http::{HeaderMap, Response};
 
 use crate::claims::MeinGptUser;
-use crate::error::AuthError;
+use crate::error::{AuthError, Challenge};
 use crate::jwks::{Failure, KeysError, SourceId, Waited};
+use crate::resource::ResourceMetadata;
 use crate::token::{self, TokenSource};
 use crate::verify::{Attempt, Keys, Verifiers};
 
@@ -53,6 +54,8 @@ struct Inner {
     verifiers: Arc<Verifiers>,
     sources: Vec<TokenSource>,
     realm: String,
+    /// The protected resource: its metadata, named in every challenge.
+    resource: Option<ResourceMetadata>,
 }
 
 impl fmt::Debug for MeinGptAuth {
@@ -61,23 +64,27 @@ impl fmt::Debug for MeinGptAuth {
             .field("issuers", &self.issuers())
             .field("sources", &self.inner.sources)
             .field("realm", &self.inner.realm)
+            .field("resource", &self.inner.resource)
             .finish_non_exhaustive()
     }
 }
 
 impl MeinGptAuth {
     /// The authenticator of a checked configuration: `verifiers` check the
-    /// tokens found at `sources`; rejections name `realm`.
+    /// tokens found at `sources`; rejections name `realm` and the
+    /// `resource`'s metadata.
     pub(crate) fn from_parts(
         verifiers: Verifiers,
         sources: Vec<TokenSource>,
         realm: String,
+        resource: Option<ResourceMetadata>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 verifiers: Arc::new(verifiers),
                 sources,
                 realm,
+                resource,
             }),
         }
     }
@@ -107,6 +114,7 @@ impl MeinGptAuth {
                 verifiers: self.inner.verifiers.clone(),
                 sources: sources.into_iter().collect(),
                 realm: self.inner.realm.clone(),
+                resource: self.inner.resource.clone(),
             }),
         }
     }
@@ -123,6 +131,24 @@ impl MeinGptAuth {
             .issuers
             .iter()
             .map(|verifier| verifier.issuer.as_str())
+            .collect()
+    }
+
+    /// The protected resource's metadata (RFC 9728), when one is
+    /// configured ([`MeinGptAuthBuilder::protected_resource`](crate::MeinGptAuthBuilder::protected_resource),
+    /// `MCP_RESOURCE_URL`): serve it with [`ResourceMetadata::router`] or
+    /// [`ResourceMetadata::layer`]; every challenge names its URL.
+    pub fn resource_metadata(&self) -> Option<&ResourceMetadata> {
+        self.inner.resource.as_ref()
+    }
+
+    /// Every issuer with whether it is an OpenID Connect issuer.
+    pub(crate) fn issuer_kinds(&self) -> Vec<(&str, bool)> {
+        self.inner
+            .verifiers
+            .issuers
+            .iter()
+            .map(|verifier| (verifier.issuer.as_str(), verifier.is_oidc()))
             .collect()
     }
 
@@ -187,9 +213,22 @@ impl MeinGptAuth {
         &self.inner.realm
     }
 
-    /// Renders `error` as this configuration answers it (RFC 6750).
+    /// Renders `error` as this configuration answers it (RFC 6750; the
+    /// challenge names the protected resource metadata when one is
+    /// configured).
     pub fn reject<B: From<String>>(&self, error: &AuthError) -> Response<B> {
-        error.to_response(&self.inner.realm)
+        error.to_response(self.challenge())
+    }
+
+    /// The challenge parameters of this configuration: realm and resource
+    /// metadata URL.
+    pub(crate) fn challenge(&self) -> Challenge<'_> {
+        Challenge::new(&self.inner.realm).resource_metadata(
+            self.inner
+                .resource
+                .as_ref()
+                .map(ResourceMetadata::metadata_url),
+        )
     }
 
     /// How many verified tokens are remembered now.

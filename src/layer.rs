@@ -51,6 +51,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -62,10 +63,11 @@ use tower_service::Service;
 use crate::MeinGptAuth;
 use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
-use crate::error::AuthError;
+use crate::error::{AuthError, Challenge};
 use crate::jwks::{KeyWait, Waited};
 use crate::metrics;
 use crate::rejection::{Rejection, Renderer};
+use crate::resource::ResourceMetadata;
 use crate::verify::Attempt;
 
 /// Applies [`Auth`] to a service. See the [module docs](self).
@@ -79,10 +81,7 @@ impl AuthLayer {
     /// A layer that requires a valid token.
     pub fn new(auth: MeinGptAuth) -> Self {
         Self {
-            context: AuthContext {
-                auth,
-                renderer: Renderer::default(),
-            },
+            context: AuthContext::new(auth, Renderer::default()),
             allow_anonymous: false,
         }
     }
@@ -101,7 +100,17 @@ impl AuthLayer {
         mut self,
         render: impl Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
-        self.context.renderer = Renderer::with_hook(render);
+        Arc::make_mut(&mut self.context.shared).renderer = Renderer::with_hook(render);
+        self
+    }
+
+    /// Names `metadata`'s URL in this layer's challenges (and its guards'
+    /// and extractors'), instead of the authenticator's
+    /// [protected resource](crate::MeinGptAuthBuilder::protected_resource):
+    /// for one authenticator in front of several resources, each with its
+    /// own metadata ([`MeinGptAuth::describe_resource`]).
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        Arc::make_mut(&mut self.context.shared).resource = Some(metadata);
         self
     }
 }
@@ -150,16 +159,53 @@ impl<S> Auth<S> {
 
 /// Marks a request as authenticated (by the layer, or by the
 /// application's middleware through [`MeinGptAuth::attach_user`]); carries
-/// what the extractors and guards need to answer as the layer would.
+/// what the extractors and guards need to answer as the layer would. One
+/// shared allocation: each request's copy costs one reference count.
 #[derive(Clone, Debug)]
 pub(crate) struct AuthContext {
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone, Debug)]
+struct Shared {
     auth: MeinGptAuth,
     renderer: Renderer,
+    /// The metadata the challenges name.
+    resource: Option<ResourceMetadata>,
 }
 
 impl AuthContext {
+    fn new(auth: MeinGptAuth, renderer: Renderer) -> Self {
+        let resource = auth.resource_metadata().cloned();
+        Self {
+            shared: Arc::new(Shared {
+                auth,
+                renderer,
+                resource,
+            }),
+        }
+    }
+
     pub(crate) fn reject(&self, error: &AuthError, request: &Parts) -> Response<Bytes> {
-        self.renderer.render(error, request, self.auth.realm())
+        self.reject_naming(error, request, None)
+    }
+
+    /// Refuses `request`, naming `scope` (space-separated) as enough.
+    pub(crate) fn reject_naming(
+        &self,
+        error: &AuthError,
+        request: &Parts,
+        scope: Option<&str>,
+    ) -> Response<Bytes> {
+        let shared = &*self.shared;
+        let challenge = Challenge::new(shared.auth.realm())
+            .scope(scope)
+            .resource_metadata(shared.resource.as_ref().map(ResourceMetadata::metadata_url));
+        shared.renderer.render(error, request, challenge)
+    }
+
+    fn auth(&self) -> &MeinGptAuth {
+        &self.shared.auth
     }
 }
 
@@ -224,10 +270,7 @@ impl MeinGptAuth {
                 extensions.remove::<MeinGptUser>();
             }
         }
-        extensions.insert(AuthContext {
-            auth: self.clone(),
-            renderer: Renderer::default(),
-        });
+        extensions.insert(AuthContext::new(self.clone(), Renderer::default()));
     }
 }
 
@@ -254,7 +297,7 @@ where
         // boxed.
         let state = match self
             .context
-            .auth
+            .auth()
             .try_authenticate(&parts.headers, &mut waited)
         {
             Attempt::Done(outcome) => admit(
@@ -306,7 +349,7 @@ where
     fn try_authenticate(mut self) -> State<S, ReqBody, S::Future> {
         match self
             .context
-            .auth
+            .auth()
             .try_authenticate(&self.parts.headers, &mut self.waited)
         {
             Attempt::Done(outcome) => admit(

@@ -58,7 +58,9 @@ Configuration file (TOML; unknown keys are refused):
                                     strip_prefix, frame_ancestors, upgrades,
                                     allow_unusual_path_characters, [route.inject_headers];
                                     embed = true (an unmodified web app framed by meinGPT),
-                                    embed_script, embed_partition_cookies
+                                    embed_script, embed_partition_cookies;
+                                    [route.protected_resource] (an MCP server's OAuth:
+                                    resource, scopes, resource_name, authorization_servers)
 
 Environment:
   MEINGPT_ORG_ID       meinGPT organization id(s), comma separated
@@ -67,6 +69,12 @@ Environment:
   AUTH_TYPE            jwt_oidc or jwt_local: another issuer, described by JWT_ISS,
                        JWT_AUD, JWT_ALG, JWT_DECODE_KEY_B64, JWT_ROLE_CLAIM (OpenGPTs' names)
   JWKS_CA_FILE         PEM bundle of extra root certificates for key fetches
+  MCP_RESOURCE_URL     the URL MCP clients use: the gateway serves its OAuth metadata
+                       (RFC 9728), every challenge names it, and without JWT_AUD the
+                       AUTH_TYPE issuer's tokens must be issued for it; with
+                       GATEWAY_UPSTREAM the route / is that resource
+  MCP_SCOPES           its scopes, space or comma separated (the route / asks OAuth
+                       tokens for all of them)
   GATEWAY_UPSTREAM     without --config: one route / to this upstream, any signed-in user
   GATEWAY_TRUSTED_PROXIES, GATEWAY_FORWARD_AUTH_PATH, GATEWAY_FORWARD_AUTH_URI_HEADER,
   GATEWAY_FORWARD_AUTH_METHOD_HEADER

@@ -4,16 +4,19 @@
 //! alike and the gateway never decides a verdict itself:
 //!
 //! ```text
-//! public route:   inner
-//! signed-in:      auth layer → inner
-//! roles or teams: auth layer → policy guard → inner
+//! public route:       inner
+//! signed-in:          auth layer → inner
+//! roles or teams:     auth layer → policy guard → inner
+//! protected resource: auth layer → audience binding → scope guard → (policy guard) → inner
 //! ```
 //!
 //! The auth layer is the crate's ([`AuthLayer`]: token sources,
-//! verification, the rejection renderer); the guard is the crate's
-//! [`GuardLayer`] with the route's [`Policy`]. A request that passes reaches
-//! `inner` with its [`MeinGptUser`](meingpt_auth::MeinGptUser) in the
-//! extensions; a refusal is the crate's answer, carrying its
+//! verification, the rejection renderer); the guards are the crate's
+//! [`GuardLayer`](meingpt_auth::GuardLayer)s with the route's [`Policy`] and
+//! the protected resource's scopes ([`scope_guard`]); the audience binding
+//! is [`ResourceAudienceLayer`]. A request that passes reaches `inner` with
+//! its [`MeinGptUser`](meingpt_auth::MeinGptUser) in the extensions; a
+//! refusal is the crate's answer, carrying its
 //! [`AuthError`](meingpt_auth::AuthError).
 //!
 //! Every variant is one concrete type ([`Decision`]), made of tower's
@@ -24,38 +27,63 @@
 
 use http::Response;
 use meingpt_auth::guard::Guard;
-use meingpt_auth::{Auth, AuthBody, AuthLayer};
+use meingpt_auth::{Auth, AuthBody, AuthLayer, GuardLayer, ResourceMetadata};
 use tower::Layer;
 use tower::util::{Either, MapResponse};
 
 use crate::answer::Body;
+use crate::resource::{ResourceAudience, ResourceAudienceLayer, scope_guard};
 use crate::routes::Policy;
 
 /// Turns a response of one of the crate's layers into the gateway's body.
 type Flatten = fn(Response<AuthBody<Body>>) -> Response<Body>;
 
 /// A route's decision around `S`. See the [module docs](self).
-pub(crate) type Decision<S> = Either<S, MapResponse<Auth<Policed<S>>, Flatten>>;
+pub(crate) type Decision<S> = Either<S, MapResponse<Auth<Bound<Guarded<Guarded<S>>>>, Flatten>>;
 
-/// `S` behind the route's policy guard, or `S` itself when the policy asks
-/// only for a signed-in user.
-type Policed<S> = Either<MapResponse<Guard<S>, Flatten>, S>;
+/// `S` behind a guard, or `S` itself when there is none to pass.
+type Guarded<S> = Either<MapResponse<Guard<S>, Flatten>, S>;
 
-/// `inner` behind the decision for `policy`: nothing on a public route, else
-/// `auth` and, when the policy asks more than a signed-in user, its guard.
-pub(crate) fn decision<S>(auth: &AuthLayer, policy: &Policy, inner: S) -> Decision<S> {
+/// `S` behind a protected resource's audience binding, or `S` itself.
+type Bound<S> = Either<ResourceAudience<S>, S>;
+
+/// `inner` behind the decision for `policy` and, on a protected resource,
+/// `resource`: nothing on a public route, else `auth` (which names the
+/// resource's metadata in its challenges), the audience binding and scope
+/// guard of `resource`, and, when the policy asks more than a signed-in
+/// user, its guard. `realm` is `auth`'s.
+pub(crate) fn decision<S>(
+    auth: &AuthLayer,
+    realm: &str,
+    policy: &Policy,
+    resource: Option<&ResourceMetadata>,
+    inner: S,
+) -> Decision<S> {
     if policy.is_public() {
         return Either::Left(inner);
     }
-    let policed = if policy.is_restricted() {
-        Either::Left(MapResponse::new(
-            policy.guard().layer(inner),
+    let policed = guarded(policy.is_restricted().then(|| policy.guard()), inner);
+    let scoped = guarded(resource.and_then(scope_guard), policed);
+    let Some(resource) = resource else {
+        return Either::Right(MapResponse::new(
+            auth.layer(Either::Right(scoped)),
             flatten as Flatten,
-        ))
-    } else {
-        Either::Right(inner)
+        ));
     };
-    Either::Right(MapResponse::new(auth.layer(policed), flatten as Flatten))
+    let bound = ResourceAudienceLayer::new(resource.clone(), realm).layer(scoped);
+    let auth = auth.clone().resource_metadata(resource.clone());
+    Either::Right(MapResponse::new(
+        auth.layer(Either::Left(bound)),
+        flatten as Flatten,
+    ))
+}
+
+/// `inner` behind `guard`, if there is one.
+fn guarded<S>(guard: Option<GuardLayer>, inner: S) -> Guarded<S> {
+    match guard {
+        Some(guard) => Either::Left(MapResponse::new(guard.layer(inner), flatten as Flatten)),
+        None => Either::Right(inner),
+    }
 }
 
 /// The inner body as it was, and only a refusal boxed.
@@ -96,7 +124,7 @@ mod tests {
         if let Some(token) = token {
             request = request.header("x-meingpt-jwt", token);
         }
-        let response = decision(layer, policy, service_fn(inner))
+        let response = decision(layer, "meingpt", policy, None, service_fn(inner))
             .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap();

@@ -72,7 +72,13 @@ pub(crate) fn stack(
 
 /// `inner` behind the route's decision ([`decision`]) with `auth`.
 fn authenticated(auth: &MeinGptAuth, route: &Route, inner: RouteService) -> RouteService {
-    BoxCloneSyncService::new(decision(&auth.layer(), &route.policy, inner))
+    BoxCloneSyncService::new(decision(
+        &auth.layer(),
+        auth.realm(),
+        &route.policy,
+        route.protected_resource.as_ref(),
+        inner,
+    ))
 }
 
 fn frame_ancestors(origins: &[String]) -> Option<FrameAncestorsLayer> {

@@ -64,17 +64,20 @@ impl ForwardAuth {
         // A proxy lets a request pass on any 2xx: a refusal is always an
         // HTTP one, never the gRPC shape (HTTP 200 with `grpc-status`) that
         // the crate gives a gRPC call.
-        let layer = auth
-            .layer()
-            .render_rejections_with(|rejection| rejection.error().to_response(rejection.realm()));
+        let layer = auth.layer().render_rejections_with(|rejection| {
+            rejection.error().to_response(rejection.challenge())
+        });
         Self {
             endpoint,
             trusted_proxies,
             routes: routes
                 .iter()
-                .map(|route| decision(&layer, &route.policy, Admitted))
+                .map(|route| {
+                    let resource = route.protected_resource.as_ref();
+                    decision(&layer, auth.realm(), &route.policy, resource, Admitted)
+                })
                 .collect(),
-            signed_in: decision(&layer, &Policy::signed_in(), Admitted),
+            signed_in: decision(&layer, auth.realm(), &Policy::signed_in(), None, Admitted),
         }
     }
 

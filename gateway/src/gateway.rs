@@ -1,5 +1,6 @@
 //! The gateway service: it tells a request's job apart (`/healthz`,
-//! `/readyz`, the forward-auth endpoint, or a route to proxy), checks its
+//! `/readyz`, the protected resources' metadata, the meinGPT stand-in, the
+//! forward-auth endpoint, or a route to proxy), checks its
 //! `Host`, and hands it to the endpoint or to the route's stack. It decides
 //! nothing itself: each route's stacks are built by [`crate::decision`],
 //! the proxy's here and forward auth's in [`crate::forward_auth`].
@@ -30,6 +31,7 @@ use crate::forward_auth::ForwardAuth;
 use crate::metrics::Metrics;
 use crate::outcome::{Dispatched, Mode, Verdict};
 use crate::proxy::{Proxy, upstream_client};
+use crate::resource::WellKnown;
 use crate::routes::{self, Route};
 
 /// A route's proxy stack: its decision around the frame-ancestors policy
@@ -102,6 +104,8 @@ struct Dispatch {
     proxies: Vec<ProxyStack>,
     forward_auth: ForwardAuth,
     readiness: Readiness,
+    /// The protected resources' metadata documents, by path.
+    well_known: WellKnown,
     stand_in: Option<StandIn>,
 }
 
@@ -128,7 +132,13 @@ impl Gateway {
                 let framed = ServiceBuilder::new()
                     .option_layer(route.frame_ancestors.clone())
                     .service(proxy);
-                BoxCloneSyncService::new(decision(&auth, &route.policy, framed))
+                BoxCloneSyncService::new(decision(
+                    &auth,
+                    parts.auth.realm(),
+                    &route.policy,
+                    route.protected_resource.as_ref(),
+                    framed,
+                ))
             })
             .collect();
         let prefixes = parts
@@ -136,6 +146,14 @@ impl Gateway {
             .iter()
             .map(|r| Arc::from(r.prefix.as_str()))
             .collect();
+        let well_known = WellKnown::new(
+            parts.auth.resource_metadata().into_iter().chain(
+                parts
+                    .routes
+                    .iter()
+                    .filter_map(|route| route.protected_resource.as_ref()),
+            ),
+        );
         let forward_auth = ForwardAuth::new(
             &parts.auth,
             &parts.routes,
@@ -149,6 +167,7 @@ impl Gateway {
                 proxies,
                 forward_auth,
                 readiness: parts.readiness.clone(),
+                well_known,
                 stand_in: parts.stand_in.clone(),
             }),
         }
@@ -173,7 +192,11 @@ impl Service<Request<Body>> for Gateway {
 impl Dispatch {
     async fn answer(&self, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path();
-        let mode = if path == "/healthz" || path == "/readyz" || self.stands_in(path) {
+        let endpoint = path == "/healthz"
+            || path == "/readyz"
+            || self.well_known.find(path).is_some()
+            || self.stands_in(path);
+        let mode = if endpoint {
             Mode::Endpoint
         } else if self.forward_auth.is_asked(path) {
             Mode::ForwardAuth
@@ -213,9 +236,16 @@ impl Dispatch {
         }
     }
 
-    /// `/healthz`, `/readyz` and the meinGPT stand-in.
+    /// `/healthz`, `/readyz`, the protected resources' metadata and the
+    /// meinGPT stand-in.
     async fn endpoint(&self, request: Request<Body>) -> Response<Body> {
-        match request.uri().path() {
+        let path = request.uri().path();
+        if let Some(metadata) = self.well_known.find(path) {
+            // Public, whatever the routes say: a client reads it before it
+            // has a token.
+            return metadata.answer(request.method()).map(Body::from);
+        }
+        match path {
             "/healthz" => plain(StatusCode::OK, "ok"),
             "/readyz" if self.readiness.is_ready() => plain(StatusCode::OK, "ready"),
             "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
@@ -246,10 +276,33 @@ impl Dispatch {
             }
             Err(refusal) => return Dispatched::new(Mode::Proxy, None).mark(refused(refusal)),
         };
-        let response = match self.proxies[index].clone().oneshot(request).await {
+        // A refusal answers before the request's body is read; over HTTP/1.1
+        // the connection then closes, and says so (see below).
+        let unread_body = request.version() < http::Version::HTTP_2
+            && !http_body::Body::is_end_stream(request.body());
+        let mut response = match self.proxies[index].clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
+        if unread_body && is_refusal(response.extensions()) {
+            // hyper closes a connection whose request body was left unread
+            // once the response is written; without `Connection: close` a
+            // client (an MCP client, whose first POST is refused before it
+            // signs in) reuses it and fails with "server disconnected".
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         Dispatched::new(Mode::Proxy, Some(self.prefixes[index].clone())).mark(response)
     }
+}
+
+/// Whether an answer is not the upstream's: a refusal of the crate, one of
+/// the gateway's own, or an upstream failure.
+fn is_refusal(extensions: &http::Extensions) -> bool {
+    !matches!(
+        Verdict::of(extensions).0,
+        Verdict::Allowed | Verdict::Public
+    )
 }

@@ -22,7 +22,10 @@
 //!    (`forward_auth`) around the answer that gives the identity headers
 //!    (`identity`). An embed route ([`embed`]) puts its own layers around
 //!    the same decision, which reads its session cookie first
-//!    (`embed_route`).
+//!    (`embed_route`). A route that is an OAuth protected resource for MCP
+//!    clients (`[route.protected_resource]`, `resource`) adds its audience
+//!    binding and scope guard to both of its stacks, and the gateway
+//!    serves its metadata.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -44,6 +47,7 @@ mod identity;
 mod metrics;
 mod outcome;
 mod proxy;
+mod resource;
 pub mod routes;
 mod server;
 pub mod upgrade;

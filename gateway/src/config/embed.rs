@@ -161,6 +161,7 @@ mod tests {
             inject_headers: Vec::new(),
             allow_unusual_path_characters: false,
             upgrades: Upgrades::default(),
+            protected_resource: None,
             embed: route_options(&|f| f.to_owned(), &embed_config()).unwrap(),
         }];
         let auth = AuthSource::Development;

@@ -27,6 +27,7 @@ mod connections;
 mod embed;
 mod forward_auth;
 mod issuer;
+mod resource;
 mod route;
 mod tls;
 
@@ -37,6 +38,8 @@ pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
 use forward_auth::{trusted_proxies_from_env, trusted_proxies_from_file};
+pub use resource::ProtectedResourceConfig;
+use resource::resolve_resource;
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -154,6 +157,9 @@ pub struct RouteConfig {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
+    /// `[route.protected_resource]`: the route is an OAuth protected
+    /// resource (RFC 9728) that MCP clients sign in to by themselves.
+    pub protected_resource: Option<ProtectedResourceConfig>,
     /// Embed mode: the unmodified web app behind this route works framed
     /// by meinGPT (sign-in from the frame, session cookie, refresh).
     #[serde(default)]
@@ -304,7 +310,11 @@ impl Settings {
             })
             .transpose()?;
         let mut routes = Vec::with_capacity(file.route.len());
-        for (index, route) in file.route.into_iter().enumerate() {
+        let mut resources = Vec::new();
+        for (index, mut route) in file.route.into_iter().enumerate() {
+            if let Some(resource) = route.protected_resource.take() {
+                resources.push((index, (route.public, route.embed), resource));
+            }
             let route = resolve_route(index, route, env)?;
             if let Some(other) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
                 return Err(ConfigError::new(
@@ -324,6 +334,10 @@ impl Settings {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
+        for (index, kind, resource) in resources {
+            routes[index].protected_resource =
+                Some(resolve_resource(index, kind, resource, &auth)?);
+        }
         let meingpt_origins = embed::meingpt_origins(
             file.embed.and_then(|embed| embed.meingpt_origins),
             file_issuer.as_deref(),
@@ -373,6 +387,11 @@ impl Settings {
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
+                // MCP_RESOURCE_URL: the one route is that resource.
+                protected_resource: match &auth {
+                    AuthSource::Configured(auth) => auth.resource_metadata().cloned(),
+                    AuthSource::Development => None,
+                },
                 embed: embed::from_env(env, development)?,
             });
         }

@@ -145,6 +145,8 @@ pub(super) fn resolve_route(
         allow_unusual_path_characters: route.allow_unusual_path_characters,
         upgrades,
         embed,
+        // Described against the authenticator once it is known.
+        protected_resource: None,
     })
 }
 

@@ -10,6 +10,7 @@ mod headers;
 mod lifecycle;
 mod limits;
 mod outcomes;
+mod protected_resource;
 mod proxy;
 mod secrets;
 mod streaming;

@@ -506,9 +506,17 @@ impl Gateway {
     /// Starts the gateway with the configuration file `config` (TOML
     /// text), which listens on port 0; with `[tls]` it listens on https.
     pub fn from_config(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// [`from_config`](Self::from_config) with, of the variables the
+    /// gateway reads, `env` set.
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("gateway");
         let path = dir.write("gateway.toml", config);
-        let mut process = Process::spawn("meingpt-gateway", Self::command(&path));
+        let mut command = Self::command(&path);
+        command.envs(env.iter().copied());
+        let mut process = Process::spawn("meingpt-gateway", command);
         let line = process.wait_for_line("meingpt-gateway listening on http");
         let addr = line
             .rsplit("://")
@@ -531,6 +539,7 @@ impl Gateway {
             let name = name.to_string_lossy();
             if name.starts_with("MEINGPT_")
                 || name.starts_with("JWT_")
+                || name.starts_with("MCP_")
                 || ["AUTH_TYPE", "LISTEN_ADDR", "GATEWAY_UPSTREAM", "RUST_LOG"]
                     .contains(&name.as_ref())
             {
