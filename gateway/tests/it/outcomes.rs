@@ -178,6 +178,8 @@ async fn access_log_and_metrics_name_the_verdict_each_answer_carries() {
         .send()
         .await
         .unwrap();
+    // Answered before the body was read: the connection closes, and says so.
+    assert_eq!(answer.headers()["connection"], "close");
     ledger.logged(
         answer.status().as_u16(),
         413,
