@@ -353,6 +353,12 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
         (browser.text("user").await.as_deref() == Some("member-1")).then_some(())
     })
     .await;
+    // The access log line is written once the answer is complete, which
+    // may be after the page shows: wait for it, then count.
+    wait_for("the page's access log line", PROMPTLY, async || {
+        (asked(&replicas, "/") > pages).then_some(())
+    })
+    .await;
     assert_eq!(
         asked(&replicas, "/"),
         pages + 1,
