@@ -57,6 +57,26 @@ impl<B> AuthBody<B> {
     pub fn is_rejection(&self) -> bool {
         matches!(self.kind, Kind::Rejection { .. })
     }
+
+    /// The inner service's body, or `Err(self)` when this body is a
+    /// rejection: a service that needs one body type for every route takes
+    /// the inner body back as it was and wraps only the refusals.
+    ///
+    /// ```
+    /// use http_body_util::Full;
+    /// use meingpt_auth::AuthBody;
+    ///
+    /// let passed = AuthBody::new(Full::new(bytes::Bytes::from_static(b"hello")));
+    /// assert!(passed.into_inner().is_ok());
+    /// let refused = AuthBody::<Full<bytes::Bytes>>::rejection("{}");
+    /// assert!(refused.into_inner().is_err());
+    /// ```
+    pub fn into_inner(self) -> Result<B, Self> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            kind @ Kind::Rejection { .. } => Err(Self { kind }),
+        }
+    }
 }
 
 impl<B> std::fmt::Debug for AuthBody<B> {
@@ -207,6 +227,17 @@ mod tests {
         let body = AuthBody::<Never>::rejection(Bytes::new());
         assert!(body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(0));
+    }
+
+    #[test]
+    fn into_inner_gives_the_inner_body_back_and_keeps_a_rejection() {
+        assert!(matches!(AuthBody::new(Never).into_inner(), Ok(Never)));
+        let refused = AuthBody::<Never>::rejection("{}")
+            .into_inner()
+            .err()
+            .expect("a rejection stays one");
+        assert!(refused.is_rejection());
+        assert_eq!(refused.size_hint().exact(), Some(2));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use meingpt_auth::{
 };
 use tower::{Layer, Service};
 
-use crate::proxy::Body;
+use crate::answer::Body;
 
 /// The documents the gateway serves, by path: the authenticator's own
 /// resource (`MCP_RESOURCE_URL`) first, then each route's in route order;
@@ -75,22 +75,9 @@ fn has_scopes(metadata: &ResourceMetadata, user: &MeinGptUser) -> bool {
             .all(|scope| user.has_scope(scope))
 }
 
-/// Why the resource refuses `user`, as the route's stack would
-/// ([`ResourceAudienceLayer`], then [`scope_guard`]): for forward auth,
-/// which decides without the stack.
-pub(crate) fn refusal(metadata: &ResourceMetadata, user: &MeinGptUser) -> Option<AuthError> {
-    if !bound_to(user, metadata.resource()) {
-        Some(AuthError::InvalidToken(InvalidToken::WrongAudience))
-    } else if !has_scopes(metadata, user) {
-        Some(AuthError::InsufficientScope)
-    } else {
-        None
-    }
-}
-
 /// The refusal of `error` with a challenge naming the resource's metadata
 /// and, when `name_scopes`, its scopes.
-pub(crate) fn reject(
+fn reject(
     metadata: &ResourceMetadata,
     realm: &str,
     error: &AuthError,

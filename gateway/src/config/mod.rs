@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -28,6 +29,7 @@ mod forward_auth;
 mod issuer;
 mod resource;
 mod route;
+mod tls;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
@@ -107,6 +109,14 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// The rustls configuration the gateway serves with (HTTP/2 and
+    /// HTTP/1.1 offered); errors name `tls.cert` or `tls.key`.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+        tls::server_config(self)
+    }
 }
 
 /// One `[[route]]`.
@@ -215,29 +225,29 @@ impl fmt::Debug for AuthSource {
 #[derive(Debug)]
 pub struct Settings {
     /// The main listener.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The metrics listener.
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Request body limit in bytes.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Upstream connect timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Upstream response-header timeout.
-    pub response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
     /// The forward-auth endpoint.
-    pub forward_auth: ForwardAuthEndpoint,
+    pub(crate) forward_auth: ForwardAuthEndpoint,
     /// Who may ask forward auth and set forwarding headers.
-    pub trusted_proxies: TrustedProxies,
-    /// TLS files, checked to be readable and to hold a certificate and a key.
-    pub tls: Option<TlsConfig>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// TLS termination (rustls, from the `[tls]` files); plain HTTP when `None`.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// The routes, in file order.
-    pub routes: Vec<Route>,
+    pub(crate) routes: Vec<Route>,
     /// The authenticator.
     pub auth: AuthSource,
     /// Client connections: timeouts and the cap.
-    pub connections: ConnectionLimits,
+    pub(crate) connections: ConnectionLimits,
     /// Who frames the embed routes.
-    pub meingpt_origins: MeinGptOrigins,
+    pub(crate) meingpt_origins: MeinGptOrigins,
 }
 
 impl Settings {
@@ -290,13 +300,15 @@ impl Settings {
         }
         let forward_auth = ForwardAuthEndpoint::from_file(file.forward_auth)?;
         let trusted_proxies = trusted_proxies_from_file(file.trusted_proxies)?;
-        let tls = file.tls.map(|tls| TlsConfig {
-            cert: base.join(tls.cert),
-            key: base.join(tls.key),
-        });
-        if let Some(tls) = &tls {
-            crate::tls::server_config(tls)?;
-        }
+        let tls = file
+            .tls
+            .map(|tls| {
+                tls::server_config(&TlsConfig {
+                    cert: base.join(tls.cert),
+                    key: base.join(tls.key),
+                })
+            })
+            .transpose()?;
         let mut routes = Vec::with_capacity(file.route.len());
         let mut resources = Vec::new();
         for (index, mut route) in file.route.into_iter().enumerate() {

@@ -53,6 +53,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::cookie;
+use crate::outcome::Verdict;
 use crate::upgrade;
 
 /// Applies [`CrossSite`] to a service. See the [module docs](self).
@@ -166,7 +167,7 @@ where
         );
         ResponseFuture {
             kind: Kind::Refused {
-                response: Some(response),
+                response: Some(Verdict::CrossSite.mark(response)),
             },
         }
     }

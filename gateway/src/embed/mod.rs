@@ -45,11 +45,12 @@ use http_body::{Body, Frame, SizeHint};
 use meingpt_auth::AuthError;
 use tower::{Layer, Service};
 
+use crate::outcome::Verdict;
+
 pub mod cookie;
 pub mod cross_site;
 pub mod inject;
 pub mod page;
-pub mod route;
 pub mod session;
 mod session_cookie;
 #[cfg(feature = "dev-issuer")]
@@ -83,12 +84,12 @@ pub struct EmbedOptions {
 /// Applies [`Embed`] to a route's stack. See the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct EmbedLayer<T> {
-    shared: Arc<Shared>,
+    shared: Arc<EmbedRoute>,
     session: T,
 }
 
 #[derive(Debug)]
-struct Shared {
+struct EmbedRoute {
     /// The route's prefix without a trailing `/` (empty for `/`).
     base: String,
     pages: Pages,
@@ -106,7 +107,7 @@ impl<T> EmbedLayer<T> {
         let pages = Pages::new(&base, &options.meingpt_origins);
         let script_tag = format!("<script src=\"{base}{SCRIPT_PATH}\" data-expires-at=\"");
         Self {
-            shared: Arc::new(Shared {
+            shared: Arc::new(EmbedRoute {
                 base,
                 pages,
                 options,
@@ -134,7 +135,7 @@ impl<S, T: Clone> Layer<S> for EmbedLayer<T> {
 pub struct Embed<S, T> {
     inner: S,
     session: T,
-    shared: Arc<Shared>,
+    shared: Arc<EmbedRoute>,
 }
 
 impl<S, T> Embed<S, T> {
@@ -161,7 +162,7 @@ enum Endpoint {
     Script,
 }
 
-impl Shared {
+impl EmbedRoute {
     fn endpoint(&self, path: &str) -> Option<Endpoint> {
         let rest = path.strip_prefix(self.base.as_str())?;
         match rest {
@@ -200,7 +201,7 @@ where
         match shared.endpoint(request.uri().path()) {
             Some(Endpoint::Script) => {
                 let response = if matches!(*request.method(), Method::GET | Method::HEAD) {
-                    shared.pages.script()
+                    Verdict::Endpoint.mark(shared.pages.script())
                 } else {
                     plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
                 };
@@ -273,7 +274,7 @@ pin_project_lite::pin_project! {
             #[pin]
             future: F,
             navigation: bool,
-            shared: Arc<Shared>,
+            shared: Arc<EmbedRoute>,
         },
         Session {
             future: SessionFuture<EmbedBody<B>>,
@@ -326,7 +327,7 @@ where
     }
 }
 
-impl Shared {
+impl EmbedRoute {
     /// Shapes an answer of the route for the frame.
     fn answer<B>(&self, response: Response<B>, navigation: bool) -> Response<EmbedBody<B>>
     where
@@ -512,7 +513,7 @@ where
     }
 }
 
-/// A short plain-text answer of the gateway's.
+/// A short plain-text answer of the gateway's own endpoints.
 fn plain<B>(status: StatusCode, text: &'static str) -> Response<EmbedBody<B>> {
     let mut response = Response::new(EmbedBody::from(text));
     *response.status_mut() = status;
@@ -520,5 +521,5 @@ fn plain<B>(status: StatusCode, text: &'static str) -> Response<EmbedBody<B>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
+    Verdict::Endpoint.mark(response)
 }

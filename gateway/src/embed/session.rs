@@ -31,6 +31,7 @@ use tower::{Service, ServiceExt};
 
 use super::cookie::{self, SESSION_COOKIE};
 use super::{BoxError, EmbedBody, SessionFuture, plain};
+use crate::outcome::Verdict;
 
 /// The most a session request's body may hold (a token is capped at 16 KiB
 /// by default).
@@ -147,14 +148,14 @@ pub(super) fn logout<ReqBody, ResBody>(request: &Request<ReqBody>) -> Response<E
     let headers = response.headers_mut();
     headers.insert(header::SET_COOKIE, cookie::cleared());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    Verdict::Endpoint.mark(response)
 }
 
 fn refused<B>() -> Response<EmbedBody<B>> {
-    plain(
+    Verdict::CrossSite.mark(plain(
         StatusCode::FORBIDDEN,
         "only a page of this app may make or end its session\n",
-    )
+    ))
 }
 
 /// The session endpoint proper, behind the route's authenticator (reading
@@ -243,7 +244,7 @@ fn answer<ReqBody, ResBody: From<String> + Default>(
         };
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
-    response
+    Verdict::Allowed.mark(response)
 }
 
 fn text<ResBody: From<String>>(status: StatusCode, message: &str) -> Response<ResBody> {
@@ -253,7 +254,7 @@ fn text<ResBody: From<String>>(status: StatusCode, message: &str) -> Response<Re
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
+    Verdict::Endpoint.mark(response)
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ impl StandIn {
             (&Method::GET, "" | "/") => {
                 let scheme = request
                     .extensions()
-                    .get::<crate::proxy::ClientInfo>()
+                    .get::<crate::server::ClientInfo>()
                     .map_or("http", |info| if info.tls { "https" } else { "http" });
                 let host = request
                     .headers()

@@ -9,6 +9,7 @@ mod forward_auth;
 mod headers;
 mod lifecycle;
 mod limits;
+mod outcomes;
 mod protected_resource;
 mod proxy;
 mod secrets;

@@ -87,7 +87,7 @@ impl Certificate {
             cert: cert.clone(),
             key: key_path.clone(),
         };
-        let mut server = (*meingpt_gateway::tls::server_config(&tls).expect("TLS files")).clone();
+        let mut server = (*tls.server_config().expect("TLS files")).clone();
         // The test's own servers speak HTTP/1.1 only.
         server.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {

@@ -1,32 +1,35 @@
-//! An embed route's stacks, outermost first:
+//! An embed route's stacks ([`crate::embed`]), outermost first:
 //!
-//! - main: [`Embed`](super::Embed) → [`CrossSite`](super::CrossSite) →
-//!   tower-http's `Csrf` → the route's authenticator reading the session
-//!   cookie first → the policy guard → `frame-ancestors` →
-//!   [`SessionCookie`](super::SessionCookie) → the proxy;
-//! - the session endpoint's: the route's authenticator reading
-//!   `Authorization` only → the policy guard →
-//!   [`SessionEndpoint`].
+//! - main: [`Embed`](crate::embed::Embed) →
+//!   [`CrossSite`](crate::embed::CrossSite) → tower-http's `Csrf` → the
+//!   route's decision ([`decision`]) with its authenticator reading the
+//!   session cookie first → `frame-ancestors` →
+//!   [`SessionCookie`](crate::embed::SessionCookie) → the proxy;
+//! - the session endpoint's: the route's decision with its authenticator
+//!   reading `Authorization` only → [`SessionEndpoint`].
 
 use std::convert::Infallible;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use meingpt_auth::{AuthBody, FrameAncestorsLayer, MeinGptAuth, TokenSource};
+use meingpt_auth::{FrameAncestorsLayer, MeinGptAuth, TokenSource};
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 use tower_http::csrf::{CsrfLayer, ProtectionError};
 
-use super::cookie::SESSION_COOKIE;
-use super::session::SessionEndpoint;
-use super::{CrossSiteLayer, EmbedBody, EmbedLayer, EmbedOptions, SessionCookieLayer};
-use crate::proxy::{Body, Proxy};
+use crate::answer::Body;
+use crate::decision::decision;
+use crate::embed::cookie::SESSION_COOKIE;
+use crate::embed::session::SessionEndpoint;
+use crate::embed::{CrossSiteLayer, EmbedBody, EmbedLayer, EmbedOptions, SessionCookieLayer};
+use crate::outcome::Verdict;
+use crate::proxy::Proxy;
 use crate::routes::Route;
 
 type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// The stack of `route`, an embed route with `options`, around `proxy`.
-pub fn stack(
+pub(crate) fn stack(
     auth: &MeinGptAuth,
     route: &Route,
     options: &EmbedOptions,
@@ -67,24 +70,15 @@ pub fn stack(
     )
 }
 
-/// `inner` behind `auth`'s layer and the route's policy guard.
+/// `inner` behind the route's decision ([`decision`]) with `auth`.
 fn authenticated(auth: &MeinGptAuth, route: &Route, inner: RouteService) -> RouteService {
-    let policed = if route.policy.is_restricted() {
-        BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-                .layer(route.policy.guard())
-                .service(inner),
-        )
-    } else {
-        inner
-    };
-    BoxCloneSyncService::new(
-        ServiceBuilder::new()
-            .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-            .layer(auth.layer())
-            .service(policed),
-    )
+    BoxCloneSyncService::new(decision(
+        &auth.layer(),
+        auth.realm(),
+        &route.policy,
+        route.protected_resource.as_ref(),
+        inner,
+    ))
 }
 
 fn frame_ancestors(origins: &[String]) -> Option<FrameAncestorsLayer> {
@@ -103,5 +97,5 @@ fn cross_origin_refusal(_: ProtectionError) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    response
+    Verdict::CrossSite.mark(response)
 }
