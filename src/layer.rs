@@ -201,12 +201,33 @@ impl AuthContext {
         let challenge = Challenge::new(shared.auth.realm())
             .scope(scope)
             .resource_metadata(shared.resource.as_ref().map(ResourceMetadata::metadata_url));
-        shared.renderer.render(error, request, challenge)
+        let mut response = shared.renderer.render(error, request, challenge);
+        if declares_a_body_over_http1(request) {
+            // The refusal answers before the body is read, and hyper closes
+            // such an HTTP/1 connection once the answer is written. Saying
+            // so keeps a client (an MCP client, whose first POST is refused
+            // before it signs in) from sending its next request into it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 
     fn auth(&self) -> &MeinGptAuth {
         &self.shared.auth
     }
+}
+
+/// Whether `request` is HTTP/1 and announces a body (`Content-Length`
+/// other than 0, or `Transfer-Encoding`): one a refusal leaves unread.
+fn declares_a_body_over_http1(request: &Parts) -> bool {
+    request.version < http::Version::HTTP_2
+        && (request.headers.contains_key(header::TRANSFER_ENCODING)
+            || request
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0"))
 }
 
 /// The layers: how a [`MeinGptAuth`] goes in front of a service (the type
