@@ -6,7 +6,11 @@
 //! - `ours/verify_fresh`: our verifier on a token it has not seen.
 //! - `ours/verify_repeated`: the same token again (verified-token cache).
 //! - `layer/fresh`, `layer/repeated`: the full layer, `oneshot` through an
-//!   axum router; `layer/no_auth` is the same route without the layer.
+//!   axum router; `layer/no_auth` is the same route without the layer;
+//!   `layer/repeated_with_resource` is `layer/repeated` with a protected
+//!   resource (RFC 9728) configured; `layer/refused` and
+//!   `layer/refused_with_resource` answer a request without a token (`401`,
+//!   the challenge naming the metadata in the latter).
 //! - `extract/*`: finding the token in the request headers.
 //! - `cold_start/200_concurrent`: 200 requests at once against an empty
 //!   cache (one JWKS fetch).
@@ -24,7 +28,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Request};
 use meingpt_auth::testing::{Fault, MockIssuer};
-use meingpt_auth::{MeinGptAuth, MeinGptUser, TokenSource};
+use meingpt_auth::{MeinGptAuth, MeinGptUser, ProtectedResource, TokenSource};
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 use tower::ServiceExt;
@@ -50,6 +54,23 @@ fn auth(fixture: &Fixture, cache: u64) -> MeinGptAuth {
         .auth()
         .verified_token_cache(cache)
         .max_token_size(64 * 1024)
+        .build()
+        .unwrap();
+    fixture.runtime.block_on(auth.preload()).unwrap();
+    auth
+}
+
+/// `auth(fixture, 10_000)` with a protected resource, whose metadata every
+/// challenge names.
+fn auth_with_resource(fixture: &Fixture) -> MeinGptAuth {
+    let auth = fixture
+        .issuer
+        .auth()
+        .verified_token_cache(10_000)
+        .max_token_size(64 * 1024)
+        .protected_resource(
+            ProtectedResource::new("https://mcp.example.com/mcp").scopes_supported(["mcp:tools"]),
+        )
         .build()
         .unwrap();
     fixture.runtime.block_on(auth.preload()).unwrap();
@@ -142,6 +163,37 @@ fn side_by_side(c: &mut Criterion) {
                 .await
                 .unwrap();
             assert_eq!(response.status(), 200);
+        })
+    });
+
+    // The same, with a protected resource configured (RFC 9728): the
+    // accepted path must cost what `layer/repeated` costs.
+    let resource = auth_with_resource(&fixture);
+    let resource_router = router(&resource);
+    group.bench_function("layer/repeated_with_resource", |b| {
+        b.to_async(&fixture.runtime).iter(|| async {
+            let response = resource_router
+                .clone()
+                .oneshot(request(&token))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        })
+    });
+
+    // A refusal (no token): the challenge, with and without the
+    // `resource_metadata` parameter.
+    let missing = || Request::get("/me").body(Body::empty()).unwrap();
+    group.bench_function("layer/refused", |b| {
+        b.to_async(&fixture.runtime).iter(|| async {
+            let response = cached_router.clone().oneshot(missing()).await.unwrap();
+            assert_eq!(response.status(), 401);
+        })
+    });
+    group.bench_function("layer/refused_with_resource", |b| {
+        b.to_async(&fixture.runtime).iter(|| async {
+            let response = resource_router.clone().oneshot(missing()).await.unwrap();
+            assert_eq!(response.status(), 401);
         })
     });
 

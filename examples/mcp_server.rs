@@ -21,6 +21,25 @@
 //! the `MeinGptUser` in `parts.extensions`. The user is read per request,
 //! never remembered from the MCP session's `initialize`.
 //!
+//! **Standard MCP clients** (the official SDKs' clients, IDE agents, desktop
+//! assistants) sign in with OAuth instead, as the MCP specification's
+//! authorization section describes. Set `MCP_RESOURCE_URL` to the URL they
+//! use (such as `https://mcp.example.com/mcp`), `AUTH_TYPE=jwt_oidc` and
+//! `JWT_ISS` to the company's identity provider, and optionally
+//! `MCP_SCOPES` (such as `mcp:tools`). Then:
+//!
+//! - the server publishes its protected resource metadata (RFC 9728) at
+//!   `/.well-known/oauth-protected-resource/mcp` (and at
+//!   `/.well-known/oauth-protected-resource`), naming the identity provider;
+//! - every `401` says where: `WWW-Authenticate: Bearer realm="meingpt",
+//!   resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"`;
+//! - the identity provider's tokens count only when their `aud` is the
+//!   resource URL (RFC 8707; unless `JWT_AUD` names the audience instead),
+//!   and, with `MCP_SCOPES`, only when they grant those scopes: otherwise
+//!   `403` with `scope="mcp:tools"`, so the client asks for them (step-up).
+//!   meinGPT's users keep signing in with `X-meinGPT-JWT`, vouched for by
+//!   their organization.
+//!
 //! Configuration is the quickstart's: with nothing configured and a loopback
 //! `LISTEN_ADDR` (or `MEINGPT_DEV_ISSUER=1`) it starts an embedded
 //! development issuer and prints an admin and a member token
@@ -43,7 +62,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use meingpt_auth::{MeinGptAuth, MeinGptUser, Role};
+use meingpt_auth::{GuardLayer, MeinGptAuth, MeinGptUser, ResourceMetadata, Role, require_user};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
@@ -167,14 +186,32 @@ impl ServerHandler for MeinGptTools {
     }
 }
 
-/// The MCP endpoint at `/mcp` behind the auth layer, and a public `/health`.
+/// The MCP endpoint at `/mcp` behind the auth layer, a public `/health`,
+/// and, with `MCP_RESOURCE_URL`, the public protected resource metadata.
 fn app(auth: &MeinGptAuth, mcp: StreamableHttpServerConfig) -> Router {
     let service: StreamableHttpService<MeinGptTools, LocalSessionManager> =
         StreamableHttpService::new(|| Ok(MeinGptTools::new()), Arc::default(), mcp);
-    Router::new()
-        .nest_service("/mcp", service)
+    let mut tools = Router::new().nest_service("/mcp", service);
+    if let Some(metadata) = auth.resource_metadata() {
+        tools = tools.route_layer(resource_scopes(metadata));
+    }
+    let app = tools
         .layer(auth.layer())
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(|| async { "ok\n" }));
+    match auth.resource_metadata() {
+        Some(metadata) => app.merge(metadata.router()),
+        None => app,
+    }
+}
+
+/// OAuth clients' tokens must grant the scopes the resource publishes
+/// (`MCP_SCOPES`); a refusal names them, so the client asks for them.
+/// meinGPT's users are vouched for by their organization (their tokens
+/// carry no scopes).
+fn resource_scopes(metadata: &ResourceMetadata) -> GuardLayer {
+    let scopes = metadata.scopes_supported().to_vec();
+    require_user(move |user| user.is_meingpt() || scopes.iter().all(|scope| user.has_scope(scope)))
+        .challenge_scope(metadata.scopes_supported())
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {
@@ -250,6 +287,13 @@ async fn main() -> ExitCode {
     };
     let base = format!("http://{}", listener.local_addr().unwrap_or(addr));
     println!("meingpt-auth MCP server listening on {base}/mcp");
+    if let Some(metadata) = auth.resource_metadata() {
+        println!(
+            "OAuth clients sign in for {} (metadata: {})",
+            metadata.resource(),
+            metadata.metadata_url()
+        );
+    }
 
     match &dev_issuer {
         Some(issuer) => {

@@ -2,8 +2,10 @@
 # Runs every test of the workspace (meingpt-auth and meingpt-gateway) on a
 # fresh Debian machine (Rust toolchain, Node, Python): installs what the
 # tests need — Debian's chromium and chromium-driver for tests/it/browser.rs,
-# nginx and caddy for gateway/tests/rig, Node's jose for tests/it/interop.rs,
-# Python's official MCP SDK (in a venv) for gateway/tests/rig/mcp.rs — then
+# nginx and caddy for gateway/tests/rig, Node's jose and the official MCP
+# TypeScript SDK (interop/) for tests/it/interop.rs and
+# tests/it/mcp_authorization.rs, Python's official MCP SDK and Streamlit (in a
+# venv) for gateway/tests/rig and tests/it/mcp_authorization.rs — then
 # runs `cargo test --workspace --all-features` (doc tests included).
 # Quick when everything is already installed.
 set -euo pipefail
@@ -33,7 +35,7 @@ chromedriver --version
 { command -v nginx >/dev/null 2>&1 && nginx -v; } || /usr/sbin/nginx -v
 caddy version
 
-echo "== Python MCP SDK for gateway/tests/rig"
+echo "== Python MCP SDK and Streamlit for gateway/tests/rig and tests/it/mcp_authorization.rs"
 rig_python=gateway/tests/rig/python
 if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed" 2>/dev/null; then
   rm -rf "$rig_python/.venv"
@@ -41,7 +43,13 @@ if ! cmp -s "$rig_python/requirements.txt" "$rig_python/.venv/requirements.insta
   "$rig_python/.venv/bin/pip" install --quiet --disable-pip-version-check -r "$rig_python/requirements.txt"
   cp "$rig_python/requirements.txt" "$rig_python/.venv/requirements.installed"
 fi
-"$rig_python/.venv/bin/python" -c "import mcp.server.fastmcp, mcp.client.streamable_http"
+"$rig_python/.venv/bin/python" -c "import mcp.server.mcpserver, mcp.client.streamable_http, mcp.client.auth, streamlit"
 
-npm ci --prefix interop --no-audit --no-fund
+echo "== Node packages for interop/ (jose, the MCP TypeScript SDK)"
+# npm ci starts from an empty node_modules every time: only when the lock
+# file changed since the last install.
+if ! cmp -s interop/package-lock.json interop/node_modules/.lock.installed 2>/dev/null; then
+  npm ci --prefix interop --no-audit --no-fund
+  cp interop/package-lock.json interop/node_modules/.lock.installed
+fi
 cargo test --workspace --all-features

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use http::{HeaderMap, Response};
 
 use crate::claims::MeinGptUser;
-use crate::error::AuthError;
+use crate::error::{AuthError, Challenge};
 use crate::jwks::{Failure, KeysError, SourceId, Waited};
+use crate::resource::ResourceMetadata;
 use crate::token::{self, TokenSource};
 use crate::verify::{Attempt, Keys, Verifiers};
 
@@ -48,9 +49,13 @@ pub struct MeinGptAuth {
 }
 
 struct Inner {
-    verifiers: Verifiers,
+    /// Shared with every authenticator made by
+    /// [`with_token_sources`](MeinGptAuth::with_token_sources).
+    verifiers: Arc<Verifiers>,
     sources: Vec<TokenSource>,
     realm: String,
+    /// The protected resource: its metadata, named in every challenge.
+    resource: Option<ResourceMetadata>,
 }
 
 impl fmt::Debug for MeinGptAuth {
@@ -59,25 +64,64 @@ impl fmt::Debug for MeinGptAuth {
             .field("issuers", &self.issuers())
             .field("sources", &self.inner.sources)
             .field("realm", &self.inner.realm)
+            .field("resource", &self.inner.resource)
             .finish_non_exhaustive()
     }
 }
 
 impl MeinGptAuth {
     /// The authenticator of a checked configuration: `verifiers` check the
-    /// tokens found at `sources`; rejections name `realm`.
+    /// tokens found at `sources`; rejections name `realm` and the
+    /// `resource`'s metadata.
     pub(crate) fn from_parts(
         verifiers: Verifiers,
         sources: Vec<TokenSource>,
         realm: String,
+        resource: Option<ResourceMetadata>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                verifiers,
+                verifiers: Arc::new(verifiers),
                 sources,
                 realm,
+                resource,
             }),
         }
+    }
+
+    /// The same issuers, keys and verified-token cache, finding the token
+    /// at `sources` (in this order) instead of the configured ones.
+    ///
+    /// For one part of an application that reads the token from elsewhere,
+    /// such as a session cookie, without a second key cache: the issuer
+    /// sees no extra key fetch. An empty list finds no token in any
+    /// request.
+    ///
+    /// ```
+    /// use meingpt_auth::{MeinGptAuth, TokenSource};
+    ///
+    /// let auth = MeinGptAuth::builder().organization("clx0987654321").build().unwrap();
+    /// let from_cookie = auth.with_token_sources(
+    ///     [TokenSource::Cookie("__Host-session".into())]
+    ///         .into_iter()
+    ///         .chain(TokenSource::defaults()),
+    /// );
+    /// # let _ = from_cookie.layer();
+    /// ```
+    pub fn with_token_sources(&self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                verifiers: self.inner.verifiers.clone(),
+                sources: sources.into_iter().collect(),
+                realm: self.inner.realm.clone(),
+                resource: self.inner.resource.clone(),
+            }),
+        }
+    }
+
+    /// The places a token is looked for, in order.
+    pub fn token_sources(&self) -> &[TokenSource] {
+        &self.inner.sources
     }
 
     /// The configured issuers (`iss`), in configuration order.
@@ -87,6 +131,24 @@ impl MeinGptAuth {
             .issuers
             .iter()
             .map(|verifier| verifier.issuer.as_str())
+            .collect()
+    }
+
+    /// The protected resource's metadata (RFC 9728), when one is
+    /// configured ([`MeinGptAuthBuilder::protected_resource`](crate::MeinGptAuthBuilder::protected_resource),
+    /// `MCP_RESOURCE_URL`): serve it with [`ResourceMetadata::router`] or
+    /// [`ResourceMetadata::layer`]; every challenge names its URL.
+    pub fn resource_metadata(&self) -> Option<&ResourceMetadata> {
+        self.inner.resource.as_ref()
+    }
+
+    /// Every issuer with whether it is an OpenID Connect issuer.
+    pub(crate) fn issuer_kinds(&self) -> Vec<(&str, bool)> {
+        self.inner
+            .verifiers
+            .issuers
+            .iter()
+            .map(|verifier| (verifier.issuer.as_str(), verifier.is_oidc()))
             .collect()
     }
 
@@ -151,9 +213,22 @@ impl MeinGptAuth {
         &self.inner.realm
     }
 
-    /// Renders `error` as this configuration answers it (RFC 6750).
+    /// Renders `error` as this configuration answers it (RFC 6750; the
+    /// challenge names the protected resource metadata when one is
+    /// configured).
     pub fn reject<B: From<String>>(&self, error: &AuthError) -> Response<B> {
-        error.to_response(&self.inner.realm)
+        error.to_response(self.challenge())
+    }
+
+    /// The challenge parameters of this configuration: realm and resource
+    /// metadata URL.
+    pub(crate) fn challenge(&self) -> Challenge<'_> {
+        Challenge::new(&self.inner.realm).resource_metadata(
+            self.inner
+                .resource
+                .as_ref()
+                .map(ResourceMetadata::metadata_url),
+        )
     }
 
     /// How many verified tokens are remembered now.

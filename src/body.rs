@@ -4,12 +4,16 @@
 //! they work in front of any service (axum, tonic, rmcp's
 //! `StreamableHttpService`, a `tower::service_fn` returning
 //! `Full<Bytes>`), their responses carry [`AuthBody<B>`]: either the inner
-//! service's body `B`, untouched, or the rejection's own bytes.
+//! service's body `B`, untouched, or the rejection's own bytes. The same
+//! holds for the protected resource metadata's middleware, whose own answer
+//! is the document; [`ResponseFuture`] is the future of both.
 
+use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
+use http::Response;
 use http_body::{Body, Frame, SizeHint};
 
 pin_project_lite::pin_project! {
@@ -52,6 +56,26 @@ impl<B> AuthBody<B> {
     /// Whether this body is a rejection rather than the inner service's.
     pub fn is_rejection(&self) -> bool {
         matches!(self.kind, Kind::Rejection { .. })
+    }
+
+    /// The inner service's body, or `Err(self)` when this body is a
+    /// rejection: a service that needs one body type for every route takes
+    /// the inner body back as it was and wraps only the refusals.
+    ///
+    /// ```
+    /// use http_body_util::Full;
+    /// use meingpt_auth::AuthBody;
+    ///
+    /// let passed = AuthBody::new(Full::new(bytes::Bytes::from_static(b"hello")));
+    /// assert!(passed.into_inner().is_ok());
+    /// let refused = AuthBody::<Full<bytes::Bytes>>::rejection("{}");
+    /// assert!(refused.into_inner().is_err());
+    /// ```
+    pub fn into_inner(self) -> Result<B, Self> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            kind @ Kind::Rejection { .. } => Err(Self { kind }),
+        }
     }
 }
 
@@ -99,6 +123,68 @@ where
     }
 }
 
+pin_project_lite::pin_project! {
+    /// Response future of middleware that either calls the inner service
+    /// or answers at once: the guards ([`Guard`](crate::guard::Guard)) and
+    /// [`ServeResourceMetadata`](crate::resource::ServeResourceMetadata).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: FutureKind<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = FutureKindProjection]
+    enum FutureKind<F> {
+        Inner { #[pin] future: F },
+        Answered { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    /// The inner service's answer, its body passed through.
+    pub(crate) fn inner(future: F) -> Self {
+        Self {
+            kind: FutureKind::Inner { future },
+        }
+    }
+
+    /// The middleware's own answer.
+    pub(crate) fn answered(response: Response<Bytes>) -> Self {
+        Self {
+            kind: FutureKind::Answered {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<AuthBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            FutureKindProjection::Inner { future } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(AuthBody::new)))
+            }
+            FutureKindProjection::Answered { response } => {
+                let response = response.take().expect("polled after completion");
+                Poll::Ready(Ok(response.map(AuthBody::rejection)))
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +227,17 @@ mod tests {
         let body = AuthBody::<Never>::rejection(Bytes::new());
         assert!(body.is_end_stream());
         assert_eq!(body.size_hint().exact(), Some(0));
+    }
+
+    #[test]
+    fn into_inner_gives_the_inner_body_back_and_keeps_a_rejection() {
+        assert!(matches!(AuthBody::new(Never).into_inner(), Ok(Never)));
+        let refused = AuthBody::<Never>::rejection("{}")
+            .into_inner()
+            .err()
+            .expect("a rejection stays one");
+        assert!(refused.is_rejection());
+        assert_eq!(refused.size_hint().exact(), Some(2));
     }
 
     #[test]

@@ -248,26 +248,41 @@ impl AuthError {
         }
     }
 
-    /// The `WWW-Authenticate` challenge for this error, if it carries one.
+    /// The `WWW-Authenticate` challenge for this error, if it carries one:
+    /// `Bearer realm="…"`, then `error`, `error_description` (and `max_age`)
+    /// unless no token was sent, then the [`Challenge`]'s `scope` and
+    /// `resource_metadata` when it has them. A realm alone converts into a
+    /// [`Challenge`]: `error.challenge("api")`.
     ///
-    /// `realm` must already be a valid quoted-string body (checked when the
-    /// configuration is built).
-    pub fn challenge(&self, realm: &str) -> Option<HeaderValue> {
-        let value = match self {
-            Self::MissingToken => format!("Bearer realm=\"{realm}\""),
+    /// The realm must already be a valid quoted-string body (checked when
+    /// the configuration is built); `scope` and `resource_metadata` are
+    /// quoted here.
+    pub fn challenge<'a>(&self, challenge: impl Into<Challenge<'a>>) -> Option<HeaderValue> {
+        let challenge = challenge.into();
+        let mut value = String::with_capacity(160);
+        value.push_str("Bearer realm=\"");
+        value.push_str(challenge.realm);
+        value.push('"');
+        match self {
+            Self::MissingToken => {}
             Self::KeysUnavailable { .. } => return None,
-            Self::InsufficientUserAuthentication { max_age } => format!(
-                "Bearer realm=\"{realm}\", error=\"insufficient_user_authentication\", \
-                 error_description=\"{}\", max_age=\"{}\"",
-                self.description(),
-                max_age.as_secs()
-            ),
-            other => format!(
-                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-                other.error_code(),
-                other.description()
-            ),
-        };
+            other => {
+                value.push_str(", error=\"");
+                value.push_str(other.error_code());
+                value.push_str("\", error_description=\"");
+                value.push_str(other.description());
+                value.push('"');
+                if let Self::InsufficientUserAuthentication { max_age } = other {
+                    value.push_str(&format!(", max_age=\"{}\"", max_age.as_secs()));
+                }
+            }
+        }
+        if let Some(scope) = challenge.scope {
+            push_parameter(&mut value, "scope", scope);
+        }
+        if let Some(url) = challenge.resource_metadata {
+            push_parameter(&mut value, "resource_metadata", url);
+        }
         HeaderValue::from_str(&value).ok()
     }
 
@@ -284,7 +299,10 @@ impl AuthError {
 
     /// Renders the full response: status, challenge, `Retry-After`, JSON
     /// body, and this error in the response's extensions.
-    pub fn to_response<B: From<String>>(&self, realm: &str) -> Response<B> {
+    pub fn to_response<'a, B: From<String>>(
+        &self,
+        challenge: impl Into<Challenge<'a>>,
+    ) -> Response<B> {
         let mut response = Response::new(B::from(self.body()));
         response.extensions_mut().insert(self.clone());
         *response.status_mut() = self.status();
@@ -294,10 +312,7 @@ impl AuthError {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self.challenge(realm) {
-            headers.insert(header::WWW_AUTHENTICATE, challenge);
-        }
-        self.insert_challenge_and_retry(realm, headers);
+        self.insert_challenge_and_retry(challenge.into(), headers);
         response
     }
 
@@ -306,15 +321,18 @@ impl AuthError {
     /// of a trailers-only response (the body `B::default()` must be empty),
     /// plus the `WWW-Authenticate` challenge and `Retry-After` as metadata,
     /// and this error in the response's extensions.
-    pub fn to_grpc_response<B: Default>(&self, realm: &str) -> Response<B> {
+    pub fn to_grpc_response<'a, B: Default>(
+        &self,
+        challenge: impl Into<Challenge<'a>>,
+    ) -> Response<B> {
         let mut response = grpc_error(self.grpc_status(), self.description());
         response.extensions_mut().insert(self.clone());
-        self.insert_challenge_and_retry(realm, response.headers_mut());
+        self.insert_challenge_and_retry(challenge.into(), response.headers_mut());
         response
     }
 
-    fn insert_challenge_and_retry(&self, realm: &str, headers: &mut http::HeaderMap) {
-        if let Some(challenge) = self.challenge(realm) {
+    fn insert_challenge_and_retry(&self, challenge: Challenge<'_>, headers: &mut http::HeaderMap) {
+        if let Some(challenge) = self.challenge(challenge) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let Self::KeysUnavailable { retry_after } = self {
@@ -322,6 +340,101 @@ impl AuthError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
     }
+}
+
+/// What a `WWW-Authenticate: Bearer` challenge names besides the error:
+/// the realm and, for OAuth clients such as MCP clients, where the
+/// protected resource metadata is (`resource_metadata`, RFC 9728 §5.1) and
+/// which scopes would be enough (`scope`, RFC 6750 §3). The layer and the
+/// guards fill it from the configuration
+/// ([`protected_resource`](crate::MeinGptAuthBuilder::protected_resource),
+/// [`GuardLayer::challenge_scope`](crate::GuardLayer::challenge_scope)); a
+/// realm alone converts into one.
+///
+/// ```
+/// use meingpt_auth::AuthError;
+/// use meingpt_auth::error::Challenge;
+///
+/// let challenge = Challenge::new("api")
+///     .scope("files:read")
+///     .resource_metadata("https://api.example.com/.well-known/oauth-protected-resource");
+/// assert_eq!(
+///     AuthError::InsufficientScope.challenge(challenge).unwrap(),
+///     "Bearer realm=\"api\", error=\"insufficient_scope\", error_description=\"the user lacks \
+///      the role or team this resource requires\", scope=\"files:read\", \
+///      resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource\""
+/// );
+/// assert_eq!(AuthError::MissingToken.challenge("api").unwrap(), "Bearer realm=\"api\"");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge<'a> {
+    realm: &'a str,
+    scope: Option<&'a str>,
+    resource_metadata: Option<&'a str>,
+}
+
+impl<'a> Challenge<'a> {
+    /// A challenge naming `realm` only.
+    pub fn new(realm: &'a str) -> Self {
+        Self {
+            realm,
+            scope: None,
+            resource_metadata: None,
+        }
+    }
+
+    /// The scopes that would be enough, space-separated (`scope="…"`).
+    pub fn scope(mut self, scope: impl Into<Option<&'a str>>) -> Self {
+        self.scope = scope.into();
+        self
+    }
+
+    /// The URL of the protected resource metadata (`resource_metadata="…"`).
+    pub fn resource_metadata(mut self, url: impl Into<Option<&'a str>>) -> Self {
+        self.resource_metadata = url.into();
+        self
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &'a str {
+        self.realm
+    }
+
+    /// The scopes named, if any.
+    pub fn scopes(&self) -> Option<&'a str> {
+        self.scope
+    }
+
+    /// The protected resource metadata URL named, if any.
+    pub fn resource_metadata_url(&self) -> Option<&'a str> {
+        self.resource_metadata
+    }
+}
+
+impl<'a> From<&'a str> for Challenge<'a> {
+    fn from(realm: &'a str) -> Self {
+        Self::new(realm)
+    }
+}
+
+impl<'a> From<&'a String> for Challenge<'a> {
+    fn from(realm: &'a String) -> Self {
+        Self::new(realm)
+    }
+}
+
+/// `, name="value"`, with `"` and `\` escaped (RFC 9110 §5.6.4).
+fn push_parameter(challenge: &mut String, name: &str, value: &str) {
+    challenge.push_str(", ");
+    challenge.push_str(name);
+    challenge.push_str("=\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            challenge.push('\\');
+        }
+        challenge.push(c);
+    }
+    challenge.push('"');
 }
 
 const GRPC_PERMISSION_DENIED: u16 = 7;
@@ -394,6 +507,39 @@ mod tests {
             challenge,
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
         );
+    }
+
+    #[test]
+    fn challenge_parameters_are_quoted_with_quotes_and_backslashes_escaped() {
+        let challenge = AuthError::InsufficientScope
+            .challenge(
+                Challenge::new("api")
+                    .scope("a\"b\\c")
+                    .resource_metadata("https://x/\""),
+            )
+            .unwrap();
+        assert!(
+            challenge
+                .to_str()
+                .unwrap()
+                .ends_with(r#", scope="a\"b\\c", resource_metadata="https://x/\"""#),
+            "{challenge:?}"
+        );
+        // Control characters make no header: no challenge rather than a
+        // broken one.
+        assert_eq!(
+            AuthError::MissingToken.challenge(Challenge::new("api").scope("a\nb")),
+            None
+        );
+    }
+
+    #[test]
+    fn unavailable_keys_carry_no_challenge_even_with_parameters() {
+        let error = AuthError::KeysUnavailable {
+            retry_after: Duration::from_secs(1),
+        };
+        let challenge = Challenge::new("api").resource_metadata("https://x/m");
+        assert_eq!(error.challenge(challenge), None);
     }
 
     #[test]

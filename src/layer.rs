@@ -51,6 +51,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -62,10 +63,11 @@ use tower_service::Service;
 use crate::MeinGptAuth;
 use crate::body::AuthBody;
 use crate::claims::MeinGptUser;
-use crate::error::AuthError;
+use crate::error::{AuthError, Challenge};
 use crate::jwks::{KeyWait, Waited};
 use crate::metrics;
 use crate::rejection::{Rejection, Renderer};
+use crate::resource::ResourceMetadata;
 use crate::verify::Attempt;
 
 /// Applies [`Auth`] to a service. See the [module docs](self).
@@ -79,10 +81,7 @@ impl AuthLayer {
     /// A layer that requires a valid token.
     pub fn new(auth: MeinGptAuth) -> Self {
         Self {
-            context: AuthContext {
-                auth,
-                renderer: Renderer::default(),
-            },
+            context: AuthContext::new(auth, Renderer::default()),
             allow_anonymous: false,
         }
     }
@@ -101,7 +100,17 @@ impl AuthLayer {
         mut self,
         render: impl Fn(&Rejection<'_>) -> Response<Bytes> + Send + Sync + 'static,
     ) -> Self {
-        self.context.renderer = Renderer::with_hook(render);
+        Arc::make_mut(&mut self.context.shared).renderer = Renderer::with_hook(render);
+        self
+    }
+
+    /// Names `metadata`'s URL in this layer's challenges (and its guards'
+    /// and extractors'), instead of the authenticator's
+    /// [protected resource](crate::MeinGptAuthBuilder::protected_resource):
+    /// for one authenticator in front of several resources, each with its
+    /// own metadata ([`MeinGptAuth::describe_resource`]).
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        Arc::make_mut(&mut self.context.shared).resource = Some(metadata);
         self
     }
 }
@@ -150,17 +159,75 @@ impl<S> Auth<S> {
 
 /// Marks a request as authenticated (by the layer, or by the
 /// application's middleware through [`MeinGptAuth::attach_user`]); carries
-/// what the extractors and guards need to answer as the layer would.
+/// what the extractors and guards need to answer as the layer would. One
+/// shared allocation: each request's copy costs one reference count.
 #[derive(Clone, Debug)]
 pub(crate) struct AuthContext {
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone, Debug)]
+struct Shared {
     auth: MeinGptAuth,
     renderer: Renderer,
+    /// The metadata the challenges name.
+    resource: Option<ResourceMetadata>,
 }
 
 impl AuthContext {
-    pub(crate) fn reject(&self, error: &AuthError, request: &Parts) -> Response<Bytes> {
-        self.renderer.render(error, request, self.auth.realm())
+    fn new(auth: MeinGptAuth, renderer: Renderer) -> Self {
+        let resource = auth.resource_metadata().cloned();
+        Self {
+            shared: Arc::new(Shared {
+                auth,
+                renderer,
+                resource,
+            }),
+        }
     }
+
+    pub(crate) fn reject(&self, error: &AuthError, request: &Parts) -> Response<Bytes> {
+        self.reject_naming(error, request, None)
+    }
+
+    /// Refuses `request`, naming `scope` (space-separated) as enough.
+    pub(crate) fn reject_naming(
+        &self,
+        error: &AuthError,
+        request: &Parts,
+        scope: Option<&str>,
+    ) -> Response<Bytes> {
+        let shared = &*self.shared;
+        let challenge = Challenge::new(shared.auth.realm())
+            .scope(scope)
+            .resource_metadata(shared.resource.as_ref().map(ResourceMetadata::metadata_url));
+        let mut response = shared.renderer.render(error, request, challenge);
+        if declares_a_body_over_http1(request) {
+            // The refusal answers before the body is read, and hyper closes
+            // such an HTTP/1 connection once the answer is written. Saying
+            // so keeps a client (an MCP client, whose first POST is refused
+            // before it signs in) from sending its next request into it.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    fn auth(&self) -> &MeinGptAuth {
+        &self.shared.auth
+    }
+}
+
+/// Whether `request` is HTTP/1 and announces a body (`Content-Length`
+/// other than 0, or `Transfer-Encoding`): one a refusal leaves unread.
+fn declares_a_body_over_http1(request: &Parts) -> bool {
+    request.version < http::Version::HTTP_2
+        && (request.headers.contains_key(header::TRANSFER_ENCODING)
+            || request
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0"))
 }
 
 /// The layers: how a [`MeinGptAuth`] goes in front of a service (the type
@@ -224,10 +291,7 @@ impl MeinGptAuth {
                 extensions.remove::<MeinGptUser>();
             }
         }
-        extensions.insert(AuthContext {
-            auth: self.clone(),
-            renderer: Renderer::default(),
-        });
+        extensions.insert(AuthContext::new(self.clone(), Renderer::default()));
     }
 }
 
@@ -254,7 +318,7 @@ where
         // boxed.
         let state = match self
             .context
-            .auth
+            .auth()
             .try_authenticate(&parts.headers, &mut waited)
         {
             Attempt::Done(outcome) => admit(
@@ -306,7 +370,7 @@ where
     fn try_authenticate(mut self) -> State<S, ReqBody, S::Future> {
         match self
             .context
-            .auth
+            .auth()
             .try_authenticate(&self.parts.headers, &mut self.waited)
         {
             Attempt::Done(outcome) => admit(

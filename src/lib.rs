@@ -52,6 +52,8 @@
 //! | `JWT_ALG` | `jwt_local`: the algorithm; `jwt_oidc`: optional allow-list |
 //! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 (standard or URL-safe) of a PEM public key, or of the raw secret for HS* |
 //! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; meinGPT mode always reads `role`) |
+//! | `MCP_RESOURCE_URL` | the protected resource for OAuth clients such as MCP clients (see [`resource`]); without `JWT_AUD`, the `AUTH_TYPE` issuer's tokens must be issued for it |
+//! | `MCP_SCOPES` | its `scopes_supported`, space or comma separated |
 //!
 //! Anything invalid fails with one line naming the variable; so does a
 //! variable that would have no effect in the chosen mode (`JWT_*` without
@@ -80,7 +82,8 @@
 //!   ([`email_fallback`](MeinGptAuthBuilder::email_fallback)) that must not
 //!   be used to authorize by domain.
 //! - **Scopes** (`scope`, Entra's `scp`): [`require_scope`],
-//!   [`require_any_scope`], [`require_all_scopes`].
+//!   [`require_any_scope`], [`require_all_scopes`]; their `403` names the
+//!   scopes that would be enough (`scope="…"`).
 //! - **Access tokens** of OpenID Connect issuers can be held to a profile,
 //!   off by default: [`require_token_type`](MeinGptAuthBuilder::require_token_type)
 //!   (`at+jwt`, RFC 9068), [`authorized_party`](MeinGptAuthBuilder::authorized_party)
@@ -95,6 +98,16 @@
 //! `Retry-After` when the issuer's keys cannot be had. gRPC calls get the
 //! gRPC error shape instead (`grpc-status` 16, 7 or 14); an application
 //! renders refusals its own way with one hook (see [`rejection`]).
+//!
+//! # MCP clients and other OAuth clients
+//!
+//! A service that standard OAuth clients sign in to (the MCP
+//! specification's authorization, say) configures a [`ProtectedResource`]:
+//! its metadata (RFC 9728) is served by [`ResourceMetadata::router`] or
+//! [`ResourceMetadata::layer`], every challenge names it
+//! (`resource_metadata="…"`), and issuers with
+//! [`resource_audience`](MeinGptAuthBuilder::resource_audience) accept only
+//! tokens issued for the resource (RFC 8707). See [`resource`].
 //!
 //! The layer and the guards work in front of any Tower service whose body
 //! is an `http_body::Body` of `Bytes` (axum, tonic, rmcp, hyper); their
@@ -112,7 +125,7 @@
 //! | --- | --- |
 //! | `axum` (default) | the [`MeinGptUser`] extractors and their [`AuthRejection`] |
 //! | `metrics` | counters, a histogram and a gauge through the `metrics` facade (the README lists them) |
-//! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests |
+//! | `testing` | [`testing::MockIssuer`]: a JWKS on loopback and a token builder, for your tests; optionally a minimal OAuth 2.1 authorization server ([`testing::OAuthServer`]) |
 //!
 //! # Architecture
 //!
@@ -154,8 +167,10 @@
 //! (`https://`, or `http://` to loopback only) is a leaf of its own,
 //! `url_policy` (`src/url_policy.rs`), applied by `config`, `jwks` (to a
 //! discovered `jwks_uri`) and [`frame`]. [`Clock`] is the time source,
-//! [`frame`] the `frame-ancestors` layer for Custom AI Apps, [`testing`]
-//! the test kit.
+//! [`frame`] the `frame-ancestors` layer for Custom AI Apps, [`resource`]
+//! the protected resource metadata (RFC 9728) that challenges name and its
+//! router and layer (`serve.rs`), [`testing`] the test kit (its OAuth
+//! authorization server in `testing/oauth/`).
 //!
 //! Imports run one way: the leaves (`token`, `json`, `keys`, `claims`,
 //! `error`, `clock`, `url_policy`) import nothing above them, and no module
@@ -183,6 +198,7 @@ mod keys;
 pub mod layer;
 mod metrics;
 pub mod rejection;
+pub mod resource;
 pub mod token;
 mod url_policy;
 mod verify;
@@ -216,6 +232,7 @@ pub use guard::{
 pub use jsonwebtoken::Algorithm;
 pub use jwks::KeysError;
 pub use layer::{Auth, AuthLayer};
+pub use resource::{ProtectedResource, ResourceMetadata};
 pub use token::{MEINGPT_JWT_HEADER, TokenSource};
 
 /// Entry points for the fuzz targets in `fuzz/` (built only by `cargo fuzz`).
@@ -237,6 +254,7 @@ mod readme {}
 
 /// The response futures of this crate's services.
 pub mod future {
-    pub use crate::guard::ResponseFuture as GuardResponseFuture;
+    /// The future of the guards and of `ServeResourceMetadata`.
+    pub use crate::body::ResponseFuture as GuardResponseFuture;
     pub use crate::layer::ResponseFuture;
 }

@@ -82,7 +82,7 @@ use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
 pub(crate) use crate::error::is_grpc;
-use crate::error::{AuthError, GRPC_INTERNAL, grpc_error};
+use crate::error::{AuthError, Challenge, GRPC_INTERNAL, grpc_error};
 
 /// A refused request about to be answered: what went wrong, the request it
 /// answers, and the default response. See the [module docs](self).
@@ -92,7 +92,7 @@ use crate::error::{AuthError, GRPC_INTERNAL, grpc_error};
 pub struct Rejection<'a> {
     error: &'a AuthError,
     request: &'a Parts,
-    realm: &'a str,
+    challenge: Challenge<'a>,
 }
 
 impl<'a> Rejection<'a> {
@@ -108,7 +108,25 @@ impl<'a> Rejection<'a> {
 
     /// The realm named in the `WWW-Authenticate` challenge.
     pub fn realm(&self) -> &'a str {
-        self.realm
+        self.challenge.realm()
+    }
+
+    /// The protected resource metadata URL the challenge names
+    /// (`resource_metadata`, RFC 9728), when one is configured.
+    pub fn resource_metadata(&self) -> Option<&'a str> {
+        self.challenge.resource_metadata_url()
+    }
+
+    /// The scopes the challenge names as enough (`scope`, RFC 6750 §3),
+    /// space-separated: a scope guard's refusal.
+    pub fn scope(&self) -> Option<&'a str> {
+        self.challenge.scopes()
+    }
+
+    /// Everything the `WWW-Authenticate` challenge names besides the
+    /// error.
+    pub fn challenge(&self) -> Challenge<'a> {
+        self.challenge
     }
 
     /// Whether the request is a gRPC call (`content-type: application/grpc…`);
@@ -122,9 +140,9 @@ impl<'a> Rejection<'a> {
     /// challenge, JSON body) or, for a gRPC call, the gRPC error shape.
     pub fn default_response(&self) -> Response<Bytes> {
         if self.is_grpc() {
-            self.error.to_grpc_response(self.realm)
+            self.error.to_grpc_response(self.challenge)
         } else {
-            self.error.to_response(self.realm)
+            self.error.to_response(self.challenge)
         }
     }
 
@@ -132,7 +150,7 @@ impl<'a> Rejection<'a> {
     /// JSON one: status, `WWW-Authenticate`, `Retry-After` and
     /// `Cache-Control: no-store` stay as the protocol asks.
     pub fn response(&self, content_type: &'static str, body: impl Into<Bytes>) -> Response<Bytes> {
-        let mut response: Response<Bytes> = self.error.to_response(self.realm);
+        let mut response: Response<Bytes> = self.error.to_response(self.challenge);
         *response.body_mut() = body.into();
         response
             .headers_mut()
@@ -147,7 +165,7 @@ impl fmt::Debug for Rejection<'_> {
             .field("error", self.error)
             .field("method", &self.request.method)
             .field("uri", &self.request.uri)
-            .field("realm", &self.realm)
+            .field("challenge", &self.challenge)
             .finish_non_exhaustive()
     }
 }
@@ -174,7 +192,7 @@ impl Renderer {
         &self,
         error: &AuthError,
         request: &Parts,
-        realm: &str,
+        challenge: Challenge<'_>,
     ) -> Response<Bytes> {
         tracing::debug!(
             target: "meingpt_auth::rejection",
@@ -185,7 +203,7 @@ impl Renderer {
         let rejection = Rejection {
             error,
             request,
-            realm,
+            challenge,
         };
         match &self.hook {
             // The hook may build its response from scratch; the verdict

@@ -39,6 +39,8 @@ fn route(prefix: &str, policy: Policy) -> Route {
         inject_headers: Vec::new(),
         allow_unusual_path_characters: false,
         upgrades: Upgrades::default(),
+        protected_resource: None,
+        embed: None,
     }
 }
 

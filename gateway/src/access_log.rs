@@ -1,8 +1,11 @@
 //! Middleware that writes one access-log line per request and counts its
-//! verdict: method, path without the query string, route, status, verdict,
-//! latency (for forward auth, the original request's method when the proxy
-//! sends it). Never a token, a query string or an e-mail address: path
-//! segments that look like an address are logged as `[redacted]`.
+//! verdict: method, path without the query string, route, mode, status,
+//! verdict and its reason, latency (for forward auth, the original
+//! request's method when the proxy sends it). The verdict is the one the
+//! response carries (the crate's refusal or the gateway's own, see
+//! [`crate::outcome`]), never guessed from the status. Never a token, a
+//! query string or an e-mail address: path segments that look like an
+//! address are logged as `[redacted]`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,18 +16,18 @@ use std::time::Instant;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use crate::gateway::Outcome;
-use crate::metrics::{Metrics, Mode, Verdict};
+use crate::metrics::Metrics;
+use crate::outcome::{Dispatched, Mode, Verdict};
 
 /// Applies [`AccessLog`]. See the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct AccessLogLayer {
+pub(crate) struct AccessLogLayer {
     metrics: Arc<Metrics>,
 }
 
 impl AccessLogLayer {
     /// Logs requests and counts verdicts in `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
         Self { metrics }
     }
 }
@@ -42,7 +45,7 @@ impl<S> Layer<S> for AccessLogLayer {
 
 /// Middleware that logs every request. See the [module docs](self).
 #[derive(Debug, Clone)]
-pub struct AccessLog<S> {
+pub(crate) struct AccessLog<S> {
     inner: S,
     metrics: Arc<Metrics>,
 }
@@ -71,14 +74,16 @@ where
         Box::pin(async move {
             let response = inner.call(request).await?;
             let status = response.status();
-            let (mode, route, verdict, original) = match response.extensions().get::<Outcome>() {
-                Some(outcome) => (
-                    outcome.mode,
-                    outcome.route.clone(),
-                    outcome.verdict,
-                    outcome.original_method.clone(),
+            let (verdict, reason) = Verdict::of(response.extensions());
+            let (mode, route, original) = match response.extensions().get::<Dispatched>() {
+                Some(dispatched) => (
+                    dispatched.mode,
+                    dispatched.route.clone(),
+                    dispatched.original_method.clone(),
                 ),
-                None => (Mode::Proxy, None, Verdict::InvalidRequest, None),
+                // Every answer of the gateway is dispatched; counted as
+                // proxy only if one were not.
+                None => (Mode::Proxy, None, None),
             };
             metrics.verdict(mode, verdict);
             // A forward-auth sub-request logs the method of the request it is about.
@@ -94,6 +99,7 @@ where
                 mode = mode.as_str(),
                 status = status.as_u16(),
                 verdict = verdict.as_str(),
+                reason = reason.unwrap_or("-"),
                 latency_ms = started.elapsed().as_secs_f64() * 1000.0,
                 "request"
             );

@@ -8,17 +8,13 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use meingpt_auth::MeinGptAuth;
-use tower::ServiceBuilder;
-use tower_http::body::Limited;
-use tower_http::limit::RequestBodyLimitLayer;
+use tower::Layer;
 
-use crate::access_log::AccessLogLayer;
-use crate::admission::TrustedProxies;
-use crate::config::{AuthSource, ConfigError, ForwardAuthEndpoint, Settings};
+use crate::access_log::{AccessLog, AccessLogLayer};
+use crate::answer::{Body, plain};
+use crate::config::{AuthSource, ConfigError, Settings};
 use crate::gateway::{Gateway, GatewayParts, Readiness};
-use crate::host::{RequireHost, RequireHostLayer};
 use crate::metrics::Metrics;
-use crate::proxy::{Body, plain, upstream_client};
 use crate::server::{self, ConnectionLimits, Listener};
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -31,55 +27,16 @@ const METRICS_MAX_CONNECTIONS: usize = 64;
 pub struct Started {
     listener: Listener,
     metrics_listener: Option<Listener>,
-    stacks: StackFactory,
-    metrics: Arc<Metrics>,
+    parts: GatewayParts,
     development: DevelopmentIssuer,
     connections: ConnectionLimits,
 }
 
-/// Builds the Tower stack; each serving thread gets its own, with its own
-/// upstream connection pool, so that a request and its upstream connection
-/// stay on one thread.
-#[derive(Clone)]
-struct StackFactory {
-    auth: MeinGptAuth,
-    routes: Vec<crate::routes::Route>,
-    forward_auth: ForwardAuthEndpoint,
-    trusted_proxies: TrustedProxies,
-    connect_timeout: Duration,
-    response_timeout: Duration,
-    max_body_bytes: usize,
-    metrics: Arc<Metrics>,
-    readiness: Readiness,
+/// The Tower stack one serving thread runs: the access log around its own
+/// [`Gateway`].
+fn stack(parts: &GatewayParts) -> AccessLog<Gateway> {
+    AccessLogLayer::new(parts.metrics.clone()).layer(Gateway::new(parts))
 }
-
-impl StackFactory {
-    fn build(&self) -> Stack {
-        let gateway = Gateway::new(GatewayParts {
-            auth: self.auth.clone(),
-            routes: self.routes.clone(),
-            forward_auth: self.forward_auth.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-            client: upstream_client(self.connect_timeout),
-            response_timeout: self.response_timeout,
-            metrics: self.metrics.clone(),
-            readiness: self.readiness.clone(),
-        });
-        let to_body: fn(Request<Limited<Body>>) -> Request<Body> = |request| request.map(Body::new);
-        ServiceBuilder::new()
-            .layer(AccessLogLayer::new(self.metrics.clone()))
-            .layer(RequestBodyLimitLayer::new(self.max_body_bytes))
-            .map_request(to_body)
-            .layer(RequireHostLayer::new())
-            .service(gateway)
-    }
-}
-
-type Stack = crate::access_log::AccessLog<
-    tower_http::limit::RequestBodyLimit<
-        tower::util::MapRequest<RequireHost<Gateway>, fn(Request<Limited<Body>>) -> Request<Body>>,
-    >,
->;
 
 impl std::fmt::Debug for Started {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,19 +51,16 @@ impl std::fmt::Debug for Started {
 /// listeners, starts loading the issuer's keys and builds the stack. Errors
 /// (a socket that cannot be bound, TLS files that do not load) name the key
 /// at fault.
-pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
+pub async fn start(mut settings: Settings) -> Result<Started, ConfigError> {
     let (auth, development) = resolve_auth(settings.auth).await?;
-    let tls = settings
-        .tls
-        .as_ref()
-        .map(crate::tls::server_config)
-        .transpose()?;
-    let listener = Listener::bind(settings.listen, tls).await.map_err(|e| {
-        ConfigError::new(
-            "listen",
-            format!("cannot listen on {}: {e}", settings.listen),
-        )
-    })?;
+    let listener = Listener::bind(settings.listen, settings.tls)
+        .await
+        .map_err(|e| {
+            ConfigError::new(
+                "listen",
+                format!("cannot listen on {}: {e}", settings.listen),
+            )
+        })?;
     let metrics_listener = match settings.metrics_listen {
         Some(addr) => Some(Listener::bind(addr, None).await.map_err(|e| {
             ConfigError::new("metrics_listen", format!("cannot listen on {addr}: {e}"))
@@ -114,27 +68,43 @@ pub async fn start(settings: Settings) -> Result<Started, ConfigError> {
         None => None,
     };
 
+    // meinGPT's origins, for the embed routes (the development stand-in's
+    // depend on the bound port).
+    let port = listener.local_addr().map_or(0, |addr| addr.port());
+    let meingpt_origins = settings.meingpt_origins.resolve(listener.scheme(), port);
+    for route in &mut settings.routes {
+        if let Some(embed) = &mut route.embed {
+            embed.meingpt_origins = meingpt_origins.clone();
+        }
+    }
+    #[cfg(feature = "dev-issuer")]
+    let stand_in = development
+        .clone()
+        .map(crate::embed::stand_in::StandIn::new);
+    #[cfg(not(feature = "dev-issuer"))]
+    let stand_in = None;
+
     let metrics = Arc::new(Metrics::default());
     let readiness = Readiness::default();
     tokio::spawn(preload(auth.clone(), readiness.clone()));
 
-    let stacks = StackFactory {
+    let parts = GatewayParts {
         auth,
         routes: settings.routes,
-        forward_auth: settings.forward_auth.clone(),
-        trusted_proxies: settings.trusted_proxies.clone(),
+        forward_auth: settings.forward_auth,
+        trusted_proxies: settings.trusted_proxies,
         connect_timeout: settings.connect_timeout,
         response_timeout: settings.response_timeout,
         max_body_bytes: settings.max_body_bytes,
-        metrics: metrics.clone(),
+        metrics,
         readiness,
+        stand_in,
     };
 
     let started = Started {
         listener,
         metrics_listener,
-        stacks,
-        metrics,
+        parts,
         development,
         connections: settings.connections,
     };
@@ -165,7 +135,7 @@ impl Started {
     /// The embedded development issuer, when nothing was configured.
     #[cfg(feature = "dev-issuer")]
     pub fn development_issuer(&self) -> Option<&meingpt_auth::testing::MockIssuer> {
-        self.development.as_ref()
+        self.development.as_deref()
     }
 
     /// Serves on the current runtime until `shutdown` completes, then lets
@@ -189,8 +159,7 @@ impl Started {
         let Self {
             listener,
             metrics_listener,
-            stacks,
-            metrics,
+            parts,
             development: _development,
             connections,
         } = self;
@@ -214,7 +183,7 @@ impl Started {
                     break;
                 }
             };
-            let stacks = stacks.clone();
+            let parts = parts.clone();
             let stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("meingpt-gateway-{index}"))
@@ -226,7 +195,7 @@ impl Started {
                         let listener = shared.into_listener()?;
                         server::serve(
                             listener,
-                            stacks.build(),
+                            stack(&parts),
                             wait(stopped),
                             SHUTDOWN_GRACE,
                             limits,
@@ -243,11 +212,12 @@ impl Started {
                 }
             }
         }
+        let metrics = parts.metrics.clone();
         let main_stopped = stopped.clone();
         let main = async move {
             server::serve(
                 listener,
-                stacks.build(),
+                stack(&parts),
                 wait(main_stopped),
                 SHUTDOWN_GRACE,
                 limits,
@@ -314,8 +284,11 @@ pub async fn run(
     #[cfg(feature = "dev-issuer")]
     if let Some(issuer) = started.development_issuer() {
         println!("{}", crate::dev::banner(&base, issuer, &forward_auth));
+        if routes.iter().any(|route| route.embed.is_some()) {
+            println!("{}", crate::dev::stand_in(&base));
+        }
         if !routes.is_empty() {
-            let auth = &started.stacks.auth;
+            let auth = &started.parts.auth;
             println!(
                 "{}",
                 crate::dev::route_tokens(&base, issuer, auth, &routes).await
@@ -328,7 +301,7 @@ pub async fn run(
 }
 
 #[cfg(feature = "dev-issuer")]
-type DevelopmentIssuer = Option<meingpt_auth::testing::MockIssuer>;
+type DevelopmentIssuer = Option<Arc<meingpt_auth::testing::MockIssuer>>;
 #[cfg(not(feature = "dev-issuer"))]
 type DevelopmentIssuer = Option<NoDevelopmentIssuer>;
 
@@ -346,7 +319,7 @@ async fn resolve_auth(source: AuthSource) -> Result<(MeinGptAuth, DevelopmentIss
                 .auth()
                 .build()
                 .map_err(|e| ConfigError::new(e.setting(), e.to_string()))?;
-            Ok((auth, Some(issuer)))
+            Ok((auth, Some(Arc::new(issuer))))
         }
         #[cfg(not(feature = "dev-issuer"))]
         AuthSource::Development => Err(ConfigError::new(

@@ -52,10 +52,15 @@ Configuration file (TOML; unknown keys are refused):
   [tls]                             cert, key (PEM files)
   [connections]                     max, header_read_timeout_secs, idle_timeout_secs,
                                     tls_handshake_timeout_secs
+  [embed]                           meingpt_origins (default: the issuer's origin)
   [[route]]                         prefix, upstream = \"http://host:port\", and a policy:
                                     public, roles, team_ids, team_names; forward_token,
                                     strip_prefix, frame_ancestors, upgrades,
-                                    allow_unusual_path_characters, [route.inject_headers]
+                                    allow_unusual_path_characters, [route.inject_headers];
+                                    embed = true (an unmodified web app framed by meinGPT),
+                                    embed_script, embed_partition_cookies;
+                                    [route.protected_resource] (an MCP server's OAuth:
+                                    resource, scopes, resource_name, authorization_servers)
 
 Environment:
   MEINGPT_ORG_ID       meinGPT organization id(s), comma separated
@@ -64,10 +69,18 @@ Environment:
   AUTH_TYPE            jwt_oidc or jwt_local: another issuer, described by JWT_ISS,
                        JWT_AUD, JWT_ALG, JWT_DECODE_KEY_B64, JWT_ROLE_CLAIM (OpenGPTs' names)
   JWKS_CA_FILE         PEM bundle of extra root certificates for key fetches
+  MCP_RESOURCE_URL     the URL MCP clients use: the gateway serves its OAuth metadata
+                       (RFC 9728), every challenge names it, and without JWT_AUD the
+                       AUTH_TYPE issuer's tokens must be issued for it; with
+                       GATEWAY_UPSTREAM the route / is that resource
+  MCP_SCOPES           its scopes, space or comma separated (the route / asks OAuth
+                       tokens for all of them)
   GATEWAY_UPSTREAM     without --config: one route / to this upstream, any signed-in user
   GATEWAY_TRUSTED_PROXIES, GATEWAY_FORWARD_AUTH_PATH, GATEWAY_FORWARD_AUTH_URI_HEADER,
   GATEWAY_FORWARD_AUTH_METHOD_HEADER
                        without --config: trusted_proxies and [forward_auth] (above)
+  GATEWAY_EMBED        without --config: 1 makes the GATEWAY_UPSTREAM route an embed route
+                       (default: on with the development issuer)
   LISTEN_ADDR          where to listen (default 127.0.0.1:3000)
   RUST_LOG             log filter for stderr (default info)
 
@@ -76,7 +89,8 @@ the gateway starts an embedded development issuer and prints tokens and a curl c
 each route; on any other address it refuses to start.
 
 Documentation: gateway/README.md and the Gateway section of README.md in the meingpt-auth
-repository (the configuration, identity headers, forward auth for each proxy, operation).";
+repository (the configuration, identity headers, forward auth for each proxy, embedding an
+existing web app, operation).";
 
 /// Parses the arguments after the program name; the error is one line.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {

@@ -11,7 +11,7 @@ use crate::routes::{Policy, Route};
 
 /// The banner for a gateway at `base` using `issuer`, its forward-auth
 /// endpoint `endpoint`.
-pub fn banner(base: &str, issuer: &MockIssuer, endpoint: &ForwardAuthEndpoint) -> String {
+pub(crate) fn banner(base: &str, issuer: &MockIssuer, endpoint: &ForwardAuthEndpoint) -> String {
     let forward_auth_path = &endpoint.path;
     // Known names as proxies write them; any other as configured.
     let spelled = |name: &http::HeaderName| {
@@ -103,7 +103,7 @@ nginx drops client headers with "_" in their names (underscores_in_headers off, 
 /// the role and team the route asks for, printed as `ROUTE<index>=…`).
 /// Which token passes is decided as for a request: `auth` (the gateway's
 /// own) verifies it, the route's policy judges the user.
-pub async fn route_tokens(
+pub(crate) async fn route_tokens(
     base: &str,
     issuer: &MockIssuer,
     auth: &MeinGptAuth,
@@ -205,4 +205,19 @@ fn describe(policy: &Policy) -> String {
     .flatten()
     .collect();
     needs.join(" and ")
+}
+
+/// Where the meinGPT stand-in is, for a gateway at `base`: under the other
+/// loopback name than the app it frames, so that the two are two sites as
+/// in production.
+pub(crate) fn stand_in(base: &str) -> String {
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let port = rest.rsplit_once(':').map_or("", |(_, port)| port);
+    format!(
+        "Embed mode: open the meinGPT stand-in at {scheme}://localhost:{port}{path} \
+         to see the app as meinGPT shows it (framed from {scheme}://127.0.0.1:{port}/, \
+         with tokens of the development issuer; ?user=member, ?lifetime=20 and ?error=1 \
+         change what it hands out).",
+        path = crate::embed::stand_in::STAND_IN_PATH,
+    )
 }

@@ -1,6 +1,12 @@
-//! The gateway service: `/healthz`, `/readyz`, the forward-auth endpoint,
-//! and the routes, each a Tower stack of the crate's layers (auth, policy
-//! guard, frame-ancestors) around a [`Proxy`].
+//! The gateway service: it tells a request's job apart (`/healthz`,
+//! `/readyz`, the protected resources' metadata, the meinGPT stand-in, the
+//! forward-auth endpoint, or a route to proxy), checks its
+//! `Host`, and hands it to the endpoint or to the route's stack. It decides
+//! nothing itself: each route's stacks are built by [`crate::decision`],
+//! the proxy's here and forward auth's in [`crate::forward_auth`].
+//!
+//! Every answer leaves with a [`Dispatched`] (job, route) beside its
+//! verdict (see [`crate::outcome`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,110 +14,131 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use meingpt_auth::{AuthBody, AuthError, MeinGptAuth};
+use http::{Request, Response, StatusCode};
+use meingpt_auth::MeinGptAuth;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
-use crate::admission::{OriginalRequest, Refusal, RequestPath, TrustedProxies};
+use crate::admission::{RequestPath, TrustedProxies, check_host};
+use crate::answer::{Body, plain, refused};
 use crate::config::ForwardAuthEndpoint;
-use crate::identity;
-use crate::metrics::{Metrics, Mode, Verdict};
-use crate::proxy::{Body, ClientInfo, Proxy, UpstreamClient, plain};
+use crate::decision::decision;
+use crate::embed::StandIn;
+use crate::embed_route;
+use crate::forward_auth::ForwardAuth;
+use crate::metrics::Metrics;
+use crate::outcome::{Dispatched, Mode, Verdict};
+use crate::proxy::{Proxy, upstream_client};
+use crate::resource::WellKnown;
 use crate::routes::{self, Route};
 
-type RouteService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+/// A route's proxy stack: its decision around the frame-ancestors policy
+/// and the [`Proxy`].
+type ProxyStack = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
 
 /// Whether every issuer's keys have been loaded once.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub(crate) struct Readiness(Arc<AtomicBool>);
 
 impl Readiness {
     /// Marks the keys as loaded.
-    pub fn set_ready(&self) {
+    pub(crate) fn set_ready(&self) {
         self.0.store(true, Ordering::Release);
     }
 
     /// Whether the keys are loaded.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
 
-/// What the access log and the metrics learn about an answered request.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    /// Which job the request was.
-    pub mode: Mode,
-    /// The matched route's prefix.
-    pub route: Option<Arc<str>>,
-    /// The decision.
-    pub verdict: Verdict,
-    /// For forward auth, the method of the request it was about.
-    pub original_method: Option<Method>,
+/// What a [`Gateway`] is made of; each serving thread builds its own
+/// gateway from it ([`Gateway::new`]), with its own upstream connections.
+#[derive(Clone)]
+pub(crate) struct GatewayParts {
+    /// The authenticator.
+    pub(crate) auth: MeinGptAuth,
+    /// The routes.
+    pub(crate) routes: Vec<Route>,
+    /// The forward-auth endpoint.
+    pub(crate) forward_auth: ForwardAuthEndpoint,
+    /// Who may ask forward auth and set forwarding headers.
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// The upstream connect timeout.
+    pub(crate) connect_timeout: Duration,
+    /// The upstream response-header timeout.
+    pub(crate) response_timeout: Duration,
+    /// The request body limit.
+    pub(crate) max_body_bytes: usize,
+    /// The counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The key-loading state `/readyz` reports.
+    pub(crate) readiness: Readiness,
+    /// The meinGPT stand-in (development issuer only).
+    pub(crate) stand_in: Option<StandIn>,
 }
 
 /// Dispatches requests to the endpoints and routes. Cheap to clone.
 #[derive(Clone)]
-pub struct Gateway {
-    shared: Arc<Shared>,
+pub(crate) struct Gateway {
+    dispatch: Arc<Dispatch>,
 }
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gateway")
-            .field("routes", &self.shared.routes.len())
-            .field("forward_auth", &self.shared.forward_auth)
+            .field("routes", &self.dispatch.routes.len())
+            .field("forward_auth", &self.dispatch.forward_auth)
             .finish()
     }
 }
 
-struct Shared {
-    auth: MeinGptAuth,
+/// Where requests go: the endpoints, forward auth, each route's proxy.
+struct Dispatch {
     routes: Vec<Route>,
+    /// The routes' prefixes, for the log.
     prefixes: Vec<Arc<str>>,
-    services: Vec<RouteService>,
-    forward_auth: ForwardAuthEndpoint,
-    trusted_proxies: TrustedProxies,
+    /// One per route, in the routes' order.
+    proxies: Vec<ProxyStack>,
+    forward_auth: ForwardAuth,
     readiness: Readiness,
-}
-
-/// What a [`Gateway`] is made of.
-pub struct GatewayParts {
-    /// The authenticator.
-    pub auth: MeinGptAuth,
-    /// The routes.
-    pub routes: Vec<Route>,
-    /// The forward-auth endpoint.
-    pub forward_auth: ForwardAuthEndpoint,
-    /// Who may ask forward auth and set forwarding headers.
-    pub trusted_proxies: TrustedProxies,
-    /// The upstream client shared by all routes.
-    pub client: UpstreamClient,
-    /// The upstream response-header timeout.
-    pub response_timeout: std::time::Duration,
-    /// The counters.
-    pub metrics: Arc<Metrics>,
-    /// The key-loading state `/readyz` reports.
-    pub readiness: Readiness,
+    /// The protected resources' metadata documents, by path.
+    well_known: WellKnown,
+    stand_in: Option<StandIn>,
 }
 
 impl Gateway {
-    /// Builds every route's stack.
-    pub fn new(parts: GatewayParts) -> Self {
-        let services = parts
+    /// Builds every route's stacks, with an upstream client of its own.
+    pub(crate) fn new(parts: &GatewayParts) -> Self {
+        let client = upstream_client(parts.connect_timeout);
+        let auth = parts.auth.layer();
+        let proxies = parts
             .routes
             .iter()
             .map(|route| {
                 let proxy = Proxy::new(
                     route.clone(),
-                    parts.client.clone(),
+                    client.clone(),
                     parts.response_timeout,
+                    parts.max_body_bytes,
                     parts.metrics.clone(),
                     parts.trusted_proxies.clone(),
                 );
-                route_stack(&parts.auth, route, proxy)
+                if let Some(options) = &route.embed {
+                    return embed_route::stack(&parts.auth, route, options, proxy);
+                }
+                let framed = ServiceBuilder::new()
+                    .option_layer(route.frame_ancestors.clone())
+                    .service(proxy);
+                BoxCloneSyncService::new(decision(
+                    &auth,
+                    parts.auth.realm(),
+                    &route.policy,
+                    route.protected_resource.as_ref(),
+                    framed,
+                ))
             })
             .collect();
         let prefixes = parts
@@ -119,47 +146,32 @@ impl Gateway {
             .iter()
             .map(|r| Arc::from(r.prefix.as_str()))
             .collect();
+        let well_known = WellKnown::new(
+            parts.auth.resource_metadata().into_iter().chain(
+                parts
+                    .routes
+                    .iter()
+                    .filter_map(|route| route.protected_resource.as_ref()),
+            ),
+        );
+        let forward_auth = ForwardAuth::new(
+            &parts.auth,
+            &parts.routes,
+            parts.forward_auth.clone(),
+            parts.trusted_proxies.clone(),
+        );
         Self {
-            shared: Arc::new(Shared {
-                auth: parts.auth,
-                routes: parts.routes,
+            dispatch: Arc::new(Dispatch {
+                routes: parts.routes.clone(),
                 prefixes,
-                services,
-                forward_auth: parts.forward_auth,
-                trusted_proxies: parts.trusted_proxies,
-                readiness: parts.readiness,
+                proxies,
+                forward_auth,
+                readiness: parts.readiness.clone(),
+                well_known,
+                stand_in: parts.stand_in.clone(),
             }),
         }
     }
-}
-
-/// One route's stack: `auth.layer()` and the policy guard (unless public),
-/// the frame-ancestors policy (when configured), the proxy.
-fn route_stack(auth: &MeinGptAuth, route: &Route, proxy: Proxy) -> RouteService {
-    let framed = ServiceBuilder::new()
-        .option_layer(route.frame_ancestors.clone())
-        .map_response(|response: Response<Body>| response.map(Body::new))
-        .service(proxy);
-    if route.policy.is_public() {
-        return BoxCloneSyncService::new(framed);
-    }
-    // The crate's layers wrap their inner body in `AuthBody`; each is boxed
-    // back into the proxy's `Body` so that every route has one type.
-    let policed = if route.policy.is_restricted() {
-        BoxCloneSyncService::new(
-            ServiceBuilder::new()
-                .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-                .layer(route.policy.guard())
-                .service(framed),
-        )
-    } else {
-        BoxCloneSyncService::new(framed)
-    };
-    let guarded = ServiceBuilder::new()
-        .map_response(|response: Response<AuthBody<Body>>| response.map(Body::new))
-        .layer(auth.layer())
-        .service(policed);
-    BoxCloneSyncService::new(guarded)
 }
 
 impl Service<Request<Body>> for Gateway {
@@ -172,179 +184,125 @@ impl Service<Request<Body>> for Gateway {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
-        Box::pin(async move { Ok(shared.dispatch(request).await) })
+        let dispatch = self.dispatch.clone();
+        Box::pin(async move { Ok(dispatch.answer(request).await) })
     }
 }
 
-impl Shared {
-    async fn dispatch(&self, request: Request<Body>) -> Response<Body> {
+impl Dispatch {
+    async fn answer(&self, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path();
-        if path == "/healthz" {
-            return endpoint(plain(StatusCode::OK, "ok"));
+        let endpoint = path == "/healthz"
+            || path == "/readyz"
+            || self.well_known.find(path).is_some()
+            || self.stands_in(path);
+        let mode = if endpoint {
+            Mode::Endpoint
+        } else if self.forward_auth.is_asked(path) {
+            Mode::ForwardAuth
+        } else {
+            Mode::Proxy
+        };
+        if let Err(bad) = check_host(&request) {
+            tracing::debug!(
+                target: "meingpt_gateway::host",
+                reason = bad.description(),
+                "request refused"
+            );
+            return Dispatched::new(mode, None).mark(refused(bad.into()));
         }
-        if path == "/readyz" {
-            return endpoint(if self.readiness.is_ready() {
-                plain(StatusCode::OK, "ready")
-            } else {
-                plain(StatusCode::SERVICE_UNAVAILABLE, "not ready")
-            });
-        }
-        if let Some(suffix) = self.forward_auth_suffix(path) {
-            let peer = request
-                .extensions()
-                .get::<ClientInfo>()
-                .map(|info| info.peer.ip());
-            if !peer.is_some_and(|peer| self.trusted_proxies.contains(peer)) {
-                tracing::warn!(
-                    target: "meingpt_gateway::forward_auth",
-                    "forward auth refused to a peer outside trusted_proxies"
-                );
-                return with_outcome(
-                    plain(
-                        StatusCode::FORBIDDEN,
-                        "forward auth answers trusted proxies only\n",
-                    ),
-                    Mode::ForwardAuth,
-                    None,
-                    Verdict::Forbidden,
-                );
+        match mode {
+            Mode::Endpoint => {
+                let response = Verdict::Endpoint.mark(self.endpoint(request).await);
+                Dispatched::new(mode, None).mark(response)
             }
-            return self.forward_auth(request.headers(), suffix).await;
+            Mode::ForwardAuth => {
+                self.forward_auth
+                    .answer(request, &self.routes, &self.prefixes)
+                    .await
+            }
+            Mode::Proxy => self.proxy(request).await,
         }
-        let chosen = RequestPath::parse(path)
+    }
+
+    /// Whether `path` is the meinGPT stand-in's.
+    fn stands_in(&self, path: &str) -> bool {
+        #[cfg(feature = "dev-issuer")]
+        return self.stand_in.is_some() && StandIn::serves(path);
+        #[cfg(not(feature = "dev-issuer"))]
+        {
+            let _ = path;
+            false
+        }
+    }
+
+    /// `/healthz`, `/readyz`, the protected resources' metadata and the
+    /// meinGPT stand-in.
+    async fn endpoint(&self, request: Request<Body>) -> Response<Body> {
+        let path = request.uri().path();
+        if let Some(metadata) = self.well_known.find(path) {
+            // Public, whatever the routes say: a client reads it before it
+            // has a token.
+            return metadata.answer(request.method()).map(Body::from);
+        }
+        match path {
+            "/healthz" => plain(StatusCode::OK, "ok"),
+            "/readyz" if self.readiness.is_ready() => plain(StatusCode::OK, "ready"),
+            "/readyz" => plain(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+            _ => match self.stand_in.clone() {
+                #[cfg(feature = "dev-issuer")]
+                Some(stand_in) => match stand_in.oneshot(request).await {
+                    Ok(answer) => answer.map(Body::from),
+                    Err(never) => match never {},
+                },
+                #[cfg(not(feature = "dev-issuer"))]
+                Some(never) => match never {},
+                None => plain(StatusCode::NOT_FOUND, "not found\n"),
+            },
+        }
+    }
+
+    /// The answer of the route for the request's path, or `404`, or `400`
+    /// for a path the gateway cannot decide on.
+    async fn proxy(&self, request: Request<Body>) -> Response<Body> {
+        let chosen = RequestPath::parse(request.uri().path())
             .and_then(|path| routes::route_for(&self.routes, &path))
             .map(|found| found.map(|(index, _)| index));
         let index = match chosen {
             Ok(Some(index)) => index,
             Ok(None) => {
-                return with_outcome(
-                    plain(StatusCode::NOT_FOUND, "not found\n"),
-                    Mode::Proxy,
-                    None,
-                    Verdict::NoRoute,
-                );
+                let response = plain(StatusCode::NOT_FOUND, "not found\n");
+                return Dispatched::new(Mode::Proxy, None).mark(Verdict::NoRoute.mark(response));
             }
-            Err(refusal) => return refused(refusal, Mode::Proxy),
+            Err(refusal) => return Dispatched::new(Mode::Proxy, None).mark(refused(refusal)),
         };
-        let service = self.services[index].clone();
-        let response = match service.oneshot(request).await {
+        // A refusal answers before the request's body is read; over HTTP/1.1
+        // the connection then closes, and says so (see below).
+        let unread_body = request.version() < http::Version::HTTP_2
+            && !http_body::Body::is_end_stream(request.body());
+        let mut response = match self.proxies[index].clone().oneshot(request).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        let verdict = response
-            .extensions()
-            .get::<Verdict>()
-            .copied()
-            .unwrap_or_else(|| Verdict::from_rejection(response.status()));
-        with_outcome(
-            response,
-            Mode::Proxy,
-            Some(self.prefixes[index].clone()),
-            verdict,
-        )
-    }
-
-    /// `Some(None)` for the endpoint itself, `Some(Some(path))` for
-    /// `{endpoint}/{original path}` (Envoy's `ext_authz` path prefix).
-    fn forward_auth_suffix<'p>(&self, path: &'p str) -> Option<Option<&'p str>> {
-        let rest = path.strip_prefix(self.forward_auth.path.as_str())?;
-        if rest.is_empty() {
-            Some(None)
-        } else if rest.starts_with('/') {
-            Some(Some(rest))
-        } else {
-            None
+        if unread_body && is_refusal(response.extensions()) {
+            // hyper closes a connection whose request body was left unread
+            // once the response is written; without `Connection: close` a
+            // client (an MCP client, whose first POST is refused before it
+            // signs in) reuses it and fails with "server disconnected".
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
         }
-    }
-
-    /// The forward-auth answer: `200` with the identity headers, or the
-    /// crate's rejection, or `400` when the original request is not clear
-    /// ([`OriginalRequest::read`], [`RequestPath::parse`], [`routes::route_for`]).
-    async fn forward_auth(&self, headers: &HeaderMap, suffix: Option<&str>) -> Response<Body> {
-        let original = match OriginalRequest::read(headers, suffix, &self.forward_auth.headers) {
-            Ok(original) => original,
-            Err(refusal) => return refused(refusal, Mode::ForwardAuth),
-        };
-        let matched = match original.path {
-            Some(path) => {
-                match RequestPath::parse(path)
-                    .and_then(|path| routes::route_for(&self.routes, &path))
-                {
-                    Ok(matched) => matched,
-                    Err(refusal) => return refused(refusal, Mode::ForwardAuth),
-                }
-            }
-            // Without the original URI no route's policy can be chosen.
-            None if !self.routes.is_empty() => {
-                return refused(Refusal::MissingOriginalUri, Mode::ForwardAuth);
-            }
-            None => None,
-        };
-        let method = original.method;
-        let answer = |response, route, verdict| {
-            let mut response = with_outcome(response, Mode::ForwardAuth, route, verdict);
-            if let Some(outcome) = response.extensions_mut().get_mut::<Outcome>() {
-                outcome.original_method = method.clone();
-            }
-            response
-        };
-        let route = matched.map(|(index, _)| self.prefixes[index].clone());
-        let policy = matched.map(|(_, route)| &route.policy);
-        if policy.is_some_and(|p| p.is_public()) {
-            return answer(empty_ok(), route, Verdict::Public);
-        }
-        let error = match self.auth.authenticate(headers).await {
-            Ok(Some(user)) if policy.is_none_or(|p| p.admits(&user)) => {
-                let mut response = empty_ok();
-                identity::insert_identity(response.headers_mut(), &user);
-                return answer(response, route, Verdict::Allowed);
-            }
-            Ok(Some(_)) => AuthError::InsufficientScope,
-            Ok(None) => AuthError::MissingToken,
-            Err(error) => error,
-        };
-        let response: Response<Body> = self.auth.reject(&error);
-        let verdict = Verdict::from_rejection(response.status());
-        answer(response, route, verdict)
+        Dispatched::new(Mode::Proxy, Some(self.prefixes[index].clone())).mark(response)
     }
 }
 
-/// The `400` for a request the gateway cannot decide on.
-fn refused(refusal: Refusal, mode: Mode) -> Response<Body> {
-    let mut response = plain(StatusCode::BAD_REQUEST, "");
-    *response.body_mut() = Body::from(format!("bad request: {refusal}\n"));
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    with_outcome(response, mode, None, Verdict::InvalidRequest)
-}
-
-fn empty_ok() -> Response<Body> {
-    let mut response = Response::new(Body::empty());
-    response.headers_mut().insert(
-        http::header::CACHE_CONTROL,
-        http::HeaderValue::from_static("no-store"),
-    );
-    response
-}
-
-fn endpoint(response: Response<Body>) -> Response<Body> {
-    with_outcome(response, Mode::Endpoint, None, Verdict::Endpoint)
-}
-
-fn with_outcome(
-    mut response: Response<Body>,
-    mode: Mode,
-    route: Option<Arc<str>>,
-    verdict: Verdict,
-) -> Response<Body> {
-    response.extensions_mut().insert(Outcome {
-        mode,
-        route,
-        verdict,
-        original_method: None,
-    });
-    response
+/// Whether an answer is not the upstream's: a refusal of the crate, one of
+/// the gateway's own, or an upstream failure.
+fn is_refusal(extensions: &http::Extensions) -> bool {
+    !matches!(
+        Verdict::of(extensions).0,
+        Verdict::Allowed | Verdict::Public
+    )
 }

@@ -24,23 +24,23 @@ use meingpt_auth::MeinGptUser;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
 /// `X-Auth-Request-User`: the user's `sub`.
-pub const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+pub(crate) const USER: HeaderName = HeaderName::from_static("x-auth-request-user");
 /// `X-Auth-Request-Email`.
-pub const EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+pub(crate) const EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
 /// `X-Auth-Request-Preferred-Username`.
-pub const PREFERRED_USERNAME: HeaderName =
+pub(crate) const PREFERRED_USERNAME: HeaderName =
     HeaderName::from_static("x-auth-request-preferred-username");
 /// `X-Auth-Request-Groups`: team ids, comma-separated.
-pub const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+pub(crate) const GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 /// `X-meinGPT-Org-Id`: the organization (audience) the token was accepted for.
-pub const ORG_ID: HeaderName = HeaderName::from_static("x-meingpt-org-id");
+pub(crate) const ORG_ID: HeaderName = HeaderName::from_static("x-meingpt-org-id");
 /// `X-meinGPT-Role`.
-pub const ROLE: HeaderName = HeaderName::from_static("x-meingpt-role");
+pub(crate) const ROLE: HeaderName = HeaderName::from_static("x-meingpt-role");
 /// `X-meinGPT-Claims`: the token's payload segment, exactly as signed.
-pub const CLAIMS: HeaderName = HeaderName::from_static("x-meingpt-claims");
+pub(crate) const CLAIMS: HeaderName = HeaderName::from_static("x-meingpt-claims");
 
 /// Every identity header; client-sent copies of all of them are removed.
-pub const IDENTITY_HEADERS: [HeaderName; 7] = [
+pub(crate) const IDENTITY_HEADERS: [HeaderName; 7] = [
     USER,
     EMAIL,
     PREFERRED_USERNAME,
@@ -51,7 +51,7 @@ pub const IDENTITY_HEADERS: [HeaderName; 7] = [
 ];
 
 /// `X-meinGPT-JWT`, the token header (`Authorization` has no `-` to respell).
-pub const TOKEN: HeaderName = meingpt_auth::MEINGPT_JWT_HEADER;
+pub(crate) const TOKEN: HeaderName = meingpt_auth::MEINGPT_JWT_HEADER;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the ones proxies treat so).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -72,7 +72,7 @@ const LIST_ITEM: &AsciiSet = &TEXT.add(b',');
 
 /// Whether `name` is one of the identity headers, in any spelling
 /// (`X_Auth_Request_User` too).
-pub fn is_identity_header(name: &HeaderName) -> bool {
+pub(crate) fn is_identity_header(name: &HeaderName) -> bool {
     IDENTITY_HEADERS
         .iter()
         .any(|identity| reads_as(name.as_str(), identity.as_str()))
@@ -80,7 +80,7 @@ pub fn is_identity_header(name: &HeaderName) -> bool {
 
 /// Whether `name` is `canonical` once ASCII case is ignored and `_` is
 /// read as `-`, as CGI-style servers read header names.
-pub fn reads_as(name: &str, canonical: &str) -> bool {
+pub(crate) fn reads_as(name: &str, canonical: &str) -> bool {
     let (name, canonical) = (name.as_bytes(), canonical.as_bytes());
     name.len() == canonical.len()
         && name.iter().zip(canonical).all(|(&byte, &expected)| {
@@ -93,7 +93,7 @@ pub fn reads_as(name: &str, canonical: &str) -> bool {
 /// `_` as `-` would take it for that header. The exact names are left to
 /// the caller. A request without `_` in any header name costs one byte scan
 /// per name; nothing is allocated unless a header is removed.
-pub fn remove_underscore_spellings(headers: &mut HeaderMap, names: &[HeaderName]) {
+pub(crate) fn remove_underscore_spellings(headers: &mut HeaderMap, names: &[HeaderName]) {
     let mut respelled: Vec<HeaderName> = Vec::new();
     for name in headers.keys() {
         let spelled = name.as_str();
@@ -108,12 +108,12 @@ pub fn remove_underscore_spellings(headers: &mut HeaderMap, names: &[HeaderName]
 }
 
 /// Whether `name` is a hop-by-hop header.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
 /// Removes every identity header.
-pub fn remove_identity(headers: &mut HeaderMap) {
+pub(crate) fn remove_identity(headers: &mut HeaderMap) {
     remove_named(headers, &IDENTITY_HEADERS);
 }
 
@@ -131,7 +131,7 @@ fn remove_named(headers: &mut HeaderMap, names: &[HeaderName]) {
 }
 
 /// Removes the hop-by-hop headers and every header `Connection` names.
-pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // The headers present that `Connection` names (`close` and
     // `keep-alive` usually name none), found without parsing the names.
     let named: Vec<HeaderName> = headers
@@ -155,13 +155,13 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 
 /// Removes the headers a token may be carried in (`X-meinGPT-JWT`,
 /// `Authorization`).
-pub fn remove_token(headers: &mut HeaderMap) {
+pub(crate) fn remove_token(headers: &mut HeaderMap) {
     headers.remove(TOKEN);
     headers.remove(header::AUTHORIZATION);
 }
 
 /// Sets the identity headers for `user`.
-pub fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
+pub(crate) fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
     remove_identity(headers);
     // One growth of the map, not one per header (an answer's map is empty).
     headers.reserve(IDENTITY_HEADERS.len());

@@ -7,13 +7,15 @@
 //! verified, `X-Forwarded-*`, and the route's injected headers. Bodies stream
 //! both ways frame by frame; an upgrade the route lists (`websocket` unless
 //! it says otherwise, see [`crate::upgrade`]) is bridged byte for byte after
-//! the upstream's `101`, any other is forwarded as a plain request. Failures
-//! answer `502`/`504`/`413` with generic bodies.
+//! the upstream's `101`, any other is forwarded as a plain request. A
+//! request body over `max_body_bytes` is refused with `413`, by its
+//! `Content-Length` before anything is sent, or once the streamed body goes
+//! over it. Failures answer `502`/`504` with generic bodies. Each answer
+//! carries its [`Verdict`].
 
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -21,21 +23,22 @@ use std::time::{Duration, Instant};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use http_body_util::LengthLimitError;
+use http_body_util::{LengthLimitError, Limited};
 use hyper_util::rt::TokioIo;
 use meingpt_auth::MeinGptUser;
 use tower::Service;
 
-use crate::admission::{TrustedProxies, remove_original_request_headers};
+use crate::admission::{Refusal, TrustedProxies, remove_original_request_headers};
+use crate::answer::{Body, plain, refused};
+use crate::embed::SessionExpiry;
 use crate::identity;
-use crate::metrics::{Metrics, UpstreamFailure, Verdict};
+use crate::metrics::Metrics;
+use crate::outcome::{UpstreamFailure, Verdict};
 use crate::routes::Route;
+use crate::server::ClientInfo;
 use crate::upgrade;
 
-/// The body type of every request and response inside the gateway.
-pub type Body = axum::body::Body;
-
-pub use crate::upstream::UpstreamClient;
+pub(crate) use crate::upstream::UpstreamClient;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -49,30 +52,23 @@ const FORWARDED_BY_PROXIES: [HeaderName; 4] = [
     HeaderName::from_static("x-forwarded-prefix"),
 ];
 
-/// What the server knows about the connection a request came in on.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientInfo {
-    /// The peer's address.
-    pub peer: SocketAddr,
-    /// Whether the connection is TLS.
-    pub tls: bool,
-}
-
 /// A serving thread's upstream client, with the connect timeout applied.
-pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+pub(crate) fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
     UpstreamClient::new(connect_timeout)
 }
 
 /// Forwards requests to one route's upstream. Cheap to clone.
 #[derive(Clone)]
-pub struct Proxy {
-    shared: Arc<Shared>,
+pub(crate) struct Proxy {
+    forwarder: Arc<Forwarder>,
 }
 
-struct Shared {
+/// What forwarding one route's requests takes.
+struct Forwarder {
     route: Route,
     client: UpstreamClient,
     response_timeout: Duration,
+    max_body_bytes: usize,
     metrics: Arc<Metrics>,
     trusted_proxies: TrustedProxies,
     /// Headers removed from requests when spelled with `_` for `-`: those
@@ -83,8 +79,8 @@ struct Shared {
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
-            .field("prefix", &self.shared.route.prefix)
-            .field("upstream", &self.shared.route.upstream.to_string())
+            .field("prefix", &self.forwarder.route.prefix)
+            .field("upstream", &self.forwarder.route.upstream.to_string())
             .finish()
     }
 }
@@ -92,10 +88,11 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy for `route`; the forwarding headers of `trusted_proxies`
     /// reach the upstream, anyone else's are replaced or removed.
-    pub fn new(
+    pub(crate) fn new(
         route: Route,
         client: UpstreamClient,
         response_timeout: Duration,
+        max_body_bytes: usize,
         metrics: Arc<Metrics>,
         trusted_proxies: TrustedProxies,
     ) -> Self {
@@ -113,10 +110,11 @@ impl Proxy {
             .cloned()
             .collect();
         Self {
-            shared: Arc::new(Shared {
+            forwarder: Arc::new(Forwarder {
                 route,
                 client,
                 response_timeout,
+                max_body_bytes,
                 metrics,
                 trusted_proxies,
                 respelled,
@@ -135,12 +133,12 @@ impl Service<Request<Body>> for Proxy {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let shared = self.shared.clone();
-        Box::pin(async move { Ok(shared.forward(request).await) })
+        let forwarder = self.forwarder.clone();
+        Box::pin(async move { Ok(forwarder.forward(request).await) })
     }
 }
 
-impl Shared {
+impl Forwarder {
     async fn forward(&self, mut request: Request<Body>) -> Response<Body> {
         let route = &self.route;
         let user = request.extensions_mut().remove::<MeinGptUser>();
@@ -150,6 +148,8 @@ impl Shared {
             Verdict::Public
         };
         let info = request.extensions().get::<ClientInfo>().copied();
+        // A WebSocket opened with an embed route's session ends with it.
+        let session_ends = request.extensions().get::<SessionExpiry>().copied();
         let upgrade = upgrade::offered(request.headers()).and_then(|offer| {
             let allowed = route.upgrades.allows(offer);
             if !allowed {
@@ -168,8 +168,18 @@ impl Shared {
             .upstream_path(parts.uri.path())
             .and_then(|path| route.upstream.uri(path, parts.uri.query()).ok());
         let Some(uri) = uri else {
-            return plain(StatusCode::BAD_REQUEST, "bad request path\n");
+            return refused(Refusal::EncodedPrefix);
         };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > self.max_body_bytes as u64) {
+            return body_too_large();
+        }
+        // Cut where the limit is; the client's request then fails with
+        // `LengthLimitError` in its causes.
+        let body = Body::new(Limited::new(body, self.max_body_bytes));
         let mut headers = parts.headers;
         let host = headers.get(header::HOST).cloned().or_else(|| {
             parts
@@ -185,6 +195,15 @@ impl Shared {
             identity::remove_token(&mut headers);
         }
         headers.remove(header::HOST);
+        // An embed route passes the browser's Host (or HTTP/2 authority):
+        // the app is served to the browser at that origin, and apps compare
+        // Origin with Host (a WebSocket's, a form's) as if no proxy were in
+        // between.
+        if route.embed.is_some()
+            && let Some(host) = &host
+        {
+            headers.insert(header::HOST, host.clone());
+        }
         if let Some(user) = &user {
             identity::insert_identity(&mut headers, user);
         }
@@ -210,9 +229,7 @@ impl Shared {
                 .await;
         let mut response = match outcome {
             Ok(Ok(response)) => response,
-            Ok(Err(error)) if body_limit_exceeded(&error) => {
-                return plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n");
-            }
+            Ok(Err(error)) if body_limit_exceeded(&error) => return body_too_large(),
             Ok(Err(error)) => {
                 let failure = if error.is_connect() {
                     UpstreamFailure::Connect
@@ -227,7 +244,8 @@ impl Shared {
                     error = %ErrorChain(&error),
                     "upstream request failed"
                 );
-                return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                return Verdict::UpstreamFailed(failure)
+                    .mark(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
             }
             Err(_) => {
                 self.metrics.upstream_failure(UpstreamFailure::Timeout);
@@ -238,7 +256,8 @@ impl Shared {
                     timeout_ms = self.response_timeout.as_millis() as u64,
                     "upstream did not answer in time"
                 );
-                return plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n");
+                return Verdict::UpstreamFailed(UpstreamFailure::Timeout)
+                    .mark(plain(StatusCode::GATEWAY_TIMEOUT, "gateway timeout\n"));
             }
         };
         self.metrics.upstream_latency(started.elapsed());
@@ -249,7 +268,7 @@ impl Shared {
             match (&upgrade, client_upgrade) {
                 (Some(offer), Some(client_upgrade)) if upgrade::answers(offer, answered) => {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade));
+                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade, session_ends));
                 }
                 _ => {
                     // A switch nobody asked for: the client would take the
@@ -261,7 +280,8 @@ impl Shared {
                         upstream = %route.upstream,
                         "upstream switched protocols without being asked to"
                     );
-                    return plain(StatusCode::BAD_GATEWAY, "bad gateway\n");
+                    return Verdict::UpstreamFailed(UpstreamFailure::Other)
+                        .mark(plain(StatusCode::BAD_GATEWAY, "bad gateway\n"));
                 }
             }
         }
@@ -365,8 +385,13 @@ fn address_text(ip: std::net::IpAddr) -> String {
     text
 }
 
-/// Copies bytes both ways between the upgraded client and upstream connections.
-async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Copies bytes both ways between the upgraded client and upstream
+/// connections; until the session ends, if it was opened with one.
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    session_ends: Option<SessionExpiry>,
+) {
     let (client, upstream) = tokio::join!(client, upstream);
     let (Ok(client), Ok(upstream)) = (client, upstream) else {
         tracing::debug!(target: "meingpt_gateway::proxy", "upgrade did not complete");
@@ -374,9 +399,18 @@ async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnU
     };
     let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
+    if let Some(ends) = session_ends {
+        let closes_at = tokio::time::Instant::now() + ends.remaining();
+        return crate::embed::websocket::tunnel_until(client, upstream, closes_at).await;
+    }
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         tracing::debug!(target: "meingpt_gateway::proxy", %error, "upgraded connection ended");
     }
+}
+
+/// The `413` for a request body over `max_body_bytes`.
+fn body_too_large() -> Response<Body> {
+    Verdict::BodyTooLarge.mark(plain(StatusCode::PAYLOAD_TOO_LARGE, "payload too large\n"))
 }
 
 /// Whether the request body failed because it went over the size limit.
@@ -404,17 +438,6 @@ impl std::fmt::Display for ErrorChain<'_> {
         }
         Ok(())
     }
-}
-
-/// A short plain-text answer from the gateway itself.
-pub fn plain(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
 
 #[cfg(test)]

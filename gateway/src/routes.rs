@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use http::uri::{Authority, PathAndQuery, Uri};
-use meingpt_auth::{FrameAncestorsLayer, GuardLayer, MeinGptUser, Role};
+use meingpt_auth::{FrameAncestorsLayer, GuardLayer, MeinGptUser, ResourceMetadata, Role};
 
 use crate::admission::{Refusal, RequestPath};
 
@@ -156,6 +156,13 @@ pub struct Route {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to (`websocket` by default).
     pub upgrades: Upgrades,
+    /// The OAuth protected resource (RFC 9728) the route is, for MCP
+    /// clients: its metadata is served at its well-known URLs, the route's
+    /// challenges name it, tokens of OAuth issuers must be issued for it
+    /// and grant its scopes.
+    pub protected_resource: Option<ResourceMetadata>,
+    /// Embed mode, when the route is framed by meinGPT as a Custom AI App.
+    pub embed: Option<crate::embed::EmbedOptions>,
 }
 
 impl Route {
@@ -293,6 +300,8 @@ mod tests {
             inject_headers: Vec::new(),
             allow_unusual_path_characters: false,
             upgrades: Upgrades::default(),
+            protected_resource: None,
+            embed: None,
         }
     }
 

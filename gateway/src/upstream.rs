@@ -35,13 +35,13 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::proxy::Body;
+use crate::answer::Body;
 
 /// How long a connection may stay idle before it is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Idle connections kept per upstream and serving thread at most.
-pub const MAX_IDLE: usize = 1024;
+pub(crate) const MAX_IDLE: usize = 1024;
 
 /// A connection with upgrades, driven to its end by polling (hyper does not
 /// name the type).
@@ -144,7 +144,7 @@ impl Pool {
 /// A serving thread's upstream client. Cheap to clone (clones share the
 /// idle connections).
 #[derive(Clone)]
-pub struct UpstreamClient {
+pub(crate) struct UpstreamClient {
     pool: Arc<Pool>,
     connect_timeout: Duration,
 }
@@ -159,14 +159,14 @@ impl fmt::Debug for UpstreamClient {
 
 /// Why an upstream request failed.
 #[derive(Debug)]
-pub struct UpstreamError {
+pub(crate) struct UpstreamError {
     connect: bool,
     source: Box<dyn StdError + Send + Sync>,
 }
 
 impl UpstreamError {
     /// Whether no connection to the upstream could be made.
-    pub fn is_connect(&self) -> bool {
+    pub(crate) fn is_connect(&self) -> bool {
         self.connect
     }
 
@@ -197,7 +197,7 @@ impl StdError for UpstreamError {
 impl UpstreamClient {
     /// A client whose connection attempts give up after `connect_timeout`.
     /// Inside a Tokio runtime it also closes idle connections on time.
-    pub fn new(connect_timeout: Duration) -> Self {
+    pub(crate) fn new(connect_timeout: Duration) -> Self {
         let pool = Arc::new(Pool::default());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(evict_idle(Arc::downgrade(&pool)));
@@ -211,7 +211,7 @@ impl UpstreamClient {
     /// Sends `request` (its URI absolute, `http://authority/…`) and returns
     /// the response once its head has arrived. The request is sent in
     /// origin form, with `Host` set to the URI's authority unless present.
-    pub async fn request(
+    pub(crate) async fn request(
         &self,
         mut request: Request<Body>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
@@ -376,7 +376,7 @@ async fn evict_idle(pool: Weak<Pool>) {
 /// An upstream response body. Reading it drives its connection, which goes
 /// back to its thread's idle connections when the body has been read to
 /// its end.
-pub struct UpstreamBody {
+pub(crate) struct UpstreamBody {
     body: Incoming,
     /// Read to its end.
     ended: bool,

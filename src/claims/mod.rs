@@ -125,6 +125,7 @@ impl Clone for MeinGptUser {
 struct UserClaims {
     sub: String,
     roles_case_insensitive: bool,
+    meingpt: bool,
     organization_id: String,
     issuer: String,
     email: Option<String>,
@@ -188,6 +189,15 @@ impl MeinGptUser {
     /// The issuer (`iss`) that signed the token.
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// Whether a meinGPT configuration ([`MeinGptAuth::builder`](crate::MeinGptAuth::builder),
+    /// `MEINGPT_ORG_ID`) verified the token, rather than an OpenID Connect
+    /// or static-key one: the user is a member of a configured organization
+    /// ([`organization_id`](Self::organization_id)). meinGPT's tokens carry
+    /// roles and teams, never OAuth scopes.
+    pub fn is_meingpt(&self) -> bool {
+        self.inner.meingpt
     }
 
     /// The user's e-mail address, from the `email` claim only; `None` when

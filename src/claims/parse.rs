@@ -22,6 +22,8 @@ pub(crate) struct ClaimRules {
     /// Without `email`, take the address from `upn`, then
     /// `preferred_username`.
     pub(crate) email_fallback: bool,
+    /// The issuer is a meinGPT instance (the audience an organization).
+    pub(crate) meingpt: bool,
 }
 
 impl Default for ClaimRules {
@@ -31,6 +33,7 @@ impl Default for ClaimRules {
             roles_case_insensitive: false,
             roles_comma_separated: false,
             email_fallback: false,
+            meingpt: true,
         }
     }
 }
@@ -75,6 +78,7 @@ pub(crate) fn user_from_claims(
         inner: Arc::new(UserClaims {
             sub,
             roles_case_insensitive: rules.roles_case_insensitive,
+            meingpt: rules.meingpt,
             organization_id: organization_id.to_owned(),
             issuer: issuer.to_owned(),
             email,

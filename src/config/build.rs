@@ -16,6 +16,7 @@ use crate::claims::ClaimRules;
 use crate::clock::SharedClock;
 use crate::jwks::{JwksCache, Location, SourceConfig, SourceId};
 use crate::keys::{self, ASYMMETRIC};
+use crate::resource::{ProtectedResource, ResourceError, ResourceMetadata};
 use crate::url_policy::{UrlError, checked_url};
 use crate::verify::{Keys, VerifiedTokens, Verifier, VerifierSettings, Verifiers};
 
@@ -35,10 +36,26 @@ pub(super) fn build_issuers(
         .then(|| VerifiedTokens::new(first.verified_tokens, first.verified_bytes));
     let sources = first.sources.clone();
     let realm = first.realm.clone();
+    let resource = first.protected_resource.clone();
+    let identifier = resource
+        .as_ref()
+        .map(ProtectedResource::identifier)
+        .transpose()
+        .map_err(|error| (0, resource_error(error)))?;
     let mut issuers: Vec<Verifier> = Vec::with_capacity(builders.len());
     for (index, builder) in builders.into_iter().enumerate() {
+        if index > 0 && builder.protected_resource.is_some() {
+            return Err((
+                index,
+                ConfigError::invalid(
+                    "protected_resource",
+                    "the protected resource is a setting of the request, not of an issuer: \
+                     set it on the first configuration",
+                ),
+            ));
+        }
         let verifier = builder
-            .verifier(&clock, max_token_size)
+            .verifier(&clock, max_token_size, identifier.as_deref())
             .map_err(|error| (index, error))?;
         if issuers.iter().any(|other| other.issuer == verifier.issuer) {
             return Err((
@@ -52,12 +69,25 @@ pub(super) fn build_issuers(
         }
         issuers.push(verifier);
     }
+    let kinds: Vec<(&str, bool)> = issuers
+        .iter()
+        .map(|verifier| (verifier.issuer.as_str(), verifier.is_oidc()))
+        .collect();
+    let metadata = resource
+        .map(|resource| ResourceMetadata::new(&resource, &kinds))
+        .transpose()
+        .map_err(|error| (0, resource_error(error)))?;
     let verifiers = Verifiers {
         issuers,
         max_token_size,
         verified,
     };
-    Ok(MeinGptAuth::from_parts(verifiers, sources, realm))
+    Ok(MeinGptAuth::from_parts(verifiers, sources, realm, metadata))
+}
+
+/// A protected resource the configuration refuses, naming the setting.
+fn resource_error(error: ResourceError) -> ConfigError {
+    ConfigError::invalid(error.setting, error.reason)
 }
 
 impl MeinGptAuthBuilder {
@@ -67,9 +97,18 @@ impl MeinGptAuthBuilder {
     }
 
     /// The issuer this configuration accepts, checked: its keys, audiences
-    /// and claim rules; the request-level settings come from the caller.
-    fn verifier(self, clock: &SharedClock, max_token_size: usize) -> Result<Verifier, ConfigError> {
+    /// and claim rules; the request-level settings come from the caller,
+    /// `resource` (the protected resource's identifier) among them.
+    fn verifier(
+        mut self,
+        clock: &SharedClock,
+        max_token_size: usize,
+        resource: Option<&str>,
+    ) -> Result<Verifier, ConfigError> {
         self.check_issuer()?;
+        if self.resource_audience {
+            self.audiences = vec![self.bound_audience(resource)?];
+        }
         let KeySetup {
             issuer,
             algorithms,
@@ -91,6 +130,7 @@ impl MeinGptAuthBuilder {
             roles_case_insensitive: self.roles_case_insensitive,
             roles_comma_separated: self.roles_comma_separated,
             email_fallback: self.email_fallback,
+            meingpt: matches!(self.mode, Mode::MeinGpt),
         };
         let settings = VerifierSettings {
             algorithms,
@@ -103,6 +143,32 @@ impl MeinGptAuthBuilder {
             profile: self.profile,
         };
         Ok(Verifier::new(settings, keys, clock.clone()))
+    }
+
+    /// Audience binding (RFC 8707): the one audience is the protected
+    /// resource's identifier.
+    fn bound_audience(&self, resource: Option<&str>) -> Result<String, ConfigError> {
+        if let Mode::MeinGpt = self.mode {
+            return Err(ConfigError::invalid(
+                "resource_audience",
+                "meinGPT issues its tokens for the organization; bind an OpenID Connect or \
+                 static-key issuer to the resource",
+            ));
+        }
+        if !self.audiences.is_empty() {
+            return Err(ConfigError::invalid(
+                "audience",
+                "has no effect with resource_audience, which accepts tokens issued for the \
+                 protected resource only; remove one of them",
+            ));
+        }
+        resource.map(str::to_owned).ok_or_else(|| {
+            ConfigError::invalid(
+                "resource_audience",
+                "needs a protected resource: set protected_resource on the first \
+                 configuration (MCP_RESOURCE_URL)",
+            )
+        })
     }
 
     /// The settings of the request: token sources, realm, token size.

@@ -12,6 +12,7 @@ use jsonwebtoken::Algorithm;
 use super::DEFAULT_ISSUER;
 use crate::clock::{Clock, SystemClock};
 use crate::jwks::JwksSettings;
+use crate::resource::ProtectedResource;
 use crate::token::TokenSource;
 use crate::verify::TokenProfile;
 
@@ -85,6 +86,8 @@ pub struct MeinGptAuthBuilder {
     pub(super) max_token_size: usize,
     pub(super) jwks: JwksSettings,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) protected_resource: Option<ProtectedResource>,
+    pub(super) resource_audience: bool,
 }
 
 impl fmt::Debug for MeinGptAuthBuilder {
@@ -120,6 +123,8 @@ impl Default for MeinGptAuthBuilder {
             max_token_size: 16 * 1024,
             jwks: JwksSettings::default(),
             clock: Arc::new(SystemClock),
+            protected_resource: None,
+            resource_audience: false,
         }
     }
 }
@@ -270,6 +275,48 @@ impl MeinGptAuthBuilder {
     /// Where tokens are looked for, in order; the first present wins.
     pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
         self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// The protected resource this authenticator guards, for OAuth clients
+    /// such as MCP clients (RFC 9728; see [`resource`](crate::resource)):
+    /// its metadata is served by [`ResourceMetadata::router`](crate::ResourceMetadata::router)
+    /// (or [`layer`](crate::ResourceMetadata::layer)) and named in every
+    /// challenge (`resource_metadata="…"`), and issuers with
+    /// [`resource_audience`](Self::resource_audience) accept tokens for it
+    /// only. A setting of the request: with several issuers, set it on the
+    /// first configuration.
+    ///
+    /// ```
+    /// use meingpt_auth::{MeinGptAuth, ProtectedResource};
+    ///
+    /// let auth = MeinGptAuth::builder()
+    ///     .organization("clx0987654321")
+    ///     .protected_resource(ProtectedResource::new("https://mcp.example.com/mcp"))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(
+    ///     auth.resource_metadata().unwrap().metadata_url(),
+    ///     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+    /// );
+    /// ```
+    pub fn protected_resource(mut self, resource: ProtectedResource) -> Self {
+        self.protected_resource = Some(resource);
+        self
+    }
+
+    /// Audience binding (RFC 8707), for an OpenID Connect or static-key
+    /// issuer: accept only tokens whose `aud` contains the
+    /// [protected resource](Self::protected_resource)'s identifier,
+    /// compared exactly (instead of configured audiences, which cannot be
+    /// set beside it). What the MCP specification requires of an MCP
+    /// server: a token issued for another resource, even by the same
+    /// authorization server, is refused (`401 invalid_token`), so a token
+    /// can be neither passed through from elsewhere nor passed on.
+    /// meinGPT's tokens keep their organization audience; both issuers
+    /// coexist in [`MeinGptAuth::from_issuers`](crate::MeinGptAuth::from_issuers).
+    pub fn resource_audience(mut self) -> Self {
+        self.resource_audience = true;
         self
     }
 

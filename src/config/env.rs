@@ -12,6 +12,8 @@
 //! | `JWT_DECODE_KEY_B64` | `jwt_local`: base64 of a PEM public key, or of the raw secret for HS* |
 //! | `JWT_ROLE_CLAIM` | `jwt_oidc`/`jwt_local`: the claim that holds roles (default `roles`; a name or a dotted path) |
 //! | `JWKS_CA_FILE` | path of a PEM bundle of extra root certificates trusted for JWKS and discovery fetches (besides the platform's) |
+//! | `MCP_RESOURCE_URL` | the protected resource (the URL OAuth clients such as MCP clients use): its RFC 9728 metadata, named in every challenge; without `JWT_AUD`, the `AUTH_TYPE` issuer's tokens must be issued for it (`aud`, RFC 8707) |
+//! | `MCP_SCOPES` | the resource's `scopes_supported`, space or comma separated (needs `MCP_RESOURCE_URL`) |
 //!
 //! `MEINGPT_ORG_ID` and `AUTH_TYPE` may be set together: the authenticator
 //! then accepts meinGPT tokens and the other issuer's, each token checked by
@@ -21,7 +23,7 @@
 //! without `AUTH_TYPE`, `MEINGPT_ISSUER` or `MEINGPT_JWKS_URL` without
 //! `MEINGPT_ORG_ID`, `MEINGPT_JWKS_URL` with several organizations,
 //! `JWT_DECODE_KEY_B64` with `jwt_oidc`, `JWKS_CA_FILE` when nothing is
-//! fetched (`jwt_local` alone).
+//! fetched (`jwt_local` alone), `MCP_SCOPES` without `MCP_RESOURCE_URL`.
 
 use base64::Engine;
 use base64::alphabet;
@@ -30,10 +32,11 @@ use jsonwebtoken::Algorithm;
 
 use super::{ConfigError, MeinGptAuthBuilder, StaticKey};
 use crate::auth::MeinGptAuth;
+use crate::resource::ProtectedResource;
 
 /// Every variable [`MeinGptAuth::from_env`](crate::MeinGptAuth::from_env) reads: a deployment that sets
 /// any of them is configured (and, say, never starts a development issuer).
-pub const ENV_VARIABLES: [&str; 10] = [
+pub const ENV_VARIABLES: [&str; 12] = [
     "MEINGPT_ORG_ID",
     "MEINGPT_ISSUER",
     "MEINGPT_JWKS_URL",
@@ -44,6 +47,8 @@ pub const ENV_VARIABLES: [&str; 10] = [
     "JWT_DECODE_KEY_B64",
     "JWT_ROLE_CLAIM",
     "JWKS_CA_FILE",
+    "MCP_RESOURCE_URL",
+    "MCP_SCOPES",
 ];
 
 /// The variables of `AUTH_TYPE` modes; none of them has an effect without it.
@@ -63,7 +68,10 @@ pub(crate) fn missing_hint(variable: &str) -> Option<&'static str> {
              or set AUTH_TYPE (jwt_oidc or jwt_local) for another issuer"
         }
         "JWT_ISS" => "the issuer (`iss`) tokens must carry, such as https://id.example.com",
-        "JWT_AUD" => "the audience(s) (`aud`) tokens must be issued for, comma separated",
+        "JWT_AUD" => {
+            "the audience(s) (`aud`) tokens must be issued for, comma separated; or set \
+             MCP_RESOURCE_URL to accept tokens issued for that resource"
+        }
         "JWT_ALG" => "AUTH_TYPE=jwt_local needs the algorithm, such as RS256, ES256 or HS256",
         "JWT_DECODE_KEY_B64" => {
             "AUTH_TYPE=jwt_local needs the base64 of a PEM public key (base64 -w0 public.pem), \
@@ -179,6 +187,8 @@ impl Names {
             "static_key" => Some("JWT_DECODE_KEY_B64"),
             "algorithms" => Some("JWT_ALG"),
             "role_claim" => Some("JWT_ROLE_CLAIM"),
+            "resource" | "resource_audience" | "authorization_servers" => Some("MCP_RESOURCE_URL"),
+            "scopes_supported" => Some("MCP_SCOPES"),
             _ => None,
         }
     }
@@ -247,6 +257,7 @@ fn builders_from(
             "has no effect without MEINGPT_ORG_ID; set MEINGPT_ORG_ID to your organization id",
         ));
     }
+    let resource = resource_from(&env)?;
     let mut issuers = Vec::with_capacity(2);
     if env.is_set("MEINGPT_ORG_ID") || auth_type.is_none() {
         issuers.push(meingpt_from(&env)?);
@@ -254,7 +265,55 @@ fn builders_from(
     if let Some(auth_type) = auth_type {
         issuers.push(other_from(&env, &auth_type)?);
     }
+    if let (Some(resource), Some((first, _))) = (resource, issuers.first_mut()) {
+        *first = std::mem::take(first).protected_resource(resource);
+    }
     Ok(issuers)
+}
+
+/// `MCP_RESOURCE_URL` and `MCP_SCOPES`: the protected resource.
+fn resource_from(env: &Env<'_>) -> Result<Option<ProtectedResource>, ConfigError> {
+    let scopes = env.var("MCP_SCOPES")?;
+    let Some(url) = env.var("MCP_RESOURCE_URL")? else {
+        if scopes.is_some() {
+            return Err(ConfigError::invalid(
+                "MCP_SCOPES",
+                "has no effect without MCP_RESOURCE_URL; set MCP_RESOURCE_URL to the URL MCP \
+                 clients use, such as https://mcp.example.com/mcp",
+            ));
+        }
+        return Ok(None);
+    };
+    let scopes: Vec<String> = scopes
+        .iter()
+        .flat_map(|scopes| scopes.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+        .filter(|scope| !scope.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(Some(ProtectedResource::new(url).scopes_supported(scopes)))
+}
+
+/// The audiences of `JWT_AUD`; `None` when it is unset beside
+/// `MCP_RESOURCE_URL`: then tokens must be issued for the resource itself
+/// (audience binding).
+fn audiences(env: &Env<'_>) -> Result<Option<Vec<String>>, ConfigError> {
+    if !env.is_set("JWT_AUD") && env.is_set("MCP_RESOURCE_URL") {
+        return Ok(None);
+    }
+    Ok(Some(list(&env.required("JWT_AUD")?)))
+}
+
+/// `builder` accepting `audiences`, or bound to the resource.
+fn with_audiences(
+    builder: MeinGptAuthBuilder,
+    audiences: Option<Vec<String>>,
+) -> MeinGptAuthBuilder {
+    match audiences {
+        Some(audiences) => audiences
+            .into_iter()
+            .fold(builder, MeinGptAuthBuilder::audience),
+        None => builder.resource_audience(),
+    }
 }
 
 /// meinGPT: `MEINGPT_ORG_ID`, `MEINGPT_ISSUER`, `MEINGPT_JWKS_URL`.
@@ -304,10 +363,7 @@ fn other_from(env: &Env<'_>, auth_type: &str) -> Result<(MeinGptAuthBuilder, Nam
                 ));
             }
             let issuer = env.required("JWT_ISS")?;
-            let mut builder = MeinGptAuth::oidc(issuer);
-            for audience in list(&env.required("JWT_AUD")?) {
-                builder = builder.audience(audience);
-            }
+            let mut builder = with_audiences(MeinGptAuth::oidc(issuer), audiences(env)?);
             if let Some(names) = env.var("JWT_ALG")? {
                 let algorithms = list(&names)
                     .iter()
@@ -322,7 +378,7 @@ fn other_from(env: &Env<'_>, auth_type: &str) -> Result<(MeinGptAuthBuilder, Nam
         }
         "jwt_local" => {
             let issuer = env.required("JWT_ISS")?;
-            let audiences = list(&env.required("JWT_AUD")?);
+            let audiences = audiences(env)?;
             let alg = algorithm(&env.required("JWT_ALG")?)?;
             let encoded: String = env
                 .required("JWT_DECODE_KEY_B64")?
@@ -335,10 +391,7 @@ fn other_from(env: &Env<'_>, auth_type: &str) -> Result<(MeinGptAuthBuilder, Nam
             } else {
                 StaticKey::pem(alg, bytes)
             };
-            let mut builder = MeinGptAuth::static_key(issuer, key);
-            for audience in audiences {
-                builder = builder.audience(audience);
-            }
+            let mut builder = with_audiences(MeinGptAuth::static_key(issuer, key), audiences);
             if let Some(claim) = env.var("JWT_ROLE_CLAIM")? {
                 builder = builder.role_claim(claim);
             }
@@ -705,6 +758,85 @@ mod tests {
             "JWT_ISS is invalid: another configuration already has this issuer; \
              one issuer takes one configuration (give it several audiences instead)"
         );
+    }
+
+    const RESOURCE: &str = "https://mcp.example.com/mcp";
+
+    fn with_resource(extra: &[(&'static str, &'static str)]) -> Result<MeinGptAuth, ConfigError> {
+        let mut vars = vec![
+            ("MEINGPT_ORG_ID", "org"),
+            ("AUTH_TYPE", "jwt_oidc"),
+            ("JWT_ISS", "https://login.example.com/v2.0"),
+            ("MCP_RESOURCE_URL", RESOURCE),
+        ];
+        vars.extend_from_slice(extra);
+        from(&vars)
+    }
+
+    #[test]
+    fn mcp_resource_url_publishes_the_resource_and_binds_the_other_issuer_without_jwt_aud() {
+        let auth = with_resource(&[("MCP_SCOPES", "mcp:tools, mcp:admin files:read")]).unwrap();
+        let metadata = auth.resource_metadata().unwrap();
+        assert_eq!(metadata.resource(), RESOURCE);
+        assert_eq!(
+            metadata.scopes_supported(),
+            ["mcp:tools", "mcp:admin", "files:read"]
+        );
+        let document: serde_json::Value = serde_json::from_slice(metadata.document()).unwrap();
+        assert_eq!(
+            document["authorization_servers"],
+            serde_json::json!(["https://login.example.com/v2.0", "https://app.meingpt.com"])
+        );
+        let issuers = &auth.verifiers().issuers;
+        assert_eq!(issuers[0].audiences[0].0, "org");
+        assert_eq!(issuers[1].audiences.len(), 1);
+        assert_eq!(issuers[1].audiences[0].0, RESOURCE);
+    }
+
+    #[test]
+    fn jwt_aud_beside_mcp_resource_url_keeps_its_audiences() {
+        let auth = with_resource(&[("JWT_AUD", "api://tools")]).unwrap();
+        assert_eq!(auth.verifiers().issuers[1].audiences[0].0, "api://tools");
+        assert!(auth.resource_metadata().is_some());
+    }
+
+    #[test]
+    fn mcp_variables_that_cannot_work_name_themselves() {
+        assert_eq!(
+            message(&[("MEINGPT_ORG_ID", "org"), ("MCP_SCOPES", "mcp:tools")]),
+            "MCP_SCOPES is invalid: has no effect without MCP_RESOURCE_URL; set MCP_RESOURCE_URL \
+             to the URL MCP clients use, such as https://mcp.example.com/mcp"
+        );
+        assert_eq!(
+            message(&[
+                ("MEINGPT_ORG_ID", "org"),
+                ("MCP_RESOURCE_URL", "http://mcp.example.com")
+            ]),
+            "MCP_RESOURCE_URL is invalid: plain http:// is only allowed for loopback hosts; use \
+             https://"
+        );
+        assert_eq!(
+            setting(&[("MEINGPT_ORG_ID", "org"), ("MCP_RESOURCE_URL", " ")]),
+            "MCP_RESOURCE_URL"
+        );
+        assert_eq!(
+            with_resource(&[("MCP_SCOPES", "mcp:\"tools")])
+                .unwrap_err()
+                .setting(),
+            "MCP_SCOPES"
+        );
+        // jwt_oidc without JWT_AUD and without a resource: the audience is
+        // still required.
+        assert_eq!(
+            message(&[
+                ("AUTH_TYPE", "jwt_oidc"),
+                ("JWT_ISS", "https://id.example.com")
+            ]),
+            "JWT_AUD is not set: the audience(s) (`aud`) tokens must be issued for, comma \
+             separated; or set MCP_RESOURCE_URL to accept tokens issued for that resource"
+        );
+        assert!(ENV_VARIABLES.contains(&"MCP_RESOURCE_URL"));
+        assert!(ENV_VARIABLES.contains(&"MCP_SCOPES"));
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod env;
 use std::fmt;
 
 use crate::auth::MeinGptAuth;
+use crate::resource::{ProtectedResource, ResourceMetadata};
 use builder::Mode;
 pub use builder::{MeinGptAuthBuilder, StaticKey};
 pub use env::ENV_VARIABLES;
@@ -144,6 +145,26 @@ impl MeinGptAuth {
     /// variables). Fails with one line naming the variable at fault.
     pub fn from_env() -> Result<Self, ConfigError> {
         env::auth_from(|name| std::env::var(name).ok())
+    }
+
+    /// The metadata of another protected resource this authenticator
+    /// guards, its `authorization_servers` derived from this
+    /// authenticator's issuers unless given: for one authenticator in front
+    /// of several resources (a gateway's routes), each layer naming its own
+    /// with [`AuthLayer::resource_metadata`](crate::AuthLayer::resource_metadata).
+    /// Tokens are bound to a resource only through
+    /// [`resource_audience`](crate::MeinGptAuthBuilder::resource_audience),
+    /// which names the authenticator's own.
+    ///
+    /// # Errors
+    ///
+    /// As the configuration would refuse `resource`, naming the setting.
+    pub fn describe_resource(
+        &self,
+        resource: ProtectedResource,
+    ) -> Result<ResourceMetadata, ConfigError> {
+        ResourceMetadata::new(&resource, &self.issuer_kinds())
+            .map_err(|error| ConfigError::invalid(error.setting, error.reason))
     }
 
     /// Whether any variable [`from_env`](Self::from_env) reads is set: tells

@@ -14,7 +14,7 @@
 //! realm, the gRPC error shape for gRPC calls, or the layer's
 //! [`render_rejections_with`](crate::AuthLayer::render_rejections_with) hook.
 //! Guards work on any service whose body is an [`http_body::Body`] of
-//! [`Bytes`] (their responses carry [`AuthBody`]).
+//! [`Bytes`](bytes::Bytes) (their responses carry [`AuthBody`]).
 //!
 //! # Example
 //!
@@ -49,22 +49,21 @@ pub use scope::{require_all_scopes, require_any_scope, require_scope};
 pub use team::{require_team_id, require_team_name};
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::AuthBody;
+pub use crate::body::ResponseFuture;
 use crate::claims::MeinGptUser;
 use crate::error::AuthError;
 use crate::layer::AuthContext;
 use crate::metrics;
 use crate::rejection::{is_grpc, missing_layer};
+use crate::resource::is_scope_token;
 
 type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
 
@@ -73,7 +72,11 @@ type Predicate = Arc<dyn Fn(&MeinGptUser) -> bool + Send + Sync>;
 pub struct GuardLayer {
     predicate: Predicate,
     what: &'static str,
+    scope: Option<ChallengeScope>,
 }
+
+/// The scopes a `403` names (`scope="…"`), space-separated.
+type ChallengeScope = Arc<str>;
 
 impl GuardLayer {
     /// A guard that admits users for whom `predicate` returns `true`.
@@ -88,7 +91,41 @@ impl GuardLayer {
         Self {
             predicate: Arc::new(predicate),
             what,
+            scope: None,
         }
+    }
+
+    /// The scopes a refusal of this guard names in its challenge
+    /// (`WWW-Authenticate: Bearer …, error="insufficient_scope",
+    /// scope="…"`, RFC 6750 §3): what would be enough, so that an OAuth
+    /// client (an MCP client, say) asks the authorization server for them
+    /// and tries again (step-up). The scope guards
+    /// ([`require_scope`], …) name theirs; a custom
+    /// guard names none unless told. Scopes that are not RFC 6749 scope
+    /// tokens (printable ASCII without spaces, quotes or backslashes) are
+    /// left out.
+    ///
+    /// ```
+    /// use meingpt_auth::require_user;
+    ///
+    /// // meinGPT's users are vouched for by their organization; other
+    /// // issuers' tokens need the scope.
+    /// let guard = require_user(|user| user.is_meingpt() || user.has_scope("mcp:tools"))
+    ///     .challenge_scope(["mcp:tools"]);
+    /// # let _ = guard;
+    /// ```
+    pub fn challenge_scope<I, T>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let named: Vec<String> = scopes
+            .into_iter()
+            .map(|scope| scope.as_ref().to_owned())
+            .filter(|scope| is_scope_token(scope))
+            .collect();
+        self.scope = (!named.is_empty()).then(|| Arc::from(named.join(" ")));
+        self
     }
 }
 
@@ -96,6 +133,7 @@ impl fmt::Debug for GuardLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GuardLayer")
             .field("requires", &self.what)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -108,6 +146,7 @@ impl<S> Layer<S> for GuardLayer {
             inner,
             predicate: self.predicate.clone(),
             what: self.what,
+            scope: self.scope.clone(),
         }
     }
 }
@@ -118,6 +157,7 @@ pub struct Guard<S> {
     inner: S,
     predicate: Predicate,
     what: &'static str,
+    scope: Option<ChallengeScope>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for Guard<S> {
@@ -161,11 +201,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let extensions = request.extensions();
         let Some(context) = extensions.get::<AuthContext>() else {
-            return ResponseFuture::rejected(missing_layer(is_grpc(request.headers())));
+            return ResponseFuture::answered(missing_layer(is_grpc(request.headers())));
         };
         let error = match extensions.get::<MeinGptUser>() {
             Some(user) if (self.predicate)(user) => {
-                return ResponseFuture::allowed(self.inner.call(request));
+                return ResponseFuture::inner(self.inner.call(request));
             }
             Some(_) => AuthError::InsufficientScope,
             None => AuthError::MissingToken,
@@ -179,64 +219,6 @@ where
         metrics::request_refused(&error);
         let context = context.clone();
         let (parts, _body) = request.into_parts();
-        ResponseFuture::rejected(context.reject(&error, &parts))
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// Response future of [`Guard`].
-    pub struct ResponseFuture<F> {
-        #[pin]
-        kind: Kind<F>,
-    }
-}
-
-pin_project_lite::pin_project! {
-    #[project = KindProjection]
-    enum Kind<F> {
-        Allowed { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F> ResponseFuture<F> {
-    fn allowed(future: F) -> Self {
-        Self {
-            kind: Kind::Allowed { future },
-        }
-    }
-
-    fn rejected(response: Response<Bytes>) -> Self {
-        Self {
-            kind: Kind::Rejected {
-                response: Some(response),
-            },
-        }
-    }
-}
-
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<AuthBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProjection::Allowed { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(AuthBody::new)))
-            }
-            KindProjection::Rejected { response } => {
-                let response = response.take().expect("polled after completion");
-                Poll::Ready(Ok(response.map(AuthBody::rejection)))
-            }
-        }
-    }
-}
-
-impl<F> fmt::Debug for ResponseFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        ResponseFuture::answered(context.reject_naming(&error, &parts, self.scope.as_deref()))
     }
 }

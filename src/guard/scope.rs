@@ -31,32 +31,39 @@
 use super::GuardLayer;
 
 /// Admits users whose token grants `scope`; `403 insufficient_scope`
-/// otherwise.
+/// otherwise, naming the scope in the challenge (`scope="…"`).
 pub fn require_scope(scope: impl Into<String>) -> GuardLayer {
     let scope = scope.into();
-    GuardLayer::named("scope", move |user| user.has_scope(&scope))
+    let named = [scope.clone()];
+    GuardLayer::named("scope", move |user| user.has_scope(&scope)).challenge_scope(named)
 }
 
-/// Admits users whose token grants at least one of `scopes`.
+/// Admits users whose token grants at least one of `scopes`; a refusal
+/// names the first (list the narrowest first), which is enough.
 pub fn require_any_scope<I, T>(scopes: I) -> GuardLayer
 where
     I: IntoIterator<Item = T>,
     T: Into<String>,
 {
     let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+    let first: Vec<String> = scopes.iter().take(1).cloned().collect();
     GuardLayer::named("any scope", move |user| {
         scopes.iter().any(|scope| user.has_scope(scope))
     })
+    .challenge_scope(first)
 }
 
-/// Admits users whose token grants every one of `scopes`.
+/// Admits users whose token grants every one of `scopes`; a refusal names
+/// them all.
 pub fn require_all_scopes<I, T>(scopes: I) -> GuardLayer
 where
     I: IntoIterator<Item = T>,
     T: Into<String>,
 {
     let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+    let named = scopes.clone();
     GuardLayer::named("all scopes", move |user| {
         scopes.iter().all(|scope| user.has_scope(scope))
     })
+    .challenge_scope(named)
 }

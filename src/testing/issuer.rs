@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::signature::KeyPair;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
 use super::key::{MockKey, rsa_sign};
+use super::oauth::{self, Grant, OAuthServer, OAuthState};
 use super::server::{Fault, IssuerState, OrganizationKeys, lock, serve_discovery, serve_jwks};
 use super::token::TokenBuilder;
 use crate::clock::{Clock, SystemClock};
@@ -130,6 +131,7 @@ impl MockIssuer {
             discovery_fetches: AtomicUsize::new(0),
             next_kid: AtomicUsize::new(1),
             held: tokio::sync::watch::Sender::new(false),
+            oauth: Mutex::new(None),
         });
         for organization in organizations {
             let key = state.new_key();
@@ -146,6 +148,13 @@ impl MockIssuer {
         let app = Router::new()
             .route("/api/custom-apps/v1/jwks/{organization}", get(serve_jwks))
             .route("/.well-known/openid-configuration", get(serve_discovery))
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(oauth::metadata),
+            )
+            .route("/oauth/authorize", get(oauth::authorize))
+            .route("/oauth/token", post(oauth::token))
+            .route("/oauth/register", post(oauth::register))
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -206,6 +215,23 @@ impl MockIssuer {
     /// `id_token_signing_alg_values_supported: ["RS256"]`).
     pub fn set_discovery(&self, document: Value) {
         *lock(&self.state.discovery) = Some(document);
+    }
+
+    /// Acts as an OAuth 2.1 authorization server from now on, as `server`
+    /// says (see [`OAuthServer`]); a second call starts afresh (clients,
+    /// codes and grants forgotten). Until the first call the OAuth
+    /// endpoints answer `404`.
+    pub fn serve_oauth(&self, server: OAuthServer) {
+        *lock(&self.state.oauth) = Some(OAuthState::new(server));
+    }
+
+    /// Every token the authorization server issued, in order: what a test
+    /// checks to see which grant, scopes and resources a client asked for.
+    pub fn oauth_grants(&self) -> Vec<Grant> {
+        lock(&self.state.oauth)
+            .as_ref()
+            .map(|oauth| oauth.grants.clone())
+            .unwrap_or_default()
     }
 
     /// Makes every following JWKS request fail this way.

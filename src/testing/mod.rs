@@ -1,7 +1,10 @@
 //! A test kit (feature `testing`): [`MockIssuer`] serves a JWKS on
 //! `127.0.0.1` and mints tokens with [`TokenBuilder`]; [`MockClock`] is a
 //! clock tests move by hand; [`verified_token_count`] and [`key_generation`]
-//! show what an authenticator holds right now.
+//! show what an authenticator holds right now. With
+//! [`MockIssuer::serve_oauth`] the issuer is also a minimal OAuth 2.1
+//! authorization server ([`OAuthServer`]), for signing in real OAuth
+//! clients, such as the MCP SDKs', end to end.
 //!
 //! Use it in your own tests to exercise routes behind the auth layer with
 //! real, signed tokens and no network beyond loopback.
@@ -37,11 +40,13 @@ mod clock;
 mod inspect;
 mod issuer;
 mod key;
+mod oauth;
 mod server;
 mod token;
 
 pub use clock::MockClock;
 pub use inspect::{key_generation, verified_token_count};
 pub use issuer::MockIssuer;
+pub use oauth::{Grant, OAuthServer};
 pub use server::Fault;
 pub use token::TokenBuilder;

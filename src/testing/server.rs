@@ -16,6 +16,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::key::MockKey;
+use super::oauth::OAuthState;
 
 /// How the mock issuer misbehaves when asked for its JWKS.
 ///
@@ -65,6 +66,8 @@ pub(super) struct IssuerState {
     pub(super) next_kid: AtomicUsize,
     /// `true` while JWKS answers are held back.
     pub(super) held: tokio::sync::watch::Sender<bool>,
+    /// The OAuth authorization server, once a test turned it on.
+    pub(super) oauth: Mutex<Option<OAuthState>>,
 }
 
 impl IssuerState {

@@ -144,6 +144,12 @@ pub(crate) struct VerifierSettings {
 }
 
 impl Verifier {
+    /// Whether the issuer is an OpenID Connect issuer (keys from discovery
+    /// or a JWKS, not a meinGPT instance's, not a static key).
+    pub(crate) fn is_oidc(&self) -> bool {
+        !self.rules.meingpt && matches!(self.keys, Keys::Jwks(_))
+    }
+
     /// A verifier that checks tokens as `settings` say, with `keys`, at the
     /// time `clock` tells.
     pub(crate) fn new(settings: VerifierSettings, keys: Keys, clock: SharedClock) -> Self {

@@ -395,3 +395,59 @@ async fn the_same_auth_verifies_outside_http_too() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// Sends the head of a request over a fresh HTTP/1.1 connection to `base`
+/// and reads the answer's head, lowercased.
+async fn answer_head_to(base: &str, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(head.replace("{addr}", addr).as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(20), stream.read(&mut buffer))
+                .await
+                .expect("an answer before the body")
+                .unwrap();
+        assert!(read > 0, "closed before answering");
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&answer).to_lowercase()
+}
+
+#[tokio::test]
+async fn a_refusal_of_a_request_whose_body_is_unread_says_the_connection_closes() {
+    let issuer = MockIssuer::start().await;
+    let base = serve(app(&issuer.auth().build().unwrap())).await;
+
+    // An MCP client's first POST, its body not sent yet: refused before it
+    // arrives, so the connection will not serve another request.
+    for framing in ["Content-Length: 47", "Transfer-Encoding: chunked"] {
+        let answer = answer_head_to(
+            &base,
+            &format!("POST /me HTTP/1.1\r\nHost: {{addr}}\r\n{framing}\r\n\r\n"),
+        )
+        .await;
+        assert!(answer.starts_with("http/1.1 401"), "{framing}: {answer}");
+        assert!(
+            answer.contains("\r\nconnection: close\r\n"),
+            "{framing}: {answer}"
+        );
+    }
+
+    // A refused request without a body keeps its connection.
+    for head in [
+        "GET /me HTTP/1.1\r\nHost: {addr}\r\n\r\n",
+        "POST /me HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n",
+    ] {
+        let answer = answer_head_to(&base, head).await;
+        assert!(answer.starts_with("http/1.1 401"), "{answer}");
+        assert!(!answer.contains("\r\nconnection:"), "{answer}");
+    }
+}

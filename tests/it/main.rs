@@ -22,12 +22,15 @@ mod issuers;
 mod jwks_cache;
 mod key_lifecycle;
 mod layer;
+mod mcp_authorization;
 mod mcp_server;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod mock_oauth;
 mod multi_issuer;
 mod properties;
 mod quickstart;
 mod rejections;
+mod resource_metadata;
 mod token_cache;
 mod verification;

@@ -227,7 +227,7 @@ async fn an_admin_may_run_admin_report() {
 }
 
 /// `initialize` by hand, with an explicit `Host` header.
-async fn initialize_with_host(url: &str, host: &str, token: &str) -> reqwest::Response {
+pub(crate) async fn initialize_with_host(url: &str, host: &str, token: &str) -> reqwest::Response {
     reqwest::Client::new()
         .post(url)
         .header("host", host)

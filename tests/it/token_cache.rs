@@ -306,3 +306,36 @@ async fn the_user_carries_the_tokens_payload_segment_fresh_remembered_and_from_a
         assert_eq!(user.claim("note"), Some(&serde_json::json!("ü/+?==")));
     }
 }
+
+#[tokio::test]
+async fn an_authenticator_with_other_token_sources_shares_the_keys_and_remembered_tokens() {
+    use meingpt_auth::TokenSource;
+
+    let issuer = MockIssuer::start().await;
+    let auth = issuer.auth().build().unwrap();
+    let from_cookie = auth.with_token_sources([TokenSource::Cookie("session".into())]);
+    assert_eq!(
+        from_cookie.token_sources(),
+        [TokenSource::Cookie("session".into())]
+    );
+    let by_header = serve(app(&auth)).await;
+    let by_cookie = serve(app(&from_cookie)).await;
+    let token = issuer.token().sub("shared").sign();
+
+    let seen = get_with_token(&format!("{by_header}/me"), &token).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    let cookie = format!("session={token}");
+    let seen = crate::common::get_with(&format!("{by_cookie}/me"), &[("cookie", &cookie)]).await;
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert!(seen.body.contains("\"shared\""), "{}", seen.body);
+    // Each reads its own sources only.
+    let seen = get_with_token(&format!("{by_cookie}/me"), &token).await;
+    assert_eq!(seen.status, 401);
+    let seen = crate::common::get_with(&format!("{by_header}/me"), &[("cookie", &cookie)]).await;
+    assert_eq!(seen.status, 401);
+
+    // One key set, one remembered token, for both.
+    assert_eq!(issuer.fetch_count(), 1);
+    assert_eq!(verified_token_count(&auth), 1);
+    assert_eq!(verified_token_count(&from_cookie), 1);
+}

@@ -11,13 +11,19 @@
 //!   disagreeing spellings are refused.
 //! - [`TrustedProxies`]: who may ask forward auth at all, and whose
 //!   forwarding headers an upstream gets.
+//! - The `Host` rule (RFC 9112 §3.2, [`BadHost`]): exactly one `Host`, a
+//!   `host[:port]` that agrees with the request's target.
 //!
-//! Each is a pure function of a `&str` or a `&HeaderMap` with a typed
-//! result; a refusal is a [`Refusal`], answered `400`.
+//! Each is a pure function of a `&str`, a `&HeaderMap` or a request's head
+//! with a typed result; a refusal is a [`Refusal`], answered `400`.
 
+mod host;
 mod original;
 mod path;
 mod peers;
+
+pub use host::BadHost;
+pub(crate) use host::check_host;
 
 pub use original::{
     METHOD_SPELLINGS, OriginalRequest, OriginalRequestHeaders, URI_SPELLINGS,
@@ -60,6 +66,18 @@ pub enum Refusal {
     MalformedOriginalMethod,
     /// Forward auth was asked without the original URI, and the routes need it.
     MissingOriginalUri,
+    /// The route strips its prefix, and the path spells the prefix
+    /// percent-encoded.
+    EncodedPrefix,
+    /// The `Host` header is missing, repeated, malformed or names another
+    /// host than the request's target.
+    Host(BadHost),
+}
+
+impl From<BadHost> for Refusal {
+    fn from(bad: BadHost) -> Self {
+        Self::Host(bad)
+    }
 }
 
 impl Refusal {
@@ -84,6 +102,8 @@ impl Refusal {
             Self::MalformedOriginalUri => "the original URI is not a request target",
             Self::MalformedOriginalMethod => "the original method is not a method",
             Self::MissingOriginalUri => "the original URI is missing",
+            Self::EncodedPrefix => "the path spells the route's prefix percent-encoded",
+            Self::Host(bad) => bad.description(),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -23,16 +24,22 @@ use crate::server::ConnectionLimits;
 use crate::upgrade::Upgrades;
 
 mod connections;
+mod embed;
 mod forward_auth;
 mod issuer;
+mod resource;
 mod route;
+mod tls;
 
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
+pub use embed::{EmbedConfig, MeinGptOrigins};
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
 use forward_auth::{trusted_proxies_from_env, trusted_proxies_from_file};
+pub use resource::ProtectedResourceConfig;
+use resource::resolve_resource;
 use route::{resolve_route, upstream_url};
 
 /// Where the gateway listens when neither the file nor `LISTEN_ADDR` says.
@@ -78,6 +85,8 @@ pub struct FileConfig {
     pub route: Vec<RouteConfig>,
     /// Client connections: timeouts and the cap.
     pub connections: Option<ConnectionsConfig>,
+    /// `[embed]`: who meinGPT is, for the embed routes.
+    pub embed: Option<EmbedConfig>,
 }
 
 /// `[auth]`: the meinGPT organizations whose tokens are accepted.
@@ -100,6 +109,14 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// The private key (PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
+}
+
+impl TlsConfig {
+    /// The rustls configuration the gateway serves with (HTTP/2 and
+    /// HTTP/1.1 offered); errors name `tls.cert` or `tls.key`.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, ConfigError> {
+        tls::server_config(self)
+    }
 }
 
 /// One `[[route]]`.
@@ -140,6 +157,19 @@ pub struct RouteConfig {
     pub allow_unusual_path_characters: bool,
     /// The protocols a client may upgrade to; `["websocket"]` when absent.
     pub upgrades: Option<Vec<String>>,
+    /// `[route.protected_resource]`: the route is an OAuth protected
+    /// resource (RFC 9728) that MCP clients sign in to by themselves.
+    pub protected_resource: Option<ProtectedResourceConfig>,
+    /// Embed mode: the unmodified web app behind this route works framed
+    /// by meinGPT (sign-in from the frame, session cookie, refresh).
+    #[serde(default)]
+    pub embed: bool,
+    /// Embed mode: add the refresh script to the app's HTML pages (default
+    /// true).
+    pub embed_script: Option<bool>,
+    /// Embed mode: make the app's own cookies `SameSite=None; Secure;
+    /// Partitioned` (default false).
+    pub embed_partition_cookies: Option<bool>,
 }
 
 /// A configuration error: the key or variable at fault and what is wrong.
@@ -195,27 +225,29 @@ impl fmt::Debug for AuthSource {
 #[derive(Debug)]
 pub struct Settings {
     /// The main listener.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// The metrics listener.
-    pub metrics_listen: Option<SocketAddr>,
+    pub(crate) metrics_listen: Option<SocketAddr>,
     /// Request body limit in bytes.
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// Upstream connect timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Upstream response-header timeout.
-    pub response_timeout: Duration,
+    pub(crate) response_timeout: Duration,
     /// The forward-auth endpoint.
-    pub forward_auth: ForwardAuthEndpoint,
+    pub(crate) forward_auth: ForwardAuthEndpoint,
     /// Who may ask forward auth and set forwarding headers.
-    pub trusted_proxies: TrustedProxies,
-    /// TLS files, checked to be readable and to hold a certificate and a key.
-    pub tls: Option<TlsConfig>,
+    pub(crate) trusted_proxies: TrustedProxies,
+    /// TLS termination (rustls, from the `[tls]` files); plain HTTP when `None`.
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// The routes, in file order.
-    pub routes: Vec<Route>,
+    pub(crate) routes: Vec<Route>,
     /// The authenticator.
     pub auth: AuthSource,
     /// Client connections: timeouts and the cap.
-    pub connections: ConnectionLimits,
+    pub(crate) connections: ConnectionLimits,
+    /// Who frames the embed routes.
+    pub(crate) meingpt_origins: MeinGptOrigins,
 }
 
 impl Settings {
@@ -268,15 +300,21 @@ impl Settings {
         }
         let forward_auth = ForwardAuthEndpoint::from_file(file.forward_auth)?;
         let trusted_proxies = trusted_proxies_from_file(file.trusted_proxies)?;
-        let tls = file.tls.map(|tls| TlsConfig {
-            cert: base.join(tls.cert),
-            key: base.join(tls.key),
-        });
-        if let Some(tls) = &tls {
-            crate::tls::server_config(tls)?;
-        }
+        let tls = file
+            .tls
+            .map(|tls| {
+                tls::server_config(&TlsConfig {
+                    cert: base.join(tls.cert),
+                    key: base.join(tls.key),
+                })
+            })
+            .transpose()?;
         let mut routes = Vec::with_capacity(file.route.len());
-        for (index, route) in file.route.into_iter().enumerate() {
+        let mut resources = Vec::new();
+        for (index, mut route) in file.route.into_iter().enumerate() {
+            if let Some(resource) = route.protected_resource.take() {
+                resources.push((index, (route.public, route.embed), resource));
+            }
             let route = resolve_route(index, route, env)?;
             if let Some(other) = routes.iter().position(|r: &Route| r.prefix == route.prefix) {
                 return Err(ConfigError::new(
@@ -287,10 +325,26 @@ impl Settings {
             routes.push(route);
         }
         let connections = connection_limits(file.connections)?;
+        let file_issuer = file.auth.as_ref().map(|auth| {
+            auth.issuer
+                .clone()
+                .unwrap_or_else(|| meingpt_auth::DEFAULT_ISSUER.to_owned())
+        });
         let auth = match file.auth {
             Some(auth) => AuthSource::Configured(auth_from_file(auth)?),
             None => issuer::from_env_or_development(listen, issuer::Origin::File)?,
         };
+        for (index, kind, resource) in resources {
+            routes[index].protected_resource =
+                Some(resolve_resource(index, kind, resource, &auth)?);
+        }
+        let meingpt_origins = embed::meingpt_origins(
+            file.embed.and_then(|embed| embed.meingpt_origins),
+            file_issuer.as_deref(),
+            &auth,
+            &routes,
+            env,
+        )?;
         Ok(Self {
             listen,
             metrics_listen,
@@ -303,6 +357,7 @@ impl Settings {
             routes,
             auth,
             connections,
+            meingpt_origins,
         })
     }
 
@@ -318,8 +373,10 @@ impl Settings {
         )?;
         let forward_auth = ForwardAuthEndpoint::from_env(env)?;
         let trusted_proxies = trusted_proxies_from_env(env)?;
+        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
         let mut routes = Vec::new();
         if let Some(upstream) = env("GATEWAY_UPSTREAM") {
+            let development = matches!(auth, AuthSource::Development);
             routes.push(Route {
                 prefix: "/".to_owned(),
                 upstream: upstream_url("GATEWAY_UPSTREAM", &upstream)?,
@@ -330,9 +387,15 @@ impl Settings {
                 inject_headers: Vec::new(),
                 allow_unusual_path_characters: false,
                 upgrades: Upgrades::default(),
+                // MCP_RESOURCE_URL: the one route is that resource.
+                protected_resource: match &auth {
+                    AuthSource::Configured(auth) => auth.resource_metadata().cloned(),
+                    AuthSource::Development => None,
+                },
+                embed: embed::from_env(env, development)?,
             });
         }
-        let auth = issuer::from_env_or_development(listen, issuer::Origin::Environment)?;
+        let meingpt_origins = embed::meingpt_origins(None, None, &auth, &routes, env)?;
         Ok(Self {
             listen,
             metrics_listen: None,
@@ -345,6 +408,7 @@ impl Settings {
             routes,
             auth,
             connections: ConnectionLimits::default(),
+            meingpt_origins,
         })
     }
 }

@@ -56,6 +56,7 @@ pub(super) fn resolve_route(
         ));
     }
     let upstream = upstream_url(&key("upstream"), &route.upstream)?;
+    let embed = super::embed::route_options(&key, &route)?;
     let restricted =
         !route.roles.is_empty() || !route.team_ids.is_empty() || !route.team_names.is_empty();
     if route.public && restricted {
@@ -143,6 +144,9 @@ pub(super) fn resolve_route(
         inject_headers,
         allow_unusual_path_characters: route.allow_unusual_path_characters,
         upgrades,
+        embed,
+        // Described against the authenticator once it is known.
+        protected_resource: None,
     })
 }
 

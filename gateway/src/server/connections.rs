@@ -29,32 +29,32 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Timeouts and the cap on open client connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// Open client connections at most, over all serving threads.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// From accept until the first request's head is complete.
-    pub header_read_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
     /// From the end of a response until the next request's head is complete.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// From accept until the TLS handshake is complete.
-    pub tls_handshake_timeout: Duration,
+    pub(crate) tls_handshake_timeout: Duration,
 }
 
 impl ConnectionLimits {
     /// The default cap on open client connections.
-    pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+    pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 4096;
     /// The default time to the first request's head.
-    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
     /// The default time a connection may wait for its next request; longer
     /// than the 60 s load balancers commonly keep an idle upstream
     /// connection, so that they never reuse one the gateway just closed.
-    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+    pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
     /// The default time for the TLS handshake.
-    pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(crate) const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// The limits of one of `threads` serving threads: the cap divided
     /// among them (rounded up), the times unchanged.
-    pub fn per_thread(self, threads: usize) -> Self {
+    pub(crate) fn per_thread(self, threads: usize) -> Self {
         Self {
             max_connections: self.max_connections.div_ceil(threads.max(1)),
             ..self

@@ -24,9 +24,9 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tower::{Service, ServiceExt};
 
-pub use self::connections::ConnectionLimits;
+pub(crate) use self::connections::ConnectionLimits;
 use self::connections::{Activity, Connections, Counted, Expiry, Serving, Slot, TrackedBody};
-use crate::proxy::{Body, ClientInfo};
+use crate::answer::Body;
 
 /// How long the accept loop waits, at the cap or out of file descriptors,
 /// before it looks again for a connection to close.
@@ -37,8 +37,18 @@ const RECHECK: Duration = Duration::from_millis(50);
 /// takes it (see [`Balance`]).
 const BALANCE_PAUSE: Duration = Duration::from_millis(1);
 
+/// What the server knows about the connection a request came in on; in
+/// every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientInfo {
+    /// The peer's address.
+    pub(crate) peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub(crate) tls: bool,
+}
+
 /// A bound socket, plain or TLS.
-pub struct Listener {
+pub(crate) struct Listener {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
     balance: Balance,
@@ -110,7 +120,7 @@ impl std::fmt::Debug for Listener {
 
 impl Listener {
     /// Binds `addr`; with a rustls configuration, connections are TLS.
-    pub async fn bind(
+    pub(crate) async fn bind(
         addr: SocketAddr,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> io::Result<Self> {
@@ -122,18 +132,18 @@ impl Listener {
     }
 
     /// The bound address (with the real port when `:0` was asked for).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
         self.tcp.local_addr()
     }
 
     /// `http` or `https`.
-    pub fn scheme(&self) -> &'static str {
+    pub(crate) fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }
 
     /// Another handle on the same bound socket, to accept connections from
     /// another thread's runtime ([`SharedListener::into_listener`]).
-    pub fn share(&self) -> io::Result<SharedListener> {
+    pub(crate) fn share(&self) -> io::Result<SharedListener> {
         #[cfg(unix)]
         let socket = {
             use std::os::fd::AsFd;
@@ -153,7 +163,7 @@ impl Listener {
 }
 
 /// A bound socket handed to another thread; see [`Listener::share`].
-pub struct SharedListener {
+pub(crate) struct SharedListener {
     socket: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
     balance: Balance,
@@ -170,7 +180,7 @@ impl std::fmt::Debug for SharedListener {
 
 impl SharedListener {
     /// The listener, registered with the runtime this is called on.
-    pub fn into_listener(self) -> io::Result<Listener> {
+    pub(crate) fn into_listener(self) -> io::Result<Listener> {
         self.socket.set_nonblocking(true)?;
         Ok(Listener {
             tcp: TcpListener::from_std(self.socket)?,
@@ -183,7 +193,7 @@ impl SharedListener {
 /// Serves `service` on `listener` until `shutdown` completes, then stops
 /// accepting and waits up to `grace` for the open connections' requests.
 /// `limits` are this thread's: see [`ConnectionLimits::per_thread`].
-pub async fn serve<S, B>(
+pub(crate) async fn serve<S, B>(
     listener: Listener,
     service: S,
     shutdown: impl Future<Output = ()>,

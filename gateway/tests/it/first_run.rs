@@ -196,14 +196,17 @@ fn help_names_the_commands_the_file_every_variable_and_the_documentation() {
         "[auth]",
         "[tls]",
         "[connections]",
+        "[embed]",
         "[[route]]",
         "organizations",
         "team_ids",
+        "embed_partition_cookies",
     ] {
         assert!(help.contains(table), "no {table:?} in:\n{help}");
     }
     let variables = meingpt_auth::config::ENV_VARIABLES.into_iter().chain([
         "GATEWAY_UPSTREAM",
+        "GATEWAY_EMBED",
         "LISTEN_ADDR",
         "RUST_LOG",
     ]);

@@ -76,6 +76,36 @@ async fn forward_auth_without_a_token_answers_401_with_a_challenge() {
 }
 
 #[tokio::test]
+async fn forward_auth_refuses_a_grpc_call_with_an_http_status_a_proxy_does_not_pass() {
+    // A proxy lets the request through on any 2xx; the gRPC shape of a
+    // refusal (`200` with `grpc-status`) would let it pass.
+    let (issuer, _upstream, gateway) = setup().await;
+    let member = issuer.demo_member().sign();
+    let grpc = ("content-type", "application/grpc");
+
+    let anonymous = get(
+        &gateway.url("/_meingpt/auth"),
+        &[grpc, ("x-original-uri", "/x")],
+    )
+    .await;
+    let member = get(
+        &gateway.url("/_meingpt/auth"),
+        &[
+            grpc,
+            ("x-original-uri", "/admin/x"),
+            ("x-meingpt-jwt", &member),
+        ],
+    )
+    .await;
+
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("grpc-status"), None);
+    assert_eq!(member.status, 403);
+    assert_eq!(member.header("grpc-status"), None);
+    assert_eq!(member.header("x-auth-request-user"), None);
+}
+
+#[tokio::test]
 async fn forward_auth_with_a_bad_token_answers_401_invalid_token() {
     let (issuer, _upstream, gateway) = setup().await;
     let other = MockIssuer::start().await;

@@ -1,5 +1,5 @@
-//! A real Python MCP server (the official `mcp` package: FastMCP over
-//! Streamable HTTP, `python/server.py`) behind the gateway in proxy mode,
+//! A real Python MCP server (the official `mcp` package, 2.x: `MCPServer`
+//! over Streamable HTTP, `python/server.py`) behind the gateway in proxy mode,
 //! driven through the gateway by the official Python client
 //! (`python/client.py`) and by rmcp's Rust client, both sending
 //! `X-meinGPT-JWT` as meinGPT does.
@@ -9,7 +9,7 @@
 //! named by `MEINGPT_RIG_PYTHON`; `MEINGPT_SKIP_PYTHON_MCP=1` skips.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use http::{HeaderName, HeaderValue};
@@ -24,13 +24,13 @@ use rmcp::transport::streamable_http_client::{
 
 use crate::common::{Gateway, PATIENCE, Process};
 
-fn python_dir() -> PathBuf {
+pub(crate) fn python_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/rig/python")
 }
 
 /// The Python that has the `mcp` package, or `None` when
 /// `MEINGPT_SKIP_PYTHON_MCP=1`; panics with how to install it otherwise.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     if std::env::var("MEINGPT_SKIP_PYTHON_MCP").as_deref() == Ok("1") {
         eprintln!("MEINGPT_SKIP_PYTHON_MCP=1: skipping this test");
         return None;
@@ -41,7 +41,7 @@ fn python() -> Option<PathBuf> {
     let has_mcp = Command::new(&python)
         .args([
             "-c",
-            "import mcp.server.fastmcp, mcp.client.streamable_http",
+            "import mcp.server.mcpserver, mcp.client.streamable_http",
         ])
         .output()
         .is_ok_and(|output| output.status.success());
@@ -56,6 +56,21 @@ fn python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Starts `python/server.py`: the process and its `host:port`.
+pub(crate) fn start_server(python: &Path) -> (Process, String) {
+    let mut command = Command::new(python);
+    command.arg(python_dir().join("server.py"));
+    let mut server = Process::spawn("the Python MCP server", command);
+    let line = server.wait_for_line("mcp server listening on http://");
+    let upstream = line
+        .rsplit("http://")
+        .next()
+        .and_then(|rest| rest.strip_suffix("/mcp"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    (server, upstream)
+}
+
 /// The Python MCP server and the gateway in front of it: `/mcp` for any
 /// signed-in user, `/admin/mcp` (stripped to `/mcp`) for admins only.
 struct Rig {
@@ -66,16 +81,7 @@ struct Rig {
 
 impl Rig {
     fn start(python: PathBuf, issuer: &MockIssuer) -> Self {
-        let mut command = Command::new(&python);
-        command.arg(python_dir().join("server.py"));
-        let mut server = Process::spawn("the Python MCP server", command);
-        let line = server.wait_for_line("mcp server listening on http://");
-        let upstream = line
-            .rsplit("http://")
-            .next()
-            .and_then(|rest| rest.strip_suffix("/mcp"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_owned();
+        let (server, upstream) = start_server(&python);
         let routes = format!(
             "[[route]]\nprefix = \"/mcp\"\nupstream = \"http://{upstream}\"\n\n\
              [[route]]\nprefix = \"/admin\"\nupstream = \"http://{upstream}\"\n\
@@ -130,7 +136,7 @@ impl Rig {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_python_mcp_client_reaches_a_fastmcp_tool_as_the_user_the_gateway_vouched_for() {
+async fn the_python_mcp_client_reaches_a_python_mcp_tool_as_the_user_the_gateway_vouched_for() {
     let Some(python) = python() else { return };
     let issuer = MockIssuer::start().await;
     let rig = Rig::start(python, &issuer);

@@ -494,18 +494,32 @@ impl Gateway {
     /// Starts the gateway with `[auth]` pointing at `issuer` and the given
     /// `[[route]]` tables (TOML text), listening on an ephemeral port.
     pub fn start(issuer: &MockIssuer, routes: &str) -> Self {
-        let dir = TempDir::new("gateway");
         let config = format!(
             "listen = \"127.0.0.1:0\"\n\n[auth]\norganizations = [\"{}\"]\nissuer = \"{}\"\njwks_url = \"{}\"\n\n{routes}",
             issuer.organization(),
             issuer.issuer(),
             issuer.jwks_url()
         );
-        let path = dir.write("gateway.toml", &config);
-        let mut process = Process::spawn("meingpt-gateway", Self::command(&path));
-        let line = process.wait_for_line("meingpt-gateway listening on http://");
+        Self::from_config(&config)
+    }
+
+    /// Starts the gateway with the configuration file `config` (TOML
+    /// text), which listens on port 0; with `[tls]` it listens on https.
+    pub fn from_config(config: &str) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// [`from_config`](Self::from_config) with, of the variables the
+    /// gateway reads, `env` set.
+    pub fn start_with(config: &str, env: &[(&str, &str)]) -> Self {
+        let dir = TempDir::new("gateway");
+        let path = dir.write("gateway.toml", config);
+        let mut command = Self::command(&path);
+        command.envs(env.iter().copied());
+        let mut process = Process::spawn("meingpt-gateway", command);
+        let line = process.wait_for_line("meingpt-gateway listening on http");
         let addr = line
-            .rsplit("http://")
+            .rsplit("://")
             .next()
             .and_then(|rest| rest.trim().trim_end_matches('/').parse().ok())
             .unwrap_or_else(|| panic!("no address in {line:?}"));
@@ -525,6 +539,7 @@ impl Gateway {
             let name = name.to_string_lossy();
             if name.starts_with("MEINGPT_")
                 || name.starts_with("JWT_")
+                || name.starts_with("MCP_")
                 || ["AUTH_TYPE", "LISTEN_ADDR", "GATEWAY_UPSTREAM", "RUST_LOG"]
                     .contains(&name.as_ref())
             {

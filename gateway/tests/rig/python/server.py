@@ -1,4 +1,4 @@
-"""An MCP server built with the official Python SDK (FastMCP, Streamable HTTP)
+"""An MCP server built with the official Python SDK (MCPServer, Streamable HTTP)
 that trusts meingpt-gateway's identity headers, as an app behind the gateway
 would. It listens on 127.0.0.1 on a port the system picks and prints
 `mcp server listening on http://127.0.0.1:PORT/mcp` once it accepts
@@ -10,9 +10,9 @@ import socket
 import sys
 
 import uvicorn
-from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.mcpserver import Context, MCPServer
 
-mcp = FastMCP("rig", stateless_http=True)
+mcp = MCPServer("rig")
 
 
 def _header(ctx: Context, name: str) -> str:
@@ -45,7 +45,7 @@ async def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(mcp.streamable_http_app(), log_level="warning")
+    config = uvicorn.Config(mcp.streamable_http_app(stateless_http=True), log_level="warning")
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:

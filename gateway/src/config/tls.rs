@@ -7,10 +7,10 @@ use rustls::crypto::aws_lc_rs;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::config::{ConfigError, TlsConfig};
+use super::{ConfigError, TlsConfig};
 
 /// The rustls configuration for `tls`; errors name `tls.cert` or `tls.key`.
-pub fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, ConfigError> {
+pub(super) fn server_config(tls: &TlsConfig) -> Result<Arc<ServerConfig>, ConfigError> {
     let certs = CertificateDer::pem_file_iter(&tls.cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
