@@ -1,152 +1,138 @@
 #!/usr/bin/env bash
-# The gateway's throughput next to nginx's, with wrk: one run each, all on
-# loopback, against the same small upstream (an nginx answering "ok"):
-#   (a) the upstream directly
-#   (b) nginx proxy_pass to it, no authentication
-#   (c) meingpt-gateway proxying to it, every request with the same token
-#   (d) nginx auth_request -> meingpt-gateway (gateway/deploy/nginx.conf)
-# Prints requests/s and p99 latency of each, the ratios (c)/(b) and (d)/(b),
-# and the gateway's peak RSS. Needs wrk and nginx (apt-get install wrk nginx).
+# The gateway's throughput next to nginx's, with wrk, all on loopback, each
+# setup proxying to the same small upstream (an nginx worker answering "ok"):
+#   upstream direct                   (for reference)
+#   nginx proxy_pass, no auth         the yardstick: 1.00
+#   meingpt-gateway proxy             every request verified
+#   nginx auth_request -> gateway     gateway/deploy/nginx.conf
+# each with its access log on and off (nginx's buffered, 64 KiB and 1 s; the
+# gateway's batched; for auth_request both nginx's and the gateway's), every
+# request carrying the same token header. Every nginx keeps at least as
+# many idle upstream connections as wrk opens, so none churns. The rounds
+# are interleaved (each round runs every setup once), and the script prints
+# the median requests/s of each setup and its ratio to nginx proxy_pass with
+# the same access-log setting. Needs wrk and nginx (apt-get install wrk nginx).
 #
-#   bash gateway/bench/wrk.sh              # 10 s per run, 32 connections
-#   DURATION=30s CONNECTIONS=64 bash gateway/bench/wrk.sh
+#   bash gateway/bench/wrk.sh                     # 3 rounds of 10 s, -t1 -c32
+#   ROUNDS=5 DURATION=20s CONNECTIONS=64 bash gateway/bench/wrk.sh
+#   GATEWAY_BIN=/path/to/meingpt-gateway bash gateway/bench/wrk.sh
+#   COMPARE_BIN=/path/to/other/meingpt-gateway bash gateway/bench/wrk.sh
+# With COMPARE_BIN, another build's gateway proxy runs in the same rounds
+# (access log on and off), for a before/after measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+KEEPALIVE=${KEEPALIVE:-$((CONNECTIONS * 2))}
 
-nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in wrk "$nginx_bin"; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool: apt-get install wrk nginx" >&2; exit 1; }
-done
+. gateway/bench/lib.sh
 
-cargo build --quiet --release -p meingpt-gateway
-gateway_bin=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/meingpt-gateway
+start_upstream
+start_gateway gateway-log-on on
+gateway_on=$gateway_port
+token_on=$token
+start_gateway gateway-log-off off
+gateway_off=$gateway_port
+token_off=$token
+start_proxy_pass proxy-log-on on
+proxy_on=$proxy_port
+start_proxy_pass proxy-log-off off
+proxy_off=$proxy_port
+start_auth_request auth-log-on on "$gateway_on"
+auth_on=$auth_port
+start_auth_request auth-log-off off "$gateway_off"
+auth_off=$auth_port
+if [ -n "${COMPARE_BIN:-}" ]; then
+  own_bin=$GATEWAY_BIN
+  GATEWAY_BIN=$COMPARE_BIN
+  start_gateway compare-log-on on
+  compare_on=$gateway_port compare_token_on=$token
+  start_gateway compare-log-off off
+  compare_off=$gateway_port compare_token_off=$token
+  GATEWAY_BIN=$own_bin
+fi
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# Each gateway checks its own development issuer's token; both tokens have
+# the same claims and length. nginx proxy_pass gets the same header.
+setups=(
+  "upstream|upstream direct|$upstream_port|$token_on"
+  "proxy-on|nginx proxy_pass, no auth|$proxy_on|$token_on"
+  "gateway-on|meingpt-gateway proxy|$gateway_on|$token_on"
+  "auth-on|nginx auth_request -> gateway|$auth_on|$token_on"
+  "proxy-off|nginx proxy_pass, no auth|$proxy_off|$token_off"
+  "gateway-off|meingpt-gateway proxy|$gateway_off|$token_off"
+  "auth-off|nginx auth_request -> gateway|$auth_off|$token_off"
+)
+if [ -n "${COMPARE_BIN:-}" ]; then
+  setups+=(
+    "compare-on|COMPARE_BIN gateway proxy|$compare_on|$compare_token_on"
+    "compare-off|COMPARE_BIN gateway proxy|$compare_off|$compare_token_off"
+  )
+fi
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  exit 1
-}
-
-# nginx in the foreground with its own prefix; $1 name, $2 workers, $3 the
-# http-level configuration.
-start_nginx() {
-  local dir="$work/$1"
-  mkdir -p "$dir"
-  printf '%s\n' "$3" >"$dir/site.conf"
-  cat >"$dir/nginx.conf" <<EOF
-daemon off;
-worker_processes $2;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-    include $dir/site.conf;
-}
-EOF
-  "$nginx_bin" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" &
-  pids+=($!)
-}
-
-upstream_port=$(free_port)
-start_nginx upstream 1 "server {
-    listen 127.0.0.1:$upstream_port;
-    location / { default_type text/plain; return 200 \"ok\n\"; }
-}"
-wait_port "$upstream_port"
-
-proxy_port=$(free_port)
-start_nginx proxy auto "upstream app {
-    server 127.0.0.1:$upstream_port;
-    keepalive 16;
-}
-server {
-    listen 127.0.0.1:$proxy_port;
-    location / {
-        proxy_http_version 1.1;
-        proxy_set_header Connection \"\";
-        proxy_pass http://app;
-    }
-}"
-wait_port "$proxy_port"
-
-# The gateway with nothing configured but its upstream: the development
-# issuer, whose admin token it prints.
-gateway_port=$(free_port)
-LISTEN_ADDR="127.0.0.1:$gateway_port" GATEWAY_UPSTREAM="http://127.0.0.1:$upstream_port" \
-  RUST_LOG=info "$gateway_bin" >"$work/gateway.out" 2>"$work/gateway.err" &
-gateway_pid=$!
-pids+=("$gateway_pid")
-wait_port "$gateway_port"
-for _ in $(seq 100); do grep -q '^ADMIN=' "$work/gateway.out" && break; sleep 0.05; done
-token=$(sed -n 's/^ADMIN=//p' "$work/gateway.out")
-[ -n "$token" ] || { echo "the gateway printed no token" >&2; exit 1; }
-
-auth_port=$(free_port)
-auth_site=$(sed -e "s/127\.0\.0\.1:3000/127.0.0.1:$gateway_port/" \
-  -e "s/127\.0\.0\.1:3001/127.0.0.1:$gateway_port/" \
-  -e "s/127\.0\.0\.1:9000/127.0.0.1:$upstream_port/" \
-  -e "s/127\.0\.0\.1:8080/127.0.0.1:$auth_port/" gateway/deploy/nginx.conf)
-start_nginx auth auto "$auth_site"
-wait_port "$auth_port"
-
-# One wrk run: prints "requests/s p99" or fails on any non-2xx answer.
+# One wrk run: prints requests/s, or fails on any non-2xx answer or error.
 run() {
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@")
-  if grep -q 'Non-2xx' <<<"$out"; then
-    echo "non-2xx answers in: wrk $*" >&2
+  local port=$1 header=$2 duration=$3 out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" -H "X-meinGPT-JWT: $header" \
+    "http://127.0.0.1:$port/")
+  if grep -q -E 'Non-2xx|Socket errors' <<<"$out"; then
+    echo "errors in: wrk against 127.0.0.1:$port" >&2
     echo "$out" >&2
     exit 1
   fi
-  local rps p99
-  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-  echo "$rps $p99"
+  awk '/^Requests\/sec:/ {print $2}' <<<"$out"
 }
 
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')"
-echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-read -r a_rps a_p99 < <(run "http://127.0.0.1:$upstream_port/")
-read -r b_rps b_p99 < <(run "http://127.0.0.1:$proxy_port/")
-read -r c_rps c_p99 < <(run -H "X-meinGPT-JWT: $token" "http://127.0.0.1:$gateway_port/")
-read -r d_rps d_p99 < <(run -H "X-meinGPT-JWT: $token" "http://127.0.0.1:$auth_port/")
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds interleaved, $(nproc) cores," \
+  "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')," \
+  "nginx upstream keepalive $KEEPALIVE"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for setup in "${setups[@]}"; do
+  IFS='|' read -r key _ port header <<<"$setup"
+  run "$port" "$header" 2s >/dev/null # warm-up
+done
+results="$work/results"
+for round in $(seq "$ROUNDS"); do
+  for setup in "${setups[@]}"; do
+    IFS='|' read -r key _ port header <<<"$setup"
+    echo "$round $key $(run "$port" "$header" "$DURATION")" >>"$results"
+  done
+  echo "round $round done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -n "${COMPARE_BIN:-}" ] && echo "COMPARE_BIN: $COMPARE_BIN"
 
-printf '%-46s %12s %10s\n' setup requests/s p99
-printf '%-46s %12s %10s\n' "(a) upstream direct" "$a_rps" "$a_p99"
-printf '%-46s %12s %10s\n' "(b) nginx proxy_pass, no auth" "$b_rps" "$b_p99"
-printf '%-46s %12s %10s\n' "(c) meingpt-gateway proxy, repeated token" "$c_rps" "$c_p99"
-printf '%-46s %12s %10s\n' "(d) nginx auth_request -> meingpt-gateway" "$d_rps" "$d_p99"
-python3 - "$b_rps" "$c_rps" "$d_rps" <<'EOF'
-import sys
-b, c, d = map(float, sys.argv[1:])
-print(f"(c)/(b) = {c / b:.2f} (target >= 0.80: {'met' if c / b >= 0.8 else 'NOT met'})")
-print(f"(d)/(b) = {d / b:.2f}")
-EOF
-echo "gateway peak RSS: $(awk '/^VmHWM/ {printf "%.1f MiB", $2 / 1024}' "/proc/$gateway_pid/status")"
+python3 - "$results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    _, key, rps = line.split()
+    runs.setdefault(key, []).append(float(rps))
+median = {key: statistics.median(v) for key, v in runs.items()}
+rows = [
+    ("upstream", "upstream direct", None),
+    ("proxy-on", "nginx proxy_pass, no auth", "proxy-on"),
+    ("gateway-on", "meingpt-gateway proxy", "proxy-on"),
+    ("auth-on", "nginx auth_request -> gateway", "proxy-on"),
+    ("proxy-off", "nginx proxy_pass, no auth", "proxy-off"),
+    ("gateway-off", "meingpt-gateway proxy", "proxy-off"),
+    ("auth-off", "nginx auth_request -> gateway", "proxy-off"),
+    ("compare-on", "COMPARE_BIN gateway proxy", "proxy-on"),
+    ("compare-off", "COMPARE_BIN gateway proxy", "proxy-off"),
+]
+rows = [row for row in rows if row[0] in runs]
+print(f"{'setup':<32} {'access log':<11} {'median req/s':>12} {'x proxy_pass':>12}   rounds")
+for key, name, base in rows:
+    log = "" if base is None else key.split("-")[1]
+    ratio = f"{median[key] / median[base]:.2f}" if base else ""
+    each = " ".join(f"{r:.0f}" for r in runs[key])
+    print(f"{name:<32} {log:<11} {median[key]:>12.0f} {ratio:>12}   {each}")
+for log in ("on", "off"):
+    c = median[f"gateway-{log}"] / median[f"proxy-{log}"]
+    d = median[f"auth-{log}"] / median[f"proxy-{log}"]
+    print(f"access log {log}: gateway {c:.2f}x (target >= 0.80: {'met' if c >= 0.8 else 'NOT met'}),"
+          f" auth_request {d:.2f}x (target >= 0.70: {'met' if d >= 0.7 else 'NOT met'})")
+PY

@@ -110,12 +110,12 @@ where
 
 /// The path with every segment that holds `@` (or `%40`) replaced.
 fn redacted_path(path: &str) -> String {
-    if !path.contains('@') && !path.to_ascii_lowercase().contains("%40") {
+    if !looks_like_address(path) {
         return path.to_owned();
     }
     path.split('/')
         .map(|segment| {
-            if segment.contains('@') || segment.to_ascii_lowercase().contains("%40") {
+            if looks_like_address(segment) {
                 "[redacted]"
             } else {
                 segment
@@ -123,6 +123,11 @@ fn redacted_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Whether `text` holds `@` or `%40` (which has no letters to change case).
+fn looks_like_address(text: &str) -> bool {
+    text.contains('@') || text.contains("%40")
 }
 
 #[cfg(test)]

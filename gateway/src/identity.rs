@@ -114,23 +114,43 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// Removes every identity header.
 pub(crate) fn remove_identity(headers: &mut HeaderMap) {
-    for name in &IDENTITY_HEADERS {
+    remove_named(headers, &IDENTITY_HEADERS);
+}
+
+/// Removes the headers of `names`. Looks at each header of the request
+/// once instead of looking each name up (most requests have none of them).
+fn remove_named(headers: &mut HeaderMap, names: &[HeaderName]) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| names.contains(name))
+        .cloned()
+        .collect();
+    for name in found {
         headers.remove(name);
     }
 }
 
 /// Removes the hop-by-hop headers and every header `Connection` names.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // The headers present that `Connection` names (`close` and
+    // `keep-alive` usually name none), found without parsing the names.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .map(str::trim)
+        .flat_map(|token| {
+            headers
+                .keys()
+                .filter(move |name| name.as_str().eq_ignore_ascii_case(token))
+        })
+        .cloned()
         .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    for name in named {
         headers.remove(name);
     }
+    remove_named(headers, &HOP_BY_HOP);
 }
 
 /// Removes the headers a token may be carried in (`X-meinGPT-JWT`,
@@ -143,6 +163,8 @@ pub(crate) fn remove_token(headers: &mut HeaderMap) {
 /// Sets the identity headers for `user`.
 pub(crate) fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
     remove_identity(headers);
+    // One growth of the map, not one per header (an answer's map is empty).
+    headers.reserve(IDENTITY_HEADERS.len());
     headers.insert(USER, text(user.sub()));
     if let Some(email) = user.email() {
         headers.insert(EMAIL, text(email));
@@ -151,12 +173,14 @@ pub(crate) fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
         headers.insert(PREFERRED_USERNAME, text(username));
     }
     if !user.teams().is_empty() {
-        let groups: Vec<String> = user
-            .teams()
-            .iter()
-            .map(|team| utf8_percent_encode(&team.id, LIST_ITEM).to_string())
-            .collect();
-        headers.insert(GROUPS, value(groups.join(",")));
+        let mut groups = String::new();
+        for (index, team) in user.teams().iter().enumerate() {
+            if index > 0 {
+                groups.push(',');
+            }
+            groups.extend(utf8_percent_encode(&team.id, LIST_ITEM));
+        }
+        headers.insert(GROUPS, value(groups));
     }
     headers.insert(ORG_ID, text(user.organization_id()));
     if let Some(role) = user.role() {
@@ -169,6 +193,12 @@ pub(crate) fn insert_identity(headers: &mut HeaderMap, user: &MeinGptUser) {
 }
 
 fn text(s: &str) -> HeaderValue {
+    // Most values have nothing to encode: copied as they are.
+    if s.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'%')
+        && let Ok(value) = HeaderValue::from_str(s)
+    {
+        return value;
+    }
     value(utf8_percent_encode(s, TEXT).to_string())
 }
 
@@ -186,6 +216,8 @@ mod tests {
         assert_eq!(text("Jürgen Groß"), "J%C3%BCrgen Gro%C3%9F");
         assert_eq!(text("100%"), "100%25");
         assert_eq!(text("a\r\nb"), "a%0D%0Ab");
+        assert_eq!(text("a\u{7f}b"), "a%7Fb");
+        assert_eq!(text("Ada Admin ~!"), "Ada Admin ~!");
     }
 
     #[test]

@@ -6,15 +6,22 @@ use std::process::ExitCode;
 
 use meingpt_gateway::cli::{self, Command};
 use meingpt_gateway::config::{AuthSource, Settings};
+use meingpt_gateway::log_writer::{LineFormat, LogWriter};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    // Writes out the access-log lines still buffered when `main` returns.
+    let (writer, _flush) = match LogWriter::stderr() {
+        Ok(log) => log,
+        Err(error) => return fail(format!("cannot start the log writer: {error}"), 1),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal())
+        .event_format(LineFormat::default())
         .init();
 
     let command = match cli::parse(std::env::args_os().skip(1)) {

@@ -1,5 +1,5 @@
 //! The reverse proxy: a Tower service that forwards one route's requests to
-//! its upstream with hyper-util's client.
+//! its upstream with the serving thread's [`UpstreamClient`].
 //!
 //! On the way up it removes hop-by-hop headers and every client-sent identity
 //! header (also spelled with `_`), drops the token headers unless the route
@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{LengthLimitError, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use meingpt_auth::MeinGptUser;
 use tower::Service;
 
@@ -40,8 +38,7 @@ use crate::routes::Route;
 use crate::server::ClientInfo;
 use crate::upgrade;
 
-/// The upstream HTTP client (plain HTTP/1.1, pooled).
-pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+pub(crate) use crate::upstream::UpstreamClient;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -55,14 +52,9 @@ const FORWARDED_BY_PROXIES: [HeaderName; 4] = [
     HeaderName::from_static("x-forwarded-prefix"),
 ];
 
-/// The upstream client, with the connect timeout applied.
+/// A serving thread's upstream client, with the connect timeout applied.
 pub(crate) fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
+    UpstreamClient::new(connect_timeout)
 }
 
 /// Forwards requests to one route's upstream. Cheap to clone.
@@ -326,12 +318,17 @@ fn set_forwarded(
     trusted: bool,
 ) {
     if !trusted {
-        for name in &FORWARDED_BY_PROXIES {
+        let found: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| FORWARDED_BY_PROXIES.contains(name))
+            .cloned()
+            .collect();
+        for name in found {
             headers.remove(name);
         }
     }
     if let Some(info) = info {
-        let peer = info.peer.ip().to_canonical().to_string();
+        let peer = address_text(info.peer.ip().to_canonical());
         let earlier = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -364,6 +361,28 @@ fn set_forwarded(
             headers.remove(X_FORWARDED_HOST);
         }
     }
+}
+
+/// An address as `Display` writes it; IPv4 (nearly every peer) without the
+/// formatting machinery.
+fn address_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (index, octet) in v4.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
 }
 
 /// Copies bytes both ways between the upgraded client and upstream
@@ -418,5 +437,23 @@ impl std::fmt::Display for ErrorChain<'_> {
             current = error.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn addresses_read_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.9.99",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            assert_eq!(super::address_text(ip), ip.to_string());
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,6 +32,11 @@ use crate::answer::Body;
 /// before it looks again for a connection to close.
 const RECHECK: Duration = Duration::from_millis(50);
 
+/// How long a serving thread holding more than its share of the
+/// connections waits before it accepts one, so that a thread with fewer
+/// takes it (see [`Balance`]).
+const BALANCE_PAUSE: Duration = Duration::from_millis(1);
+
 /// What the server knows about the connection a request came in on; in
 /// every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +51,62 @@ pub(crate) struct ClientInfo {
 pub(crate) struct Listener {
     tcp: TcpListener,
     tls: Option<TlsAcceptor>,
+    balance: Balance,
+}
+
+/// The open connections of one listener and of all the handles sharing
+/// its socket ([`Listener::share`]). Every serving thread is woken for a
+/// new connection and the first to call `accept` gets it, so one thread
+/// could take a whole burst of connections and serve them alone while the
+/// others idle; a thread holding more than its share lets the others
+/// accept first (as nginx's workers share connections).
+#[derive(Debug, Clone, Default)]
+struct Balance {
+    /// This handle's open connections.
+    mine: Arc<AtomicUsize>,
+    /// All handles' open connections, and how many handles there are.
+    group: Arc<(AtomicUsize, AtomicUsize)>,
+}
+
+impl Balance {
+    fn new() -> Self {
+        let balance = Self::default();
+        balance.group.1.store(1, Ordering::Relaxed);
+        balance
+    }
+
+    fn share(&self) -> Self {
+        self.group.1.fetch_add(1, Ordering::Relaxed);
+        Self {
+            mine: Arc::new(AtomicUsize::new(0)),
+            group: self.group.clone(),
+        }
+    }
+
+    /// Whether this handle holds more than its share (plus one).
+    fn over_share(&self) -> bool {
+        let handles = self.group.1.load(Ordering::Relaxed);
+        handles > 1
+            && self.mine.load(Ordering::Relaxed) * handles
+                > self.group.0.load(Ordering::Relaxed) + handles
+    }
+
+    /// Counts an accepted connection until the returned guard is dropped.
+    fn accepted(&self) -> Held {
+        self.mine.fetch_add(1, Ordering::Relaxed);
+        self.group.0.fetch_add(1, Ordering::Relaxed);
+        Held(self.clone())
+    }
+}
+
+/// An accepted connection, counted in its [`Balance`] while it is open.
+struct Held(Balance);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.mine.fetch_sub(1, Ordering::Relaxed);
+        self.0.group.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Listener {
@@ -65,6 +127,7 @@ impl Listener {
         Ok(Self {
             tcp: TcpListener::bind(addr).await?,
             tls: tls.map(TlsAcceptor::from),
+            balance: Balance::new(),
         })
     }
 
@@ -94,6 +157,7 @@ impl Listener {
         Ok(SharedListener {
             socket,
             tls: self.tls.clone(),
+            balance: self.balance.share(),
         })
     }
 }
@@ -102,6 +166,7 @@ impl Listener {
 pub(crate) struct SharedListener {
     socket: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
+    balance: Balance,
 }
 
 impl std::fmt::Debug for SharedListener {
@@ -120,6 +185,7 @@ impl SharedListener {
         Ok(Listener {
             tcp: TcpListener::from_std(self.socket)?,
             tls: self.tls,
+            balance: self.balance,
         })
     }
 }
@@ -150,6 +216,12 @@ pub(crate) async fn serve<S, B>(
         .header_read_timeout(None);
     tokio::pin!(shutdown);
     'accepting: loop {
+        if listener.balance.over_share() {
+            tokio::select! {
+                () = tokio::time::sleep(BALANCE_PAUSE) => {}
+                () = &mut shutdown => break,
+            }
+        }
         let (stream, peer) = tokio::select! {
             accepted = listener.tcp.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -194,7 +266,12 @@ pub(crate) async fn serve<S, B>(
             stopped: stopped.clone(),
             peer,
         };
-        tokio::spawn(connection.run(stream, admitted, listener.tls.clone()));
+        let held = listener.balance.accepted();
+        let tls = listener.tls.clone();
+        tokio::spawn(async move {
+            connection.run(stream, admitted, tls).await;
+            drop(held);
+        });
     }
     drop(listener);
     let _ = stop.send(true);

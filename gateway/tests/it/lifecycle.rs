@@ -249,6 +249,92 @@ async fn access_log_has_one_line_per_request_without_token_query_or_email() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_writes_the_access_log_line_of_every_answered_request() {
+    let issuer = MockIssuer::start().await;
+    let upstream = Upstream::start().await;
+    let jwks = issuer.jwks_url();
+    let upstream_url = upstream.url();
+    let (mut running, base) = Running::start(
+        &[],
+        &[
+            ("MEINGPT_ORG_ID", issuer.organization()),
+            ("MEINGPT_ISSUER", issuer.issuer()),
+            ("MEINGPT_JWKS_URL", &jwks),
+            ("GATEWAY_UPSTREAM", &upstream_url),
+            ("LISTEN_ADDR", "127.0.0.1:0"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let token = issuer.token().sign();
+    // Eight clients, 300 requests, then one request held by the upstream
+    // while SIGTERM arrives: its line is written after the shutdown began.
+    let requests = 300;
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let base = base.clone();
+            let token = token.clone();
+            tokio::spawn(async move {
+                let http = crate::common::client();
+                for n in (client..requests).step_by(8) {
+                    let answer = http
+                        .get(format!("{base}/n/{n}"))
+                        .header("x-meingpt-jwt", &token)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(answer.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let url = format!("{base}/hold");
+    let held = tokio::spawn(async move { get(&url, &[("x-meingpt-jwt", &token)]).await });
+    upstream.wait_for_requests(requests + 1).await;
+    running.terminate();
+    running.wait_for_stderr_line(|line| line.contains("shutting down"));
+    upstream.open_hold_gate();
+    assert_eq!(held.await.unwrap().status, 200);
+    let (status, running) = tokio::task::spawn_blocking(move || {
+        let status = running.wait_exit();
+        (status, running)
+    })
+    .await
+    .unwrap();
+
+    assert!(status.success(), "{status:?}");
+    let stderr = running.stderr();
+    let paths: std::collections::BTreeSet<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("meingpt_gateway::access"))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .find(|f| f.starts_with("path=/n/") || *f == "path=/hold")
+        })
+        .collect();
+    let access_lines = stderr
+        .lines()
+        .filter(|line| line.contains("meingpt_gateway::access"))
+        .count();
+    assert_eq!(
+        access_lines,
+        requests + 1,
+        "lines lost or doubled:\n{stderr}"
+    );
+    assert_eq!(
+        paths.len(),
+        requests + 1,
+        "not one line per request:\n{stderr}"
+    );
+    assert!(
+        paths.contains("path=/hold"),
+        "the held request's line is missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_only_mode_sets_forward_auth_headers_and_trusted_proxies_from_gateway_variables()
  {
     let issuer = MockIssuer::start().await;

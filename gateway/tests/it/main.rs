@@ -16,3 +16,4 @@ mod secrets;
 mod streaming;
 mod tls;
 mod upgrades;
+mod upstream;

@@ -10,7 +10,7 @@ use meingpt_auth::testing::MockIssuer;
 use serde_json::Value;
 
 use crate::common::{
-    Echo, Gateway, Nginx, RefusalSeen, assert_forward_auth_verdicts, client, deploy_file,
+    Echo, Gateway, Nginx, PATIENCE, RefusalSeen, assert_forward_auth_verdicts, client, deploy_file,
     forward_auth_routes, free_port, json_of, require, substitute,
 };
 
@@ -95,19 +95,30 @@ async fn with_one_of_two_gateway_replicas_stopped_mid_run_every_nginx_verdict_st
     };
 
     run(10).await;
-    let served = |gateway: &Gateway| gateway.logged_requests_to("/_meingpt/auth");
+    let path = "/_meingpt/auth";
+    let served = |gateway: &Gateway| gateway.logged_requests_to(path);
+    // Access-log lines are written in batches: wait until both replicas
+    // show every sub-request of the run between them.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while served(&first) + served(&second) < 10 * cases.len()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (first_served, second_served) = (served(&first), served(&second));
     assert!(
-        served(&first) > 0 && served(&second) > 0,
-        "nginx spreads the sub-requests over both replicas ({} and {})",
-        served(&first),
-        served(&second)
+        first_served > 0 && second_served > 0,
+        "nginx spreads the sub-requests over both replicas ({first_served} and {second_served})"
     );
 
     first.process.kill();
     let before = served(&second);
     run(10).await;
     assert_eq!(
-        served(&second) - before,
+        second
+            .logged_requests_to_at_least(path, before + 10 * cases.len())
+            .await
+            - before,
         10 * cases.len(),
         "the remaining replica answered every sub-request"
     );

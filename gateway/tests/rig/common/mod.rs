@@ -554,6 +554,20 @@ impl Gateway {
     pub fn logged_requests_to(&self, path: &str) -> usize {
         self.process.lines_containing(path)
     }
+
+    /// How many requests to `path` the access log shows once it shows at
+    /// least `expected` (its lines are written in batches, every 100 ms),
+    /// or after [`PATIENCE`].
+    pub async fn logged_requests_to_at_least(&self, path: &str, expected: usize) -> usize {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let logged = self.logged_requests_to(path);
+            if logged >= expected || Instant::now() >= deadline {
+                return logged;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 /// An upstream app on loopback that answers every request with the

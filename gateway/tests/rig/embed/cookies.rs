@@ -11,7 +11,7 @@ use super::{
     APP_HOST, Browser, Certificate, Cookies, ONE_BROWSER, gateway_config, serve_stand_in,
     stand_in_url,
 };
-use crate::common::{Gateway, free_port};
+use crate::common::{Gateway, PATIENCE, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_that_keeps_no_cookie_in_the_frame_shows_the_page_that_says_so() {
@@ -52,20 +52,30 @@ async fn a_browser_that_keeps_no_cookie_in_the_frame_shows_the_page_that_says_so
     );
     // The token was good: the session endpoint made the session, once;
     // the page then checked for the cookie, found none, and stopped.
+    let counts = |log: &str| {
+        let made = log
+            .lines()
+            .filter(|line| {
+                line.contains("method=POST path=/_meingpt/session ") && line.contains("status=200")
+            })
+            .count();
+        let checked = log
+            .lines()
+            .filter(|line| {
+                line.contains("method=GET path=/_meingpt/session ") && line.contains("status=401")
+            })
+            .count();
+        (made, checked)
+    };
+    // Access-log lines are written in batches (every 100 ms): wait for
+    // both, then once more for any later line.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while counts(&gateway.process.output()) < (1, 1) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = gateway.process.output();
-    let made = log
-        .lines()
-        .filter(|line| {
-            line.contains("method=POST path=/_meingpt/session ") && line.contains("status=200")
-        })
-        .count();
-    let checked = log
-        .lines()
-        .filter(|line| {
-            line.contains("method=GET path=/_meingpt/session ") && line.contains("status=401")
-        })
-        .count();
-    assert_eq!((made, checked), (1, 1), "{log}");
+    assert_eq!(counts(&log), (1, 1), "{log}");
     assert_eq!(stand_in.tokens_handed_out(), 1);
     browser.quit().await;
 }
