@@ -66,7 +66,7 @@ use crate::claims::MeinGptUser;
 use crate::error::{AuthError, Challenge};
 use crate::jwks::{KeyWait, Waited};
 use crate::metrics;
-use crate::rejection::{Rejection, Renderer};
+use crate::rejection::{Rejection, Renderer, close_if_the_body_stays_unread};
 use crate::resource::ResourceMetadata;
 use crate::verify::Attempt;
 
@@ -202,32 +202,13 @@ impl AuthContext {
             .scope(scope)
             .resource_metadata(shared.resource.as_ref().map(ResourceMetadata::metadata_url));
         let mut response = shared.renderer.render(error, request, challenge);
-        if declares_a_body_over_http1(request) {
-            // The refusal answers before the body is read, and hyper closes
-            // such an HTTP/1 connection once the answer is written. Saying
-            // so keeps a client (an MCP client, whose first POST is refused
-            // before it signs in) from sending its next request into it.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
+        close_if_the_body_stays_unread(request, &mut response);
         response
     }
 
     fn auth(&self) -> &MeinGptAuth {
         &self.shared.auth
     }
-}
-
-/// Whether `request` is HTTP/1 and announces a body (`Content-Length`
-/// other than 0, or `Transfer-Encoding`): one a refusal leaves unread.
-fn declares_a_body_over_http1(request: &Parts) -> bool {
-    request.version < http::Version::HTTP_2
-        && (request.headers.contains_key(header::TRANSFER_ENCODING)
-            || request
-                .headers
-                .get(header::CONTENT_LENGTH)
-                .is_some_and(|length| length.as_bytes() != b"0"))
 }
 
 /// The layers: how a [`MeinGptAuth`] goes in front of a service (the type

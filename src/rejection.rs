@@ -247,3 +247,22 @@ pub(crate) fn missing_layer(grpc: bool) -> Response<Bytes> {
     );
     response
 }
+
+/// Says `Connection: close` on a refusal of an HTTP/1 request that
+/// announces a body (`Content-Length` other than 0, or `Transfer-Encoding`).
+/// The refusal answers before the body is read, and hyper closes such a
+/// connection once the answer is written; saying so keeps a client (an MCP
+/// client, whose first `POST` is refused before it signs in) from sending
+/// its next request into it.
+pub(crate) fn close_if_the_body_stays_unread(request: &Parts, response: &mut Response<Bytes>) {
+    let announces_a_body = request.headers.contains_key(header::TRANSFER_ENCODING)
+        || request
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if request.version < http::Version::HTTP_2 && announces_a_body {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+}

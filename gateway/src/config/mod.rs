@@ -25,6 +25,7 @@ use crate::upgrade::Upgrades;
 
 mod connections;
 mod embed;
+mod error;
 mod forward_auth;
 mod issuer;
 mod resource;
@@ -34,6 +35,8 @@ mod tls;
 pub use connections::ConnectionsConfig;
 use connections::connection_limits;
 pub use embed::{EmbedConfig, MeinGptOrigins};
+pub use error::ConfigError;
+use error::{crate_error, crate_error_as, crate_reason};
 pub use forward_auth::{
     DEFAULT_FORWARD_AUTH_PATH, FORWARD_AUTH_VARIABLES, ForwardAuthConfig, ForwardAuthEndpoint,
 };
@@ -171,38 +174,6 @@ pub struct RouteConfig {
     /// Partitioned` (default false).
     pub embed_partition_cookies: Option<bool>,
 }
-
-/// A configuration error: the key or variable at fault and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    key: String,
-    reason: String,
-}
-
-impl ConfigError {
-    /// An error about `key`.
-    pub fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// The key (`route[0].upstream`) or environment variable at fault.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One line, whatever the reason says.
-        let reason = self.reason.replace(['\n', '\r'], " ");
-        write!(f, "{}: {}", self.key, reason.trim())
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Where the authenticator comes from.
 pub enum AuthSource {
@@ -468,32 +439,6 @@ fn seconds(key: &str, value: Option<f64>) -> Result<Option<Duration>, ConfigErro
             "must be above zero and at most 86400",
         )),
     }
-}
-
-/// The crate's error under `key`, without repeating the setting's name.
-fn crate_error_as(key: String, error: &meingpt_auth::ConfigError) -> ConfigError {
-    ConfigError::new(key, crate_reason(error))
-}
-
-/// The crate's wording of `error` after the setting's name: "is not set"
-/// and what to set it to, or what is wrong with the value.
-fn crate_reason(error: &meingpt_auth::ConfigError) -> String {
-    match error {
-        meingpt_auth::ConfigError::Missing { setting } => {
-            let full = error.to_string();
-            match full.strip_prefix(setting) {
-                Some(rest) => rest.trim_start().to_owned(),
-                None => full,
-            }
-        }
-        meingpt_auth::ConfigError::Invalid { reason, .. } => reason.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The crate's error from the environment: it names the variable.
-fn crate_error(error: meingpt_auth::ConfigError) -> ConfigError {
-    crate_error_as(error.setting().to_owned(), &error)
 }
 
 fn auth_from_file(auth: AuthConfig) -> Result<MeinGptAuth, ConfigError> {
