@@ -343,6 +343,23 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
     // comes from the app at once, with `#token=…` in its address. The
     // refresh script takes the token out before the app's own script
     // runs, and makes the session with it.
+    // The premise, a session valid for a while yet: the refresh script
+    // renews it a quarter of its lifetime before it ends; wait for the next
+    // renewal instead of reopening at whatever moment of the lifetime.
+    let before_renewal = sessions_made(&replicas);
+    wait_for(
+        "the next session renewal",
+        LIFETIME + PROMPTLY,
+        async || {
+            let now: u32 = browser.text("answered").await?.parse().ok()?;
+            (now > answered).then_some(())
+        },
+    )
+    .await;
+    wait_for("the renewed session", PROMPTLY, async || {
+        (sessions_made(&replicas) > before_renewal).then_some(())
+    })
+    .await;
     let made = sessions_made(&replicas);
     let pages = asked(&replicas, "/");
     browser
@@ -362,7 +379,18 @@ async fn an_unmodified_server_rendered_app_works_in_meingpt_on_two_replicas_past
     assert_eq!(
         asked(&replicas, "/"),
         pages + 1,
-        "the app's page came at once, without the first-load page"
+        "the app's page came at once, without the first-load page; the replicas logged:\n{}",
+        replicas
+            .iter()
+            .flat_map(|replica| replica
+                .process
+                .output()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>())
+            .filter(|line| line.contains("path=/ "))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     let address = browser.text("address").await.unwrap_or_default();
     assert!(
