@@ -2,6 +2,13 @@
 # build, the small nginx upstream, nginx proxies and gateways on loopback,
 # each in its own directory and stopped on exit. Sourced, not run.
 
+# The load both scripts apply, each overridable from the environment.
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-3}
+KEEPALIVE=${KEEPALIVE:-$((CONNECTIONS * 2))}
+
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 for tool in wrk "$nginx_bin"; do
   command -v "$tool" >/dev/null 2>&1 || { echo "needs $tool: apt-get install wrk nginx" >&2; exit 1; }

@@ -22,12 +22,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
-THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-3}
-KEEPALIVE=${KEEPALIVE:-$((CONNECTIONS * 2))}
-
 . gateway/bench/lib.sh
 
 start_upstream
